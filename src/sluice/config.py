@@ -1,0 +1,77 @@
+"""Engine settings: threads, the memory budget, and where runs keep their records.
+
+Each setting has a default that suits one machine, an environment variable, and a
+`sluice.configure(...)` override, in increasing order of precedence.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+
+import psutil
+
+from .errors import SluiceError
+
+DEFAULT_MEMORY_SHARE = 0.5
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
+          "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
+
+
+def parse_bytes(value: int | str) -> int:
+    """Parse 536870912, '512MiB', '2GB' or '1.5 GiB' into a number of bytes."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    unit = (match.group(2) or "").lower() if match else None
+    if not match or unit not in _UNITS:
+        raise SluiceError(f"Cannot read {value!r} as a size. Write a number of bytes or e.g. '512MiB', '2GiB'.")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+@dataclass(frozen=True)
+class Config:
+    num_threads: int
+    memory_budget: int
+    runner: str
+    runs_dir: str
+
+    @property
+    def max_tasks_in_flight(self) -> int:
+        return self.num_threads * 2
+
+
+def _from_environment() -> Config:
+    threads = int(os.environ.get("SLUICE_NUM_THREADS") or os.cpu_count() or 1)
+    budget = os.environ.get("SLUICE_MEMORY_BUDGET")
+    return Config(
+        num_threads=max(1, threads),
+        memory_budget=parse_bytes(budget) if budget else int(psutil.virtual_memory().total * DEFAULT_MEMORY_SHARE),
+        runner=os.environ.get("SLUICE_RUNNER", "local"),
+        runs_dir=os.environ.get("SLUICE_RUNS_DIR", os.path.join(os.path.expanduser("~"), ".sluice", "runs")),
+    )
+
+
+_overrides: dict = {}
+
+
+def current() -> Config:
+    return replace(_from_environment(), **_overrides)
+
+
+def configure(*, num_threads: int | None = None, memory_budget: int | str | None = None,
+              runner: str | None = None, runs_dir: str | None = None) -> Config:
+    """Override settings for this process; pass None to leave a setting as it is."""
+    if num_threads is not None:
+        if num_threads < 1:
+            raise SluiceError(f"num_threads must be at least 1, got {num_threads}.")
+        _overrides["num_threads"] = num_threads
+    if memory_budget is not None:
+        _overrides["memory_budget"] = parse_bytes(memory_budget)
+    if runner is not None:
+        _overrides["runner"] = runner
+    if runs_dir is not None:
+        _overrides["runs_dir"] = runs_dir
+    return current()

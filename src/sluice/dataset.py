@@ -1,0 +1,294 @@
+"""`Dataset`: the immutable, lazy handle users build pipelines with.
+
+Every transformation returns a new Dataset over a new logical plan node and checks it
+against the schema at once, so mistakes surface when the line is written, not hours into a
+run. Nothing reads data until an action (`to_arrow`, `count`, `iter_batches`, `write_*`...)
+runs the plan: optimize, plan stages, execute on the chosen runner, record stats.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import pyarrow as pa
+
+from . import config as config_module
+from .errors import PlanError, SluiceError, column_not_found
+from .expr import Expr, col
+from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
+from .observe.stats import RunStats
+from .plan.logical import Filter, Limit, LogicalNode, MapBatches, Project, Union, Write
+from .plan.optimizer import optimize
+from .plan.physical import PhysicalPlan, plan_physical
+from .runners.base import RunContext, get_runner
+from .udf import BATCH_FORMATS, to_batch_format
+
+
+class Dataset:
+    """A lazy, immutable description of data and the steps that compute it."""
+
+    def __init__(self, plan: LogicalNode):
+        self._plan = plan
+        self._last_stats: RunStats | None = None
+
+    @property
+    def plan(self) -> LogicalNode:
+        return self._plan
+
+    def __repr__(self) -> str:
+        schema = self._plan.schema
+        columns = ", ".join(f"{f.name}: {f.type}" for f in schema) if schema is not None else "schema known at run time"
+        return f"Dataset({columns})"
+
+    # ------------------------------------------------------------ schema
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The output schema; computed from the plan without running it wherever possible."""
+        schema = self._plan.schema
+        if schema is not None:
+            return schema
+        stream = self._execute(self._plan)
+        try:
+            first = next(stream, None)
+        finally:
+            stream.close()
+        if first is None:
+            raise PlanError("The output schema cannot be known: map_batches could not run on an empty batch "
+                            "and the pipeline produced no rows. Pass schema= to map_batches.")
+        return first.schema
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def _require(self, names: Sequence[str], context: str) -> None:
+        schema = self.schema
+        for name in names:
+            if name not in schema.names:
+                raise column_not_found(name, schema, context)
+
+    # ------------------------------------------------------------ transformations
+
+    def _derive(self, plan: LogicalNode) -> Dataset:
+        return Dataset(plan)
+
+    def filter(self, predicate: Expr) -> Dataset:
+        """Keep the rows where `predicate` is true (null counts as false)."""
+        if not isinstance(predicate, Expr):
+            raise PlanError(f"filter() takes an expression such as col('x') > 0, got {predicate!r}.")
+        return self._derive(Filter(self._plan, predicate))
+
+    def select(self, *columns: str | Expr) -> Dataset:
+        """Keep or compute exactly these columns, in this order."""
+        if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
+            columns = tuple(columns[0])
+        if not columns:
+            raise PlanError("select() needs at least one column name or expression.")
+        return self._derive(Project(self._plan, tuple(col(c) if isinstance(c, str) else c for c in columns)))
+
+    def with_columns(self, *exprs: Expr, **named: Expr) -> Dataset:
+        """Add columns, or replace same-named ones in place; keep every other column."""
+        new = list(exprs) + [(_as_expr(e)).alias(name) for name, e in named.items()]
+        for e in new:
+            if not isinstance(e, Expr):
+                raise PlanError(f"with_columns() takes expressions, got {e!r}. Use col(...) or lit(...).")
+        by_name = {e.output_name(): e for e in new}
+        existing = self.schema.names
+        kept = [by_name.pop(name) if name in by_name else col(name) for name in existing]
+        return self._derive(Project(self._plan, tuple(kept + list(by_name.values()))))
+
+    def rename(self, mapping: Mapping[str, str] | None = None, **renames: str) -> Dataset:
+        """Rename columns: rename({"old": "new"}) or rename(old="new")."""
+        mapping = {**(mapping or {}), **renames}
+        self._require(list(mapping), "rename()")
+        exprs = tuple(col(n).alias(mapping[n]) if n in mapping else col(n) for n in self.schema.names)
+        return self._derive(Project(self._plan, exprs))
+
+    def drop(self, *names: str) -> Dataset:
+        """Remove these columns."""
+        self._require(names, "drop()")
+        kept = [n for n in self.schema.names if n not in names]
+        if not kept:
+            raise PlanError("drop() would remove every column. Keep at least one.")
+        return self._derive(Project(self._plan, tuple(col(n) for n in kept)))
+
+    def map_batches(self, fn: Callable, *, batch_format: str = "arrow", batch_size: int | None = None,
+                    fn_kwargs: Mapping[str, Any] | None = None, schema: pa.Schema | None = None) -> Dataset:
+        """Apply `fn` to each batch. It receives the batch in `batch_format` and returns a batch.
+
+        The output schema is learned by calling `fn` once on an empty batch; pass `schema=` to
+        skip that. With `batch_size`, every batch but the last has exactly that many rows.
+        """
+        if not callable(fn):
+            raise PlanError(f"map_batches() needs a function, got {fn!r}.")
+        if batch_format not in BATCH_FORMATS:
+            raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
+        if batch_size is not None and batch_size < 1:
+            raise PlanError(f"batch_size must be a positive number of rows, got {batch_size}.")
+        node = MapBatches(self._plan, fn, batch_format, batch_size, tuple(sorted((fn_kwargs or {}).items())), schema)
+        return self._derive(node)
+
+    def limit(self, n: int) -> Dataset:
+        """The first n rows."""
+        if not isinstance(n, int) or n < 0:
+            raise PlanError(f"limit() needs a non-negative integer, got {n!r}.")
+        return self._derive(Limit(self._plan, n))
+
+    def union(self, *others: Dataset) -> Dataset:
+        """All rows of this dataset then of each other one; columns are matched by name."""
+        schema = self.schema
+        inputs = [self._plan]
+        for other in others:
+            if not isinstance(other, Dataset):
+                raise PlanError(f"union() takes Datasets, got {type(other).__name__}.")
+            other_schema = other.schema
+            if set(other_schema.names) != set(schema.names):
+                raise PlanError(
+                    f"union() needs the same columns on every input. This dataset has {schema.names}, "
+                    f"the other has {other_schema.names}. Use select() or rename() to align them."
+                )
+            for field in schema:
+                other_type = other_schema.field(field.name).type
+                if other_type != field.type:
+                    raise PlanError(
+                        f"union(): column {field.name!r} is {field.type} here but {other_type} in the other "
+                        f"input. Cast one side, e.g. col({field.name!r}).cast('{field.type}')."
+                    )
+            plan = other._plan
+            if other_schema.names != schema.names:
+                plan = Project(plan, tuple(col(n) for n in schema.names))
+            inputs.append(plan)
+        return self._derive(Union(tuple(inputs)))
+
+    # ------------------------------------------------------------ running
+
+    def _execute(self, plan: LogicalNode, context: RunContext | None = None) -> Iterator[pa.Table]:
+        context = context or RunContext(config_module.current())
+        physical = plan_physical(optimize(plan))
+        runner = get_runner(context.config.runner)
+        self._last_stats = context.stats
+        started = time.perf_counter()
+        try:
+            yield from runner.execute(physical, context)
+            context.stats.status = "succeeded"
+        except GeneratorExit:
+            context.stats.status = "stopped early"
+            raise
+        except BaseException:
+            context.stats.status = "failed"
+            raise
+        finally:
+            context.stats.wall_s = time.perf_counter() - started
+            context.progress.close()
+
+    def iter_batches(self, *, batch_size: int | None = None, batch_format: str = "arrow") -> Iterator[Any]:
+        """Stream the result batch by batch; at most the memory budget is held in flight."""
+        if batch_format not in BATCH_FORMATS:
+            raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
+        from .plan.operators import Rebatch
+        blocks = self._execute(self._plan)
+        if batch_size is not None:
+            blocks = Rebatch(batch_size).apply(blocks)
+        try:
+            for block in blocks:
+                for batch in block.to_batches():
+                    if batch.num_rows:
+                        yield batch if batch_format == "arrow" else to_batch_format(
+                            pa.Table.from_batches([batch]), batch_format)
+        finally:
+            blocks.close()
+
+    def to_arrow(self) -> pa.Table:
+        blocks = list(self._execute(self._plan))
+        if not blocks:
+            return self.schema.empty_table()
+        try:
+            return pa.concat_tables(blocks)
+        except pa.ArrowInvalid:
+            return pa.concat_tables(blocks, promote_options="permissive")
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self):
+        from .types import arrow_to_polars
+        return arrow_to_polars(self.to_arrow())
+
+    def take(self, n: int = 20) -> list[dict]:
+        """The first n rows as a list of dicts."""
+        return self.limit(n).to_arrow().to_pylist()
+
+    def count(self) -> int:
+        plan = self._plan
+        schema = plan.schema
+        if schema is not None and len(schema):
+            from .plan.rules.prune_columns import _narrowest
+            plan = Project(plan, (col(_narrowest(schema)),))
+        return sum(block.num_rows for block in self._execute(plan))
+
+    def show(self, n: int = 20) -> None:
+        """Print the first n rows as a table."""
+        from .types import arrow_to_polars
+        print(arrow_to_polars(self.limit(n).to_arrow()))
+
+    # ------------------------------------------------------------ writing
+
+    def _write(self, sink: FileSink) -> WriteResult:
+        sink.validate(self._plan.schema)
+        context = RunContext(config_module.current())
+        sink.prepare(context.run_id)
+        try:
+            written = []
+            for block in self._execute(Write(self._plan, sink), context):
+                written += [(r["path"], r["rows"], r["bytes"]) for r in block.to_pylist()]
+        except BaseException:
+            sink.abort()
+            raise
+        return sink.commit(written)
+
+    def write_parquet(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
+                      filesystem=None, compression: str = "zstd") -> WriteResult:
+        """Write Parquet files under the directory `path`, committed only if the whole job succeeds."""
+        return self._write(ParquetSink(path, partition_by, mode, filesystem, compression=compression))
+
+    def write_csv(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
+                  filesystem=None) -> WriteResult:
+        return self._write(CsvSink(path, partition_by, mode, filesystem))
+
+    def write_json(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
+                   filesystem=None) -> WriteResult:
+        """Write newline-delimited JSON files."""
+        return self._write(JsonSink(path, partition_by, mode, filesystem))
+
+    # ------------------------------------------------------------ insight
+
+    def physical_plan(self) -> PhysicalPlan:
+        return plan_physical(optimize(self._plan))
+
+    def explain(self, *, show: bool = True) -> str | None:
+        """Print the logical, optimized and physical plans (or return them with show=False)."""
+        optimized = optimize(self._plan)
+        text = "\n".join([
+            "== Logical plan ==", self._plan.tree_string(),
+            "", "== Optimized plan ==", optimized.tree_string(),
+            "", "== Physical plan ==", plan_physical(optimized).explain(),
+        ])
+        if show:
+            print(text)
+            return None
+        return text
+
+    def stats(self) -> RunStats:
+        """Statistics of the last action run on this dataset."""
+        if self._last_stats is None:
+            raise SluiceError("stats() describes a run, and this dataset has not run yet. "
+                              "Call an action first, e.g. .to_arrow(), .count() or .write_parquet(...).")
+        return self._last_stats
+
+
+def _as_expr(value) -> Expr:
+    from .expr import _wrap
+    return _wrap(value)
+

@@ -1,0 +1,81 @@
+"""The one error hierarchy of sluice.
+
+Every error sluice raises on purpose derives from `SluiceError`, so a caller can catch them
+all in one place. Each message names the thing that is wrong (the column, the file, the
+stage) and says how to fix it. Helpers here build those messages consistently.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class SluiceError(Exception):
+    """Base class of every error sluice raises on purpose."""
+
+
+class PlanError(SluiceError):
+    """The pipeline cannot be planned: it is wrong before any data is read."""
+
+
+class ColumnNotFoundError(PlanError):
+    """An expression names a column the input does not have."""
+
+
+class ExpressionTypeError(PlanError):
+    """An expression applies an operation to a type it does not fit."""
+
+
+class SourceError(SluiceError):
+    """An input cannot be read: missing, corrupt, or inconsistent."""
+
+
+class SourceNotFoundError(SourceError):
+    """A path or glob matches no file."""
+
+
+class CorruptFileError(SourceError):
+    """A file cannot be decoded as the format it claims to be."""
+
+
+class SchemaMismatchError(SourceError):
+    """Two input files disagree on the schema."""
+
+
+class UserCodeError(SluiceError):
+    """User code (a map_batches function) raised, or returned something unusable."""
+
+
+class UdfOutputError(UserCodeError):
+    """A UDF returned the wrong type or the wrong number of rows."""
+
+
+class SinkError(SluiceError):
+    """Output cannot be written where or how it was asked."""
+
+
+class RunnerError(SluiceError):
+    """The requested runner is unknown or unavailable."""
+
+
+def format_schema(schema) -> str:
+    """Render an Arrow schema as indented `name: type` lines for error messages."""
+    return "\n".join(f"    {field.name}: {field.type}" for field in schema)
+
+
+def close_matches(name: str, candidates: Iterable[str]) -> list[str]:
+    candidates = list(candidates)
+    matches = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    lowered = [c for c in candidates if c.lower() == name.lower() and c not in matches]
+    return lowered + matches
+
+
+def column_not_found(name: str, schema, context: str = "") -> ColumnNotFoundError:
+    suggestions = close_matches(name, schema.names)
+    hint = f" Did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    where = f" in {context}" if context else ""
+    return ColumnNotFoundError(
+        f"Column {name!r} does not exist{where}.{hint}\n"
+        f"  The input has these columns:\n{format_schema(schema)}"
+    )

@@ -1,0 +1,597 @@
+"""Column expressions: `col()`, `lit()`, `when()` and the immutable tree they build.
+
+An expression is built once by the user and then used three ways: it is type-checked against
+a schema when the plan is built (so a typo fails before any data is read), compiled to a
+Polars expression to run over blocks, and, where it can be, compiled to a pyarrow dataset
+expression so a scan can prune partitions and row groups with it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import ExpressionTypeError, column_not_found, format_schema
+from .types import to_arrow_type, to_polars_type
+
+
+class Expr:
+    """Base of every expression node. Nodes are frozen dataclasses; operators build new ones."""
+
+    # Arithmetic
+    def __add__(self, other): return BinaryOp("+", self, _wrap(other))
+    def __radd__(self, other): return BinaryOp("+", _wrap(other), self)
+    def __sub__(self, other): return BinaryOp("-", self, _wrap(other))
+    def __rsub__(self, other): return BinaryOp("-", _wrap(other), self)
+    def __mul__(self, other): return BinaryOp("*", self, _wrap(other))
+    def __rmul__(self, other): return BinaryOp("*", _wrap(other), self)
+    def __truediv__(self, other): return BinaryOp("/", self, _wrap(other))
+    def __rtruediv__(self, other): return BinaryOp("/", _wrap(other), self)
+    def __floordiv__(self, other): return BinaryOp("//", self, _wrap(other))
+    def __rfloordiv__(self, other): return BinaryOp("//", _wrap(other), self)
+    def __mod__(self, other): return BinaryOp("%", self, _wrap(other))
+    def __rmod__(self, other): return BinaryOp("%", _wrap(other), self)
+    def __pow__(self, other): return BinaryOp("**", self, _wrap(other))
+    def __neg__(self): return UnaryOp("neg", self)
+
+    # Comparisons. Expressions are compared structurally with `same_as`, never with `==`.
+    def __eq__(self, other): return BinaryOp("==", self, _wrap(other))  # type: ignore[override]
+    def __ne__(self, other): return BinaryOp("!=", self, _wrap(other))  # type: ignore[override]
+    def __lt__(self, other): return BinaryOp("<", self, _wrap(other))
+    def __le__(self, other): return BinaryOp("<=", self, _wrap(other))
+    def __gt__(self, other): return BinaryOp(">", self, _wrap(other))
+    def __ge__(self, other): return BinaryOp(">=", self, _wrap(other))
+    __hash__ = object.__hash__
+
+    # Boolean logic
+    def __and__(self, other): return BinaryOp("&", self, _wrap(other))
+    def __rand__(self, other): return BinaryOp("&", _wrap(other), self)
+    def __or__(self, other): return BinaryOp("|", self, _wrap(other))
+    def __ror__(self, other): return BinaryOp("|", _wrap(other), self)
+    def __invert__(self): return UnaryOp("not", self)
+
+    def __bool__(self):
+        raise TypeError(
+            "A sluice expression has no truth value. Combine conditions with & and | "
+            "(not `and`/`or`), and parenthesize comparisons: (col('a') > 1) & (col('b') < 2)."
+        )
+
+    # Null handling and membership
+    def is_null(self) -> Expr: return UnaryOp("is_null", self)
+    def is_not_null(self) -> Expr: return UnaryOp("is_not_null", self)
+    def fill_null(self, value) -> Expr: return Call("fill_null", (self, _wrap(value)))
+    def is_in(self, values: Iterable) -> Expr: return Call("is_in", (self,), (tuple(values),))
+    def between(self, low, high) -> Expr: return Call("between", (self, _wrap(low), _wrap(high)))
+
+    def cast(self, dtype) -> Expr: return Call("cast", (self,), (to_arrow_type(dtype),))
+    def alias(self, name: str) -> Expr: return Alias(self, name)
+    def hash(self) -> Expr: return Call("hash", (self,))
+
+    @property
+    def str(self) -> StringFunctions: return StringFunctions(self)
+
+    @property
+    def dt(self) -> TemporalFunctions: return TemporalFunctions(self)
+
+    # Tree protocol, implemented by the nodes
+    @property
+    def children(self) -> tuple[Expr, ...]: return ()
+    def with_children(self, children: tuple[Expr, ...]) -> Expr: return self
+    def output_name(self) -> str:
+        names = [c.output_name() for c in self.children]
+        return names[0] if names else "literal"
+
+    def same_as(self, other: Any) -> bool:
+        return isinstance(other, Expr) and self.key() == other.key()
+
+    def key(self) -> tuple:
+        return (type(self).__name__, self._own_key(), tuple(c.key() for c in self.children))
+
+    def _own_key(self) -> tuple: return ()
+
+
+@dataclass(frozen=True, eq=False)
+class Column(Expr):
+    name: str
+
+    def output_name(self) -> str: return self.name
+    def _own_key(self): return (self.name,)
+    def __repr__(self): return f"col({self.name!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class Literal(Expr):
+    value: Any
+
+    def _own_key(self): return (type(self.value).__name__, repr(self.value))
+    def __repr__(self): return repr(self.value)
+
+
+@dataclass(frozen=True, eq=False)
+class BinaryOp(Expr):
+    op: str
+    left: Expr
+    right: Expr
+
+    @property
+    def children(self): return (self.left, self.right)
+    def with_children(self, children): return BinaryOp(self.op, *children)
+    def _own_key(self): return (self.op,)
+    def __repr__(self): return f"({self.left!r} {self.op} {self.right!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class UnaryOp(Expr):
+    op: str
+    operand: Expr
+
+    @property
+    def children(self): return (self.operand,)
+    def with_children(self, children): return UnaryOp(self.op, children[0])
+    def _own_key(self): return (self.op,)
+
+    def __repr__(self):
+        if self.op == "neg":
+            return f"-{self.operand!r}"
+        if self.op == "not":
+            return f"~{self.operand!r}"
+        return f"{self.operand!r}.{self.op}()"
+
+
+@dataclass(frozen=True, eq=False)
+class Call(Expr):
+    """A named function: its expression arguments, then plain parameters."""
+
+    fn: str
+    args: tuple[Expr, ...]
+    params: tuple = ()
+
+    @property
+    def children(self): return self.args
+    def with_children(self, children): return Call(self.fn, tuple(children), self.params)
+    def _own_key(self): return (self.fn, repr(self.params))
+
+    def __repr__(self):
+        inner = [repr(a) for a in self.args[1:]] + [repr(p) for p in self.params]
+        return f"{self.args[0]!r}.{self.fn}({', '.join(inner)})"
+
+
+@dataclass(frozen=True, eq=False)
+class Alias(Expr):
+    expr: Expr
+    name: str
+
+    @property
+    def children(self): return (self.expr,)
+    def with_children(self, children): return Alias(children[0], self.name)
+    def output_name(self): return self.name
+    def _own_key(self): return (self.name,)
+    def __repr__(self): return f"{self.expr!r}.alias({self.name!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class When(Expr):
+    """`when(c1).then(v1).when(c2).then(v2).otherwise(v)`; `branches` alternate cond, value."""
+
+    branches: tuple[Expr, ...]
+    default: Expr
+
+    @property
+    def children(self): return self.branches + (self.default,)
+    def with_children(self, children): return When(tuple(children[:-1]), children[-1])
+    def output_name(self): return self.branches[1].output_name()
+
+    def __repr__(self):
+        pairs = self.branches
+        text = "".join(f".when({pairs[i]!r}).then({pairs[i + 1]!r})" for i in range(0, len(pairs), 2))
+        return f"{text[1:]}.otherwise({self.default!r})"
+
+
+class WhenBuilder:
+    """The partial `when(...)`/`.then(...)` chain; `otherwise` closes it into a `When`."""
+
+    def __init__(self, branches: tuple[Expr, ...]):
+        self._branches = branches
+
+    def then(self, value) -> WhenThen:
+        return WhenThen(self._branches + (_wrap(value),))
+
+
+class WhenThen:
+    def __init__(self, branches: tuple[Expr, ...]):
+        self._branches = branches
+
+    def when(self, condition: Expr) -> WhenBuilder:
+        return WhenBuilder(self._branches + (_wrap(condition),))
+
+    def otherwise(self, value) -> Expr:
+        return When(self._branches, _wrap(value))
+
+
+class StringFunctions:
+    def __init__(self, expr: Expr):
+        self._expr = expr
+
+    def contains(self, pattern: str, literal: bool = False) -> Expr:
+        return Call("str.contains", (self._expr,), (pattern, literal))
+    def starts_with(self, prefix: str) -> Expr: return Call("str.starts_with", (self._expr,), (prefix,))
+    def ends_with(self, suffix: str) -> Expr: return Call("str.ends_with", (self._expr,), (suffix,))
+    def lower(self) -> Expr: return Call("str.lower", (self._expr,))
+    def upper(self) -> Expr: return Call("str.upper", (self._expr,))
+    def len(self) -> Expr: return Call("str.len", (self._expr,))
+
+    def slice(self, offset: int, length: int | None = None) -> Expr:
+        return Call("str.slice", (self._expr,), (offset, length))
+
+    def replace(self, pattern: str, value: str, literal: bool = True) -> Expr:
+        """Replace every occurrence of `pattern` (a regex when literal=False)."""
+        return Call("str.replace", (self._expr,), (pattern, value, literal))
+
+
+TRUNCATE_UNITS = {"s", "m", "h", "d", "w", "mo", "q", "y"}
+
+
+class TemporalFunctions:
+    def __init__(self, expr: Expr):
+        self._expr = expr
+
+    def year(self) -> Expr: return Call("dt.year", (self._expr,))
+    def month(self) -> Expr: return Call("dt.month", (self._expr,))
+    def day(self) -> Expr: return Call("dt.day", (self._expr,))
+    def hour(self) -> Expr: return Call("dt.hour", (self._expr,))
+
+    def truncate(self, every: str) -> Expr:
+        """Truncate to a calendar unit: "1h", "1d", "1w", "1mo", "1y" (Polars duration syntax)."""
+        unit = every.lstrip("0123456789")
+        if not every or unit not in TRUNCATE_UNITS:
+            raise ExpressionTypeError(
+                f"dt.truncate({every!r}): unknown interval. Use a count and a unit such as "
+                f"'1h', '15m', '1d', '1w', '1mo', '1q' or '1y'."
+            )
+        return Call("dt.truncate", (self._expr,), (every,))
+
+
+def col(name: str) -> Column:
+    """A reference to the column `name` of the input."""
+    if not isinstance(name, str):
+        raise ExpressionTypeError(f"col() takes a column name (a str), got {name!r}.")
+    return Column(name)
+
+
+def lit(value) -> Literal:
+    """A constant value."""
+    return Literal(value)
+
+
+def when(condition: Expr) -> WhenBuilder:
+    """Start a conditional: `when(cond).then(value).otherwise(default)`."""
+    return WhenBuilder((_wrap(condition),))
+
+
+def _wrap(value) -> Expr:
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, (WhenBuilder, WhenThen)):
+        raise ExpressionTypeError("A when(...) chain must end with .otherwise(value) before it is used.")
+    return Literal(value)
+
+
+def walk(expr: Expr):
+    """Every node of `expr`, parents before children."""
+    yield expr
+    for child in expr.children:
+        yield from walk(child)
+
+
+def columns_of(expr: Expr) -> set[str]:
+    return {node.name for node in walk(expr) if isinstance(node, Column)}
+
+
+def transform(expr: Expr, fn: Callable[[Expr], Expr]) -> Expr:
+    """Rebuild `expr` bottom-up, replacing each node by `fn(node)`."""
+    children = expr.children
+    if children:
+        new_children = tuple(transform(c, fn) for c in children)
+        if any(n is not o for n, o in zip(new_children, children)):
+            expr = expr.with_children(new_children)
+    return fn(expr)
+
+
+def split_conjuncts(expr: Expr) -> list[Expr]:
+    if isinstance(expr, BinaryOp) and expr.op == "&":
+        return split_conjuncts(expr.left) + split_conjuncts(expr.right)
+    return [expr]
+
+
+def conjoin(exprs: Iterable[Expr]) -> Expr | None:
+    result = None
+    for e in exprs:
+        result = e if result is None else BinaryOp("&", result, e)
+    return result
+
+
+def unalias(expr: Expr) -> Expr:
+    while isinstance(expr, Alias):
+        expr = expr.expr
+    return expr
+
+
+# ---------------------------------------------------------------- compile to Polars
+
+_POLARS_BINARY: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
+    "**": lambda a, b: a ** b,
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "&": lambda a, b: a & b, "|": lambda a, b: a | b,
+}
+
+_POLARS_UNARY: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    "neg": lambda a: -a, "not": lambda a: ~a,
+    "is_null": lambda a: a.is_null(), "is_not_null": lambda a: a.is_not_null(),
+}
+
+_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
+    "fill_null": lambda a, v: a.fill_null(v),
+    "is_in": lambda a, values: a.is_in(pl.Series(list(values)), nulls_equal=False)
+    if values else pl.lit(False),
+    "between": lambda a, lo, hi: a.is_between(lo, hi, closed="both"),
+    "cast": lambda a, dtype: a.cast(to_polars_type(dtype)),
+    "hash": lambda a: a.hash(seed=0),
+    "str.contains": lambda a, pattern, literal: a.str.contains(pattern, literal=literal),
+    "str.starts_with": lambda a, prefix: a.str.starts_with(prefix),
+    "str.ends_with": lambda a, suffix: a.str.ends_with(suffix),
+    "str.lower": lambda a: a.str.to_lowercase(),
+    "str.upper": lambda a: a.str.to_uppercase(),
+    "str.len": lambda a: a.str.len_chars().cast(pl.Int64),
+    "str.slice": lambda a, offset, length: a.str.slice(offset, length),
+    "str.replace": lambda a, pattern, value, literal: a.str.replace_all(pattern, value, literal=literal),
+    "dt.year": lambda a: a.dt.year().cast(pl.Int64),
+    "dt.month": lambda a: a.dt.month().cast(pl.Int64),
+    "dt.day": lambda a: a.dt.day().cast(pl.Int64),
+    "dt.hour": lambda a: a.dt.hour().cast(pl.Int64),
+    "dt.truncate": lambda a, every: a.dt.truncate(every),
+}
+
+
+def _polars_literal(value) -> pl.Expr:
+    if isinstance(value, decimal.Decimal):
+        return pl.lit(value, dtype=pl.Decimal(38, max(0, -value.as_tuple().exponent)))
+    return pl.lit(value)
+
+
+def to_polars(expr: Expr) -> pl.Expr:
+    if isinstance(expr, Column):
+        return pl.col(expr.name)
+    if isinstance(expr, Literal):
+        return _polars_literal(expr.value)
+    if isinstance(expr, Alias):
+        return to_polars(expr.expr).alias(expr.name)
+    if isinstance(expr, BinaryOp):
+        return _POLARS_BINARY[expr.op](to_polars(expr.left), to_polars(expr.right))
+    if isinstance(expr, UnaryOp):
+        return _POLARS_UNARY[expr.op](to_polars(expr.operand))
+    if isinstance(expr, Call):
+        return _POLARS_CALLS[expr.fn](*(to_polars(a) for a in expr.args), *expr.params)
+    if isinstance(expr, When):
+        b = expr.branches
+        chain = pl.when(to_polars(b[0])).then(to_polars(b[1]))
+        for i in range(2, len(b), 2):
+            chain = chain.when(to_polars(b[i])).then(to_polars(b[i + 1]))
+        return chain.otherwise(to_polars(expr.default))
+    raise ExpressionTypeError(f"Cannot compile expression {expr!r}.")
+
+
+# ---------------------------------------------------------------- compile to pyarrow (pushdown)
+
+_ARROW_COMPARISONS = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+def _arrow_scalar_ok(value) -> bool:
+    return isinstance(value, (bool, int, float, str, datetime.date, datetime.datetime, decimal.Decimal))
+
+
+def to_arrow_filter(expr: Expr) -> pc.Expression | None:
+    """The pyarrow dataset expression for a predicate, or None if it cannot be pushed down.
+
+    Only what a scan can use to skip data is compiled: columns compared with literals,
+    null tests, membership, ranges, and boolean logic over those.
+    """
+    if isinstance(expr, BinaryOp):
+        if expr.op in ("&", "|"):
+            left, right = to_arrow_filter(expr.left), to_arrow_filter(expr.right)
+            if left is None or right is None:
+                return None
+            return (left & right) if expr.op == "&" else (left | right)
+        if expr.op in _ARROW_COMPARISONS:
+            left, right = _arrow_operand(expr.left), _arrow_operand(expr.right)
+            if left is None or right is None:
+                return None
+            return _ARROW_COMPARISONS[expr.op](left, right)
+        return None
+    if isinstance(expr, UnaryOp):
+        inner = to_arrow_filter(expr.operand) if expr.op == "not" else _arrow_field(expr.operand)
+        if inner is None:
+            return None
+        return {"not": lambda e: ~e, "is_null": lambda e: e.is_null(),
+                "is_not_null": lambda e: e.is_valid()}.get(expr.op, lambda e: None)(inner)
+    if isinstance(expr, Call) and expr.fn == "is_in":
+        field = _arrow_field(expr.args[0])
+        values = expr.params[0]
+        if field is None or not all(_arrow_scalar_ok(v) for v in values) or not values:
+            return None
+        return field.isin(list(values))
+    if isinstance(expr, Call) and expr.fn == "between":
+        field = _arrow_field(expr.args[0])
+        low, high = _arrow_operand(expr.args[1]), _arrow_operand(expr.args[2])
+        if field is None or low is None or high is None:
+            return None
+        return (field >= low) & (field <= high)
+    if isinstance(expr, Literal) and isinstance(expr.value, bool):
+        return pc.scalar(expr.value)
+    return None
+
+
+def _arrow_field(expr: Expr):
+    return pc.field(expr.name) if isinstance(expr, Column) else None
+
+
+def _arrow_operand(expr: Expr):
+    if isinstance(expr, Column):
+        return pc.field(expr.name)
+    if isinstance(expr, Literal) and expr.value is not None and _arrow_scalar_ok(expr.value):
+        return pc.scalar(expr.value)
+    return None
+
+
+# ---------------------------------------------------------------- type checking
+
+NUMERIC, STRING, BOOL, TEMPORAL, NULL, OTHER = "numeric", "string", "boolean", "temporal", "null", "other"
+
+
+def kind_of_type(dtype: pa.DataType) -> str:
+    if pa.types.is_dictionary(dtype):
+        return kind_of_type(dtype.value_type)
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return NUMERIC
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return STRING
+    if pa.types.is_boolean(dtype):
+        return BOOL
+    if pa.types.is_temporal(dtype):
+        return TEMPORAL
+    if pa.types.is_null(dtype):
+        return NULL
+    return OTHER
+
+
+def _kind_of_value(value) -> str:
+    if value is None:
+        return NULL
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return NUMERIC
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time, datetime.timedelta)):
+        return TEMPORAL
+    return OTHER
+
+
+_ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**"}
+_COMPARISON = set(_ARROW_COMPARISONS)
+_STRING_RESULT = {"str.lower": STRING, "str.upper": STRING, "str.slice": STRING, "str.replace": STRING,
+                  "str.contains": BOOL, "str.starts_with": BOOL, "str.ends_with": BOOL, "str.len": NUMERIC}
+_TEMPORAL_RESULT = {"dt.year": NUMERIC, "dt.month": NUMERIC, "dt.day": NUMERIC, "dt.hour": NUMERIC,
+                    "dt.truncate": TEMPORAL}
+
+
+class _Checker:
+    """Walks an expression against a schema and raises a SluiceError at the first misuse."""
+
+    def __init__(self, schema: pa.Schema, context: str):
+        self.schema = schema
+        self.context = context
+
+    def fail(self, expr: Expr, problem: str, fix: str) -> ExpressionTypeError:
+        return ExpressionTypeError(
+            f"{problem} in `{expr!r}`{self.context}. {fix}\n  The input has these columns:\n"
+            f"{format_schema(self.schema)}"
+        )
+
+    def describe(self, expr: Expr, kind: str) -> str:
+        if isinstance(expr, Column):
+            return f"column {expr.name!r} is {self.schema.field(expr.name).type}"
+        return f"`{expr!r}` is {kind}"
+
+    def kind(self, expr: Expr) -> str:
+        if isinstance(expr, Column):
+            if expr.name not in self.schema.names:
+                raise column_not_found(expr.name, self.schema, self.context.strip(" ,"))
+            return kind_of_type(self.schema.field(expr.name).type)
+        if isinstance(expr, Literal):
+            return _kind_of_value(expr.value)
+        if isinstance(expr, Alias):
+            return self.kind(expr.expr)
+        if isinstance(expr, BinaryOp):
+            return self._binary(expr)
+        if isinstance(expr, UnaryOp):
+            inner = self.kind(expr.operand)
+            if expr.op == "not":
+                self.require(expr, expr.operand, inner, {BOOL}, "~ needs a boolean operand")
+                return BOOL
+            if expr.op == "neg":
+                self.require(expr, expr.operand, inner, {NUMERIC}, "unary minus needs a number")
+                return NUMERIC
+            return BOOL
+        if isinstance(expr, Call):
+            return self._call(expr)
+        if isinstance(expr, When):
+            for cond in expr.branches[0::2]:
+                self.require(expr, cond, self.kind(cond), {BOOL}, "when() needs a boolean condition")
+            kinds = {self.kind(v) for v in expr.branches[1::2] + (expr.default,)} - {NULL}
+            return kinds.pop() if len(kinds) == 1 else OTHER
+        return OTHER
+
+    def require(self, whole: Expr, part: Expr, kind: str, allowed: set[str], problem: str):
+        if kind not in allowed and kind not in (NULL, OTHER):
+            fix = {STRING: "Cast it first, e.g. .cast('string').", NUMERIC: "Cast it first, e.g. .cast('float64').",
+                   BOOL: "Compare it to something to get a boolean, e.g. col('x') > 0.",
+                   TEMPORAL: "Cast it to a date or timestamp first, e.g. .cast('timestamp[us]')."}
+            needed = sorted(allowed)[0]
+            raise self.fail(whole, f"{problem}, but {self.describe(part, kind)}", fix.get(needed, ""))
+
+    def _binary(self, expr: BinaryOp) -> str:
+        left, right = self.kind(expr.left), self.kind(expr.right)
+        if expr.op in ("&", "|"):
+            for part, kind in ((expr.left, left), (expr.right, right)):
+                self.require(expr, part, kind, {BOOL}, f"{expr.op} needs boolean operands")
+            return BOOL
+        if expr.op in _ARITHMETIC:
+            allowed = {NUMERIC, TEMPORAL} if expr.op in ("+", "-") else {NUMERIC}
+            for part, kind in ((expr.left, left), (expr.right, right)):
+                self.require(expr, part, kind, allowed, f"operator {expr.op} needs numbers")
+            return TEMPORAL if TEMPORAL in (left, right) and expr.op == "+" else (
+                NUMERIC if left != TEMPORAL or right != TEMPORAL else OTHER)
+        if expr.op in _COMPARISON:
+            comparable = {left, right} - {NULL, OTHER}
+            if len(comparable) > 1 and comparable != {TEMPORAL, STRING}:
+                raise self.fail(
+                    expr, f"cannot compare {self.describe(expr.left, left)} with {self.describe(expr.right, right)}",
+                    "Cast one side so both have the same type.")
+            return BOOL
+        return OTHER
+
+    def _call(self, expr: Call) -> str:
+        kinds = [self.kind(a) for a in expr.args]
+        first = kinds[0]
+        if expr.fn in _STRING_RESULT:
+            self.require(expr, expr.args[0], first, {STRING}, f"{expr.fn}() needs a string")
+            return _STRING_RESULT[expr.fn]
+        if expr.fn in _TEMPORAL_RESULT:
+            self.require(expr, expr.args[0], first, {TEMPORAL}, f"{expr.fn}() needs a date or timestamp")
+            return _TEMPORAL_RESULT[expr.fn]
+        if expr.fn in ("is_in", "between"):
+            return BOOL
+        if expr.fn == "hash":
+            return NUMERIC
+        if expr.fn == "cast":
+            return kind_of_type(expr.params[0])
+        return first
+
+
+def check_expression(expr: Expr, schema: pa.Schema, context: str = "") -> str:
+    """Raise a SluiceError if `expr` names an unknown column or misuses a type; return its kind."""
+    where = f", {context}" if context else ""
+    return _Checker(schema, where).kind(expr)

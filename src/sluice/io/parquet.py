@@ -1,0 +1,219 @@
+"""Parquet source: hive partitions, partition pruning, row-group splitting and pruning.
+
+Listing the files costs no opens. Pruning by a predicate on a partition column happens on the
+paths alone, so files in other partitions are never opened. Large files are split into
+tasks by row group, using the footer's statistics to skip row groups the predicate rules
+out; small files are grouped so one task reads several. Every file is checked against the
+dataset schema when it is read, so a file that disagrees is named rather than mis-read.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from functools import cached_property
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
+from .files import ResolvedFiles, resolve_files
+from .source import TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, scale_estimate
+
+PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates
+
+
+def _hive_partitioning(files: ResolvedFiles) -> ds.Partitioning | None:
+    if files.base_dir is None:
+        return None
+    relative = [p[len(files.base_dir):].lstrip("/") for p in files.paths]
+    if not any("=" in posixpath.dirname(r) for r in relative):
+        return None
+    fields: list[tuple[str, list[str]]] = []
+    for rel in relative:
+        for segment in posixpath.dirname(rel).split("/"):
+            if "=" in segment:
+                name = segment.split("=", 1)[0]
+                if name not in [f[0] for f in fields]:
+                    fields.append((name, []))
+                next(f for f in fields if f[0] == name)[1].append(segment.split("=", 1)[1])
+    return ds.partitioning(pa.schema([pa.field(n, _infer_partition_type(v)) for n, v in fields]), flavor="hive")
+
+
+def _infer_partition_type(values: list[str]) -> pa.DataType:
+    from urllib.parse import unquote
+    present = [unquote(v) for v in values if v != "__HIVE_DEFAULT_PARTITION__"]
+    try:
+        [int(v) for v in present]
+        return pa.int64()
+    except ValueError:
+        pass
+    try:
+        [float(v) for v in present]
+        return pa.float64()
+    except ValueError:
+        return pa.string()
+
+
+class ParquetSource(Source):
+    def __init__(self, paths: str | Sequence[str], filesystem: pafs.FileSystem | None = None,
+                 partitioning: str | None = "hive", schema: pa.Schema | None = None):
+        self.files = resolve_files(paths, filesystem)
+        self._sizes = {f.path: f.size for f in self.files.files}
+        self._user_schema = schema
+        self._partitioning = _hive_partitioning(self.files) if partitioning == "hive" else None
+        self._location = self.files.base_dir or self.files.paths[0]
+
+    @cached_property
+    def _dataset(self) -> ds.FileSystemDataset:
+        first = self.files.paths[0]
+        try:
+            return ds.dataset(
+                self.files.paths, filesystem=self.files.filesystem, format="parquet",
+                partitioning=self._partitioning, partition_base_dir=self.files.base_dir,
+                schema=self._full_user_schema(),
+            )
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise CorruptFileError(
+                f"Cannot read {first!r} as Parquet: {exc}. Remove or replace the file, "
+                f"or list the good files explicitly."
+            ) from None
+
+    def _full_user_schema(self) -> pa.Schema | None:
+        if self._user_schema is None:
+            return None
+        schema = self._user_schema
+        if self._partitioning is not None:
+            for f in self._partitioning.schema:
+                if f.name not in schema.names:
+                    schema = schema.append(f)
+        return schema
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._dataset.schema
+
+    @property
+    def partition_columns(self) -> list[str]:
+        return [] if self._partitioning is None else list(self._partitioning.schema.names)
+
+    def describe(self) -> str:
+        return f"parquet {self._location} ({len(self.files.files)} files)"
+
+    def estimated_bytes(self, columns=None) -> int:
+        return scale_estimate(self.files.total_bytes * PARQUET_EXPANSION, self.schema,
+                              list(columns) if columns is not None else None)
+
+    def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:
+        arrow_filter = request.arrow_filter
+        fragments = list(self._dataset.get_fragments(filter=arrow_filter) if arrow_filter is not None
+                         else self._dataset.get_fragments())
+        columns = request.read_columns(self.schema)
+        tasks: list[ReadTask] = []
+        batch: list[ds.ParquetFileFragment] = []
+        batch_bytes = 0
+
+        def flush():
+            nonlocal batch, batch_bytes
+            if batch:
+                tasks.append(self._task(batch, columns, request, batch_bytes))
+                batch, batch_bytes = [], 0
+
+        for fragment in fragments:
+            estimate = scale_estimate(self._sizes.get(fragment.path, 0) * PARQUET_EXPANSION, self.schema, columns)
+            if estimate > TARGET_TASK_BYTES:
+                flush()
+                tasks += self._split_large_file(fragment, columns, request)
+                continue
+            if batch and batch_bytes + estimate > TARGET_TASK_BYTES:
+                flush()
+            batch.append(fragment)
+            batch_bytes += estimate
+        flush()
+        return tasks
+
+    def _split_large_file(self, fragment, columns, request) -> list[ReadTask]:
+        try:
+            pieces = fragment.split_by_row_group(filter=request.arrow_filter, schema=self.schema)
+            metadata = fragment.metadata
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise self._corrupt(fragment.path, exc) from None
+        tasks, group, group_bytes = [], [], 0
+        for piece in pieces:
+            index = piece.row_groups[0].id
+            estimate = scale_estimate(metadata.row_group(index).total_byte_size, self.schema, columns)
+            if group and group_bytes + estimate > TARGET_TASK_BYTES:
+                tasks.append(self._task(group, columns, request, group_bytes))
+                group, group_bytes = [], 0
+            group.append(piece)
+            group_bytes += estimate
+        if group:
+            tasks.append(self._task(group, columns, request, group_bytes))
+        return tasks
+
+    def _task(self, fragments, columns, request, estimate) -> ReadTask:
+        def describe(f):
+            groups = f.row_groups if isinstance(f, ds.ParquetFileFragment) and f.row_groups is not None else None
+            if groups is None:
+                return f.path
+            return f"{f.path}[row groups {groups[0].id}-{groups[-1].id}]" if groups else f.path
+
+        return ReadTask(
+            read=lambda: self._read(fragments, columns, request),
+            estimated_bytes=max(estimate, 1),
+            description=", ".join(describe(f) for f in fragments[:3]) + (
+                f" and {len(fragments) - 3} more" if len(fragments) > 3 else ""),
+            files=tuple(dict.fromkeys(f.path for f in fragments)),
+        )
+
+    def _read(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
+        arrow_filter = request.arrow_filter
+        remaining = request.limit if request.residual is None else None
+        for fragment in fragments:
+            if remaining is not None and remaining <= 0:
+                return
+            try:
+                self._check_file_schema(fragment, columns)
+                batches = fragment.to_batches(schema=self.schema, columns=columns, filter=arrow_filter)
+                for batch in batches:
+                    if remaining is not None:
+                        batch = batch.slice(0, remaining)
+                        remaining -= batch.num_rows
+                    yield pa.Table.from_batches([batch])
+                    if remaining is not None and remaining <= 0:
+                        return
+            except FileNotFoundError:
+                raise SourceError(
+                    f"The file {fragment.path!r} was listed when the plan was made but is gone now. "
+                    f"Re-run once the input is stable."
+                ) from None
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise self._corrupt(fragment.path, exc) from None
+
+    def _check_file_schema(self, fragment, columns) -> None:
+        if self._user_schema is not None:
+            return
+        physical = fragment.physical_schema
+        partition_columns = set(self.partition_columns)
+        for name in columns:
+            if name in partition_columns:
+                continue
+            expected = self.schema.field(name).type
+            index = physical.get_field_index(name)
+            if index < 0 or physical.field(index).type != expected:
+                found = "missing" if index < 0 else f"{physical.field(index).type}"
+                raise SchemaMismatchError(
+                    f"Files disagree on column {name!r}: {self.files.paths[0]!r} has it as {expected}, "
+                    f"but {fragment.path!r} has it {found}.\n  Schema of {self.files.paths[0]!r}:\n"
+                    f"{format_schema(self.schema)}\n  Schema of {fragment.path!r}:\n{format_schema(physical)}\n"
+                    f"  Pass schema= to read_parquet to read every file with one schema "
+                    f"(missing columns become null), or read the two groups of files separately."
+                )
+
+    @staticmethod
+    def _corrupt(path: str, exc: Exception) -> CorruptFileError:
+        return CorruptFileError(
+            f"Cannot read {path!r} as Parquet: {str(exc).splitlines()[0]}. The file is corrupt or not "
+            f"Parquet; remove or replace it, or exclude it from the input list."
+        )

@@ -1,0 +1,110 @@
+"""The connector contract: a `Source` describes its data and splits a scan into read tasks.
+
+A source knows its schema without reading rows, and turns a scan (the columns, predicates
+and limit that the optimizer pushed into it) into `ReadTask`s. A read task is the unit of
+parallel reading: it yields Arrow blocks, with its estimated in-memory size for admission
+against the memory budget, and says which files and rows it covers for the event log.
+Predicates that compile to pyarrow are applied by the source; the others are applied by
+the stage after the read, so a source never has to understand every expression.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..expr import Expr, conjoin, to_arrow_filter
+
+TARGET_TASK_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReadTask:
+    read: Callable[[], Iterator[pa.Table]]
+    estimated_bytes: int
+    description: str
+    files: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the optimized plan asks of a source."""
+
+    columns: tuple[str, ...] | None
+    predicates: tuple[Expr, ...]
+    limit: int | None
+
+    @property
+    def arrow_filter(self) -> pc.Expression | None:
+        pushable = [p for p in (to_arrow_filter(e) for e in self.predicates) if p is not None]
+        result = None
+        for p in pushable:
+            result = p if result is None else result & p
+        return result
+
+    @property
+    def residual(self) -> Expr | None:
+        """The conjunction of predicates the source cannot apply; the stage applies them."""
+        return conjoin(e for e in self.predicates if to_arrow_filter(e) is None)
+
+    def read_columns(self, schema: pa.Schema) -> list[str]:
+        """Columns to read: the requested ones plus those the residual predicates need."""
+        from ..expr import columns_of
+        wanted = list(schema.names if self.columns is None else self.columns)
+        residual = self.residual
+        if residual is not None:
+            wanted += [c for c in schema.names if c in columns_of(residual) and c not in wanted]
+        return wanted
+
+
+class Source(ABC):
+    """A dataset that can be scanned. Subclass it to add a connector."""
+
+    @property
+    @abstractmethod
+    def schema(self) -> pa.Schema:
+        """The full schema, known without reading rows."""
+
+    @abstractmethod
+    def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:
+        """Split a scan into read tasks, pruning what the request lets it skip."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short description for explain() and progress: kind and location."""
+
+    def estimated_bytes(self, columns: tuple[str, ...] | None = None) -> int | None:
+        """The in-memory size of a full scan of these columns, if known cheaply."""
+        return None
+
+
+def apply_request_in_memory(table: pa.Table, request: ScanRequest, read_columns: list[str]) -> pa.Table:
+    """Apply the pushable filter and the column selection to a table a reader produced whole."""
+    arrow_filter = request.arrow_filter
+    if arrow_filter is not None and table.num_rows:
+        table = table.filter(arrow_filter)
+    if table.column_names != read_columns:
+        table = table.select(read_columns)
+    if request.limit is not None and request.residual is None and table.num_rows > request.limit:
+        table = table.slice(0, request.limit)
+    return table
+
+
+def scale_estimate(total_bytes: int, schema: pa.Schema, columns: list[str] | None) -> int:
+    """Scale a whole-row byte count down to the share of the columns read, by type width."""
+    if columns is None or not len(schema):
+        return total_bytes
+    weights = {f.name: _type_weight(f.type) for f in schema}
+    whole = sum(weights.values()) or 1
+    return int(total_bytes * sum(weights.get(c, 0) for c in columns) / whole)
+
+
+def _type_weight(dtype: pa.DataType) -> int:
+    try:
+        return max(1, dtype.bit_width // 8)
+    except ValueError:
+        return 16  # strings, lists and structs: variable width, count them as wide

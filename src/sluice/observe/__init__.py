@@ -1,0 +1,1 @@
+"""Observability: what a run did, as it runs and after it ends."""

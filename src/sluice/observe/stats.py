@@ -1,0 +1,104 @@
+"""Per-operator run statistics: rows and bytes in and out, wall and CPU time.
+
+Worker threads record into one `RunStats` under a lock; recording is per block, so the
+lock is taken a few times per block, never per row. `Dataset.stats()` returns the stats of
+the last action run on that dataset.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class OperatorStats:
+    stage_id: int
+    name: str
+    blocks: int = 0
+    rows_in: int = 0
+    rows_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
+@dataclass
+class StageStats:
+    stage_id: int
+    name: str
+    tasks_total: int | None = None
+    tasks_done: int = 0
+
+
+@dataclass
+class RunStats:
+    run_id: str
+    started_at: float = field(default_factory=time.time)
+    wall_s: float = 0.0
+    status: str = "running"
+    operators: dict[tuple[int, str], OperatorStats] = field(default_factory=dict)
+    stages: dict[int, StageStats] = field(default_factory=dict)
+    peak_reserved_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, stage_id: int, name: str, rows_in: int, rows_out: int, bytes_in: int, bytes_out: int,
+               wall_s: float, cpu_s: float) -> None:
+        with self._lock:
+            op = self.operators.get((stage_id, name))
+            if op is None:
+                op = self.operators[(stage_id, name)] = OperatorStats(stage_id, name)
+            op.blocks += 1
+            op.rows_in += rows_in
+            op.rows_out += rows_out
+            op.bytes_in += bytes_in
+            op.bytes_out += bytes_out
+            op.wall_s += wall_s
+            op.cpu_s += cpu_s
+
+    def stage(self, stage_id: int, name: str) -> StageStats:
+        with self._lock:
+            if stage_id not in self.stages:
+                self.stages[stage_id] = StageStats(stage_id, name)
+            return self.stages[stage_id]
+
+    def task_done(self, stage_id: int) -> None:
+        with self._lock:
+            self.stages[stage_id].tasks_done += 1
+
+    def operator_list(self) -> list[OperatorStats]:
+        return sorted(self.operators.values(), key=lambda o: o.stage_id)
+
+    def to_dict(self) -> dict:
+        return {
+            "run_id": self.run_id, "status": self.status, "wall_s": self.wall_s,
+            "operators": [vars(o).copy() for o in self.operator_list()],
+            "stages": [vars(s).copy() for s in self.stages.values()],
+        }
+
+    def table(self):
+        from rich.table import Table
+        table = Table(title=f"sluice run {self.run_id}: {self.status} in {self.wall_s:.2f}s")
+        for column in ("stage", "operator", "blocks", "rows in", "rows out", "bytes in", "bytes out", "wall s", "cpu s"):
+            table.add_column(column, justify="left" if column in ("stage", "operator") else "right")
+        for op in self.operator_list():
+            table.add_row(str(op.stage_id), op.name, f"{op.blocks:,}", f"{op.rows_in:,}", f"{op.rows_out:,}",
+                          format_bytes(op.bytes_in), format_bytes(op.bytes_out), f"{op.wall_s:.2f}", f"{op.cpu_s:.2f}")
+        return table
+
+    def __str__(self) -> str:
+        from rich.console import Console
+        console = Console(width=140, record=True, file=open("/dev/null", "w"))
+        console.print(self.table())
+        return console.export_text()
+
+
+def format_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

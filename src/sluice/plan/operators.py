@@ -1,0 +1,197 @@
+"""Physical operators: what runs on one block inside a task, the same for every runner.
+
+A stage is a chain of these. Consecutive filters and projections fuse into one
+`PolarsStep`, a single Polars lazy query per block. Pure column selection and renaming skip
+Polars and stay zero-copy in Arrow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import ExpressionTypeError, UdfOutputError
+from ..expr import Alias, Column, Expr, to_polars
+from ..types import arrow_to_polars, polars_to_arrow
+from ..udf import call_user_function, from_batch_output, to_batch_format
+from .logical import MapBatches
+
+
+class Operator:
+    name = "operator"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, eq=False)
+class PolarsStep(Operator):
+    """Fused filters and projections, run as one Polars lazy query over the block."""
+
+    steps: tuple[tuple[str, object], ...]  # ("filter", Expr) or ("select", tuple[Expr, ...])
+
+    @property
+    def name(self) -> str:
+        return "+".join(kind.capitalize() for kind, _ in self.steps)
+
+    def then(self, kind: str, payload) -> PolarsStep:
+        return PolarsStep(self.steps + ((kind, payload),))
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        if all(kind == "select" and _is_plain_selection(p) for kind, p in self.steps):
+            for _, exprs in self.steps:
+                table = _arrow_select(table, exprs)
+            return table
+        frame = arrow_to_polars(table).lazy()
+        for kind, payload in self.steps:
+            if kind == "filter":
+                frame = frame.filter(to_polars(payload))
+            else:
+                frame = frame.select([to_polars(e) for e in payload])
+        try:
+            return polars_to_arrow(frame.collect())
+        except pl.exceptions.PolarsError as exc:
+            raise ExpressionTypeError(f"Evaluating {self.describe()} failed: {str(exc).splitlines()[0]}") from None
+
+    def describe(self) -> str:
+        parts = []
+        for kind, payload in self.steps:
+            text = repr(payload) if kind == "filter" else ", ".join(repr(e) for e in payload)
+            parts.append(f"{kind}({text})")
+        return " -> ".join(parts)
+
+
+def _is_plain_selection(exprs) -> bool:
+    return all(isinstance(e, Column) or (isinstance(e, Alias) and isinstance(e.expr, Column)) for e in exprs)
+
+
+def _arrow_select(table: pa.Table, exprs: tuple[Expr, ...]) -> pa.Table:
+    sources = [e.name if isinstance(e, Column) else e.expr.name for e in exprs]
+    selected = table.select(sources)
+    return selected.rename_columns([e.output_name() for e in exprs])
+
+
+@dataclass(frozen=True, eq=False)
+class MapBatchesStep(Operator):
+    node: MapBatches
+    name = "MapBatches"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        node = self.node
+        batch = to_batch_format(table, node.batch_format)
+        where = f"a block of {table.num_rows} rows"
+        result = call_user_function(node.fn, batch, dict(node.fn_kwargs), node.fn_name, where)
+        return from_batch_output(result, node.fn_name)
+
+    def describe(self) -> str:
+        return self.node.label()
+
+
+@dataclass(frozen=True, eq=False)
+class LocalLimit(Operator):
+    """Keep at most n rows of each task's output; the global limit after it makes it exact."""
+
+    n: int
+    name = "LocalLimit"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        return table.slice(0, self.n) if table.num_rows > self.n else table
+
+    def describe(self) -> str:
+        return f"LocalLimit {self.n}"
+
+
+@dataclass(frozen=True, eq=False)
+class WriteStep(Operator):
+    """Write the block to the sink's staging area; output one row per file written."""
+
+    sink: object
+    name = "Write"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        written = self.sink.write_block(table)  # type: ignore[attr-defined]
+        return pa.table({
+            "path": pa.array([w[0] for w in written], pa.string()),
+            "rows": pa.array([w[1] for w in written], pa.int64()),
+            "bytes": pa.array([w[2] for w in written], pa.int64()),
+        })
+
+    def describe(self) -> str:
+        return f"Write {self.sink.describe()}"  # type: ignore[attr-defined]
+
+
+class StreamOp:
+    """An operator over the ordered stream of blocks between two stages (not per block)."""
+
+    def apply(self, blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class GlobalLimit(StreamOp):
+    n: int
+
+    def apply(self, blocks):
+        remaining = self.n
+        if remaining <= 0:
+            return
+        for block in blocks:
+            if block.num_rows >= remaining:
+                yield block.slice(0, remaining)
+                return
+            remaining -= block.num_rows
+            yield block
+
+    def describe(self):
+        return f"Limit {self.n}"
+
+
+@dataclass(frozen=True)
+class Rebatch(StreamOp):
+    """Regroup the stream into blocks of exactly `rows` rows (the last may be shorter)."""
+
+    rows: int
+
+    def apply(self, blocks):
+        pending: list[pa.Table] = []
+        count = 0
+        for block in blocks:
+            while block.num_rows:
+                take = min(self.rows - count, block.num_rows)
+                pending.append(block.slice(0, take))
+                count += take
+                block = block.slice(take)
+                if count == self.rows:
+                    yield pa.concat_tables(pending).combine_chunks()
+                    pending, count = [], 0
+        if count:
+            yield pa.concat_tables(pending).combine_chunks()
+
+    def describe(self):
+        return f"Rebatch {self.rows} rows"
+
+
+def call_udf_on_empty(node: MapBatches, input_schema: pa.Schema) -> pa.Schema | None:
+    """Learn a UDF's output schema by calling it on a zero-row batch; None if that fails."""
+    try:
+        return MapBatchesStep(node).apply(input_schema.empty_table()).schema
+    except UdfOutputError:
+        raise
+    except Exception:
+        return None
+
+
+def normalize_block(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Give a block read from a source the types every later operator expects."""
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return polars_to_arrow(arrow_to_polars(table))

@@ -1,0 +1,1 @@
+"""Optimizer rules, one per file. Each is a pure function from a logical plan to a logical plan."""

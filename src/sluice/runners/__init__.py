@@ -1,0 +1,1 @@
+"""Runners execute physical plans. `local` is the embedded engine; others register here."""

@@ -1,0 +1,69 @@
+"""The Runner contract, and how a runner is chosen.
+
+A runner takes a physical plan and a run context and returns the ordered stream of output
+blocks, recording statistics into the context as it goes. The runner is chosen per action
+with `runner=`, else by `sluice.configure(runner=...)` or the SLUICE_RUNNER environment
+variable; the default is `local`. To add a runner, subclass `Runner` and register a factory
+in `RUNNERS`; the shared integration suite in tests/integration runs against every entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+import pyarrow as pa
+
+from ..config import Config
+from ..errors import RunnerError
+from ..observe.progress import Progress
+from ..observe.stats import RunStats
+from ..plan.physical import PhysicalPlan
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+
+
+@dataclass
+class RunContext:
+    config: Config
+    run_id: str = field(default_factory=new_run_id)
+    stats: RunStats = field(init=False)
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self):
+        self.stats = RunStats(self.run_id)
+
+
+class Runner(ABC):
+    name = "runner"
+
+    @abstractmethod
+    def execute(self, plan: PhysicalPlan, context: RunContext) -> Iterator[pa.Table]:
+        """Run the plan; yield its output blocks in order. Closing the iterator stops the run."""
+
+
+def _local() -> Runner:
+    from .local.executor import LocalRunner
+    return LocalRunner()
+
+
+def _ray() -> Runner:
+    raise RunnerError(
+        "The 'ray' runner is not available in this version of sluice yet. Use runner='local' "
+        "(the default), which runs on every core of this machine."
+    )
+
+
+RUNNERS: dict[str, Callable[[], Runner]] = {"local": _local, "ray": _ray}
+
+
+def get_runner(name: str) -> Runner:
+    factory = RUNNERS.get(name)
+    if factory is None:
+        raise RunnerError(f"Unknown runner {name!r}. Choose one of: {', '.join(sorted(RUNNERS))}.")
+    return factory()

@@ -1,0 +1,1 @@
+"""The embedded local engine: streaming, ordered, parallel on a thread pool, under a memory budget."""

@@ -1,0 +1,70 @@
+"""Data types: one place that maps user spellings, Arrow types and Polars types onto each other.
+
+Users write `cast("int64")`, `cast(pa.int64())` or `cast(pl.Int64)`; blocks are Arrow; the
+kernels are Polars. Schemas are always Arrow. The output schema of a Polars computation is
+learned by running it on an empty frame, so a plan's schema is known without reading data.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+from .errors import ExpressionTypeError
+
+_NAMED_TYPES = {
+    "bool": pa.bool_(), "boolean": pa.bool_(),
+    "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
+    "uint8": pa.uint8(), "uint16": pa.uint16(), "uint32": pa.uint32(), "uint64": pa.uint64(),
+    "float32": pa.float32(), "float": pa.float64(), "float64": pa.float64(), "double": pa.float64(),
+    "str": pa.large_string(), "string": pa.large_string(), "utf8": pa.large_string(),
+    "binary": pa.large_binary(), "date": pa.date32(), "date32": pa.date32(),
+    "timestamp": pa.timestamp("us"), "timestamp[us]": pa.timestamp("us"),
+    "timestamp[ms]": pa.timestamp("ms"), "timestamp[ns]": pa.timestamp("ns"),
+    "datetime": pa.timestamp("us"), "time": pa.time64("us"), "duration": pa.duration("us"),
+}
+
+
+def to_arrow_type(dtype) -> pa.DataType:
+    """Accept a type name, an Arrow type, a Polars type or a Python type; return the Arrow type."""
+    if isinstance(dtype, pa.DataType):
+        return dtype
+    if isinstance(dtype, str):
+        key = dtype.strip().lower()
+        if key in _NAMED_TYPES:
+            return _NAMED_TYPES[key]
+        if key.startswith("decimal(") and key.endswith(")"):
+            precision, scale = (int(p) for p in key[8:-1].split(","))
+            return pa.decimal128(precision, scale)
+        raise ExpressionTypeError(
+            f"Unknown type name {dtype!r}. Use one of: {', '.join(sorted(_NAMED_TYPES))}, "
+            f"'decimal(p,s)', or a pyarrow type such as pa.int64()."
+        )
+    if dtype in (int, float, str, bool):
+        return {int: pa.int64(), float: pa.float64(), str: pa.large_string(), bool: pa.bool_()}[dtype]
+    try:
+        empty = pl.Series("x", [], dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ExpressionTypeError(f"Cannot use {dtype!r} as a data type: {exc}") from None
+    return empty.to_arrow().type
+
+
+def to_polars_type(dtype: pa.DataType) -> pl.DataType:
+    return pl.from_arrow(pa.array([], type=dtype)).dtype  # type: ignore[union-attr]
+
+
+def arrow_to_polars(table: pa.Table | pa.RecordBatch) -> pl.DataFrame:
+    return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
+
+
+def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def normalize_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema a block has after it passes through Polars (strings become large_string...)."""
+    return polars_to_arrow(arrow_to_polars(empty_table(schema))).schema

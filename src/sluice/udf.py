@@ -1,0 +1,90 @@
+"""Calling user functions on blocks: batch formats in and out, and checking what comes back.
+
+A `map_batches` function sees its batch as Arrow, pandas, Polars or a dict of NumPy arrays,
+and may return any of those. Whatever it returns is turned back into an Arrow table, or
+rejected with an error that names the function and what was wrong. When user code raises,
+its traceback is kept with sluice's own frames trimmed, so the user's line is on top.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from .errors import UdfOutputError, UserCodeError
+from .types import arrow_to_polars, polars_to_arrow
+
+BATCH_FORMATS = ("arrow", "pandas", "polars", "numpy")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def to_batch_format(table: pa.Table, batch_format: str) -> Any:
+    if batch_format == "arrow":
+        return table
+    if batch_format == "pandas":
+        return table.to_pandas()
+    if batch_format == "polars":
+        return arrow_to_polars(table)
+    if batch_format == "numpy":
+        return {name: column.to_numpy(zero_copy_only=False) for name, column in zip(table.column_names, table.columns)}
+    raise UdfOutputError(f"batch_format={batch_format!r} is not supported. Use one of {BATCH_FORMATS}.")
+
+
+def from_batch_output(result: Any, fn_name: str) -> pa.Table:
+    """Turn what a UDF returned into an Arrow table, or explain why it cannot be one."""
+    if isinstance(result, pa.Table):
+        return result
+    if isinstance(result, pa.RecordBatch):
+        return pa.Table.from_batches([result])
+    if isinstance(result, pl.DataFrame):
+        return polars_to_arrow(result)
+    if isinstance(result, dict):
+        return _table_from_dict(result, fn_name)
+    if type(result).__name__ == "DataFrame" and hasattr(result, "to_numpy") and hasattr(result, "columns"):
+        return pa.Table.from_pandas(result, preserve_index=False)
+    raise UdfOutputError(
+        f"map_batches function {fn_name} returned {type(result).__name__}, which is not a batch. "
+        f"Return a pyarrow.Table, a pandas or Polars DataFrame, or a dict of equal-length arrays."
+    )
+
+
+def _table_from_dict(result: dict, fn_name: str) -> pa.Table:
+    lengths = {}
+    for name, values in result.items():
+        try:
+            lengths[name] = len(values)
+        except TypeError:
+            raise UdfOutputError(
+                f"map_batches function {fn_name} returned a dict whose column {name!r} is a "
+                f"{type(values).__name__}, not an array. Return arrays or lists for every column."
+            ) from None
+    if len(set(lengths.values())) > 1:
+        described = ", ".join(f"{name!r}: {n} rows" for name, n in lengths.items())
+        raise UdfOutputError(
+            f"map_batches function {fn_name} returned columns of different lengths ({described}). "
+            f"Every column of a batch must have the same number of rows."
+        )
+    return pa.table({name: np.asarray(v) if isinstance(v, list) and not v else v for name, v in result.items()})
+
+
+def trim_internal_frames(exc: BaseException) -> BaseException:
+    """Drop the leading traceback frames that belong to sluice, so user code comes first."""
+    tb = exc.__traceback__
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return exc.with_traceback(tb) if tb is not None else exc
+
+
+def call_user_function(fn: Callable, batch: Any, kwargs: dict, fn_name: str, where: str) -> Any:
+    try:
+        return fn(batch, **kwargs)
+    except Exception as exc:
+        cause = trim_internal_frames(exc)
+        raise UserCodeError(
+            f"map_batches function {fn_name} raised {type(exc).__name__}: {exc}\n  while processing {where}.\n"
+            f"  The function's own traceback is shown above."
+        ) from cause
