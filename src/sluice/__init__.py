@@ -6,7 +6,13 @@ expression builders `col`, `lit` and `when`, `configure`, and the error classes.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import os
+
+if os.environ.get("SLUICE_ALLOCATOR", "").lower() != "keep":
+    # Arrow's C++ code picks its allocator once, on first use; see runners/local/budget.py.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+from typing import Any  # noqa: E402, Iterable, Sequence
 
 import pyarrow as pa
 

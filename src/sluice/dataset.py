@@ -15,8 +15,9 @@ import pyarrow as pa
 
 from . import config as config_module
 from .errors import PlanError, SluiceError, column_not_found
-from .expr import Expr, col
+from .expr import Expr, coerce_literals, col
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
+from .observe import session
 from .observe.stats import RunStats
 from .plan.logical import Filter, Limit, LogicalNode, MapBatches, Project, Union, Write
 from .plan.optimizer import optimize
@@ -78,7 +79,7 @@ class Dataset:
         """Keep the rows where `predicate` is true (null counts as false)."""
         if not isinstance(predicate, Expr):
             raise PlanError(f"filter() takes an expression such as col('x') > 0, got {predicate!r}.")
-        return self._derive(Filter(self._plan, predicate))
+        return self._derive(Filter(self._plan, coerce_literals(predicate, self._plan.schema)))
 
     def select(self, *columns: str | Expr) -> Dataset:
         """Keep or compute exactly these columns, in this order."""
@@ -86,7 +87,8 @@ class Dataset:
             columns = tuple(columns[0])
         if not columns:
             raise PlanError("select() needs at least one column name or expression.")
-        return self._derive(Project(self._plan, tuple(col(c) if isinstance(c, str) else c for c in columns)))
+        exprs = tuple(col(c) if isinstance(c, str) else coerce_literals(c, self._plan.schema) for c in columns)
+        return self._derive(Project(self._plan, exprs))
 
     def with_columns(self, *exprs: Expr, **named: Expr) -> Dataset:
         """Add columns, or replace same-named ones in place; keep every other column."""
@@ -94,6 +96,7 @@ class Dataset:
         for e in new:
             if not isinstance(e, Expr):
                 raise PlanError(f"with_columns() takes expressions, got {e!r}. Use col(...) or lit(...).")
+        new = [coerce_literals(e, self._plan.schema) for e in new]
         by_name = {e.output_name(): e for e in new}
         existing = self.schema.names
         kept = [by_name.pop(name) if name in by_name else col(name) for name in existing]
@@ -166,9 +169,14 @@ class Dataset:
 
     def _execute(self, plan: LogicalNode, context: RunContext | None = None) -> Iterator[pa.Table]:
         context = context or RunContext(config_module.current())
+        if session.explain_only:
+            session.explained.append(self)
+            session.print_plan(self, plan)
+            return
         physical = plan_physical(optimize(plan))
         runner = get_runner(context.config.runner)
         self._last_stats = context.stats
+        session.runs.append(context.stats)
         started = time.perf_counter()
         try:
             yield from runner.execute(physical, context)
@@ -237,6 +245,9 @@ class Dataset:
 
     def _write(self, sink: FileSink) -> WriteResult:
         sink.validate(self._plan.schema)
+        if session.explain_only:
+            list(self._execute(Write(self._plan, sink)))
+            return WriteResult(sink.shown_path, (), 0, 0)
         context = RunContext(config_module.current())
         sink.prepare(context.run_id)
         try:
@@ -269,12 +280,7 @@ class Dataset:
 
     def explain(self, *, show: bool = True) -> str | None:
         """Print the logical, optimized and physical plans (or return them with show=False)."""
-        optimized = optimize(self._plan)
-        text = "\n".join([
-            "== Logical plan ==", self._plan.tree_string(),
-            "", "== Optimized plan ==", optimized.tree_string(),
-            "", "== Physical plan ==", plan_physical(optimized).explain(),
-        ])
+        text = explain_plan(self._plan)
         if show:
             print(text)
             return None
@@ -286,6 +292,15 @@ class Dataset:
             raise SluiceError("stats() describes a run, and this dataset has not run yet. "
                               "Call an action first, e.g. .to_arrow(), .count() or .write_parquet(...).")
         return self._last_stats
+
+
+def explain_plan(plan: LogicalNode) -> str:
+    optimized = optimize(plan)
+    return "\n".join([
+        "== Logical plan ==", plan.tree_string(),
+        "", "== Optimized plan ==", optimized.tree_string(),
+        "", "== Physical plan ==", plan_physical(optimized).explain(),
+    ])
 
 
 def _as_expr(value) -> Expr:

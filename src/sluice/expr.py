@@ -158,7 +158,8 @@ class Call(Expr):
     def _own_key(self): return (self.fn, repr(self.params))
 
     def __repr__(self):
-        inner = [repr(a) for a in self.args[1:]] + [repr(p) for p in self.params]
+        inner = [repr(a) for a in self.args[1:]] + [
+            repr(str(p)) if isinstance(p, pa.DataType) else repr(p) for p in self.params]
         return f"{self.args[0]!r}.{self.fn}({', '.join(inner)})"
 
 
@@ -595,3 +596,66 @@ def check_expression(expr: Expr, schema: pa.Schema, context: str = "") -> str:
     """Raise a SluiceError if `expr` names an unknown column or misuses a type; return its kind."""
     where = f", {context}" if context else ""
     return _Checker(schema, where).kind(expr)
+
+
+# ---------------------------------------------------------------- literal coercion
+
+def _temporal_column_type(expr: Expr, schema: pa.Schema) -> pa.DataType | None:
+    if isinstance(expr, Column) and expr.name in schema.names:
+        dtype = schema.field(expr.name).type
+        if pa.types.is_date(dtype) or pa.types.is_timestamp(dtype):
+            return dtype
+    return None
+
+
+def _parse_temporal(text: str, dtype: pa.DataType, where: Expr):
+    try:
+        if pa.types.is_date(dtype):
+            return datetime.date.fromisoformat(text)
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ExpressionTypeError(
+            f"{text!r} in `{where!r}` is not a {'date' if pa.types.is_date(dtype) else 'timestamp'}. "
+            f"Write it in ISO 8601, e.g. '2026-01-31' or '2026-01-31T13:45:00'."
+        ) from None
+    if dtype.tz is not None and value.tzinfo is None:
+        from zoneinfo import ZoneInfo
+        value = value.replace(tzinfo=ZoneInfo(dtype.tz))
+    elif dtype.tz is None and value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _coerce(node: Expr, schema: pa.Schema) -> Expr:
+    def literal_for(value, dtype, whole):
+        return Literal(_parse_temporal(value, dtype, whole)) if isinstance(value, str) else None
+
+    def coerced(arg: Expr, dtype) -> Expr:
+        if isinstance(arg, Literal) and isinstance(arg.value, str):
+            return Literal(_parse_temporal(arg.value, dtype, node))
+        return arg
+
+    if isinstance(node, BinaryOp) and node.op in _COMPARISON:
+        for column, other, rebuild in ((node.left, node.right, lambda lit_: BinaryOp(node.op, node.left, lit_)),
+                                       (node.right, node.left, lambda lit_: BinaryOp(node.op, lit_, node.right))):
+            dtype = _temporal_column_type(column, schema)
+            if dtype is not None and isinstance(other, Literal):
+                parsed = literal_for(other.value, dtype, node)
+                if parsed is not None:
+                    return rebuild(parsed)
+    if isinstance(node, Call) and node.fn in ("between", "is_in"):
+        dtype = _temporal_column_type(node.args[0], schema)
+        if dtype is not None and node.fn == "between":
+            args = tuple(coerced(a, dtype) for a in node.args[1:])
+            return Call(node.fn, (node.args[0],) + args, node.params)
+        if dtype is not None:
+            values = tuple(_parse_temporal(v, dtype, node) if isinstance(v, str) else v for v in node.params[0])
+            return Call(node.fn, node.args, (values,))
+    return node
+
+
+def coerce_literals(expr: Expr, schema: pa.Schema | None) -> Expr:
+    """Give ISO-8601 string literals compared with date or timestamp columns the column's type."""
+    if schema is None:
+        return expr
+    return transform(expr, lambda node: _coerce(node, schema))

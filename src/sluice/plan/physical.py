@@ -15,8 +15,11 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
+import pyarrow as pa
+
 from ..errors import PlanError
 from ..io.source import ScanRequest
+from ..types import normalize_schema
 from .logical import Filter, Limit, LogicalNode, MapBatches, Project, Scan, Union, Write
 from .operators import GlobalLimit, LocalLimit, MapBatchesStep, Operator, PolarsStep, Rebatch, StreamOp, WriteStep
 
@@ -46,6 +49,14 @@ class Stage:
     def scan_request(self) -> ScanRequest:
         assert self.scan is not None
         return ScanRequest(self.scan.columns, self.scan.predicates, self.scan.limit)
+
+    @property
+    def read_schema(self) -> pa.Schema:
+        """The normalized schema of blocks as the source yields them: scan columns plus residual-filter columns."""
+        assert self.scan is not None
+        source_schema = self.scan.source.schema
+        names = self.scan_request.read_columns(source_schema)
+        return normalize_schema(pa.schema([source_schema.field(n) for n in names]))
 
     def with_operator(self, operator: Operator) -> Stage:
         ops = self.operators

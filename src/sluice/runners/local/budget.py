@@ -5,14 +5,29 @@ is released when its block is handed downstream. A task is admitted only while t
 reservations fit in the budget, except that each stage may always have one task in flight,
 so a block bigger than the budget still makes progress instead of deadlocking. Only the
 coordinating thread reserves and releases, so no lock is needed.
+
+The budget bounds the whole process, not only its blocks: what the process already holds
+when the run starts (the interpreter, libraries, the caller's data) is subtracted first, so
+a budget of 4 GiB means the process stays near 4 GiB of real memory.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+
+import psutil
+import pyarrow as pa
+
+MIN_DATA_SHARE = 0.25  # however large the process already is, blocks get at least this share
+
 
 class MemoryBudget:
-    def __init__(self, limit_bytes: int):
-        self.limit = limit_bytes
+    def __init__(self, limit_bytes: int, already_used: int | None = None):
+        if already_used is None:
+            already_used = psutil.Process().memory_info().rss
+        self.total = limit_bytes
+        self.limit = max(int(limit_bytes * MIN_DATA_SHARE), limit_bytes - already_used)
         self.reserved = 0
         self.peak = 0
 
@@ -25,3 +40,29 @@ class MemoryBudget:
 
     def release(self, nbytes: int) -> None:
         self.reserved -= nbytes
+
+
+_allocator_lock = threading.Lock()
+_allocator_configured = False
+
+
+def use_prompt_allocator() -> None:
+    """Make Arrow hand freed memory back to the OS at once, so RSS follows what blocks hold.
+
+    Arrow's default allocator keeps freed pages for reuse; that is fast, but the process then
+    sits hundreds of MiB above what the budget admitted. jemalloc with no decay keeps RSS
+    honest at a small cost. Importing sluice before pyarrow makes Arrow's C++ code use jemalloc
+    too (through ARROW_DEFAULT_MEMORY_POOL); otherwise only allocations made from Python move.
+    SLUICE_ALLOCATOR=keep leaves Arrow's allocator as it is.
+    """
+    global _allocator_configured
+    with _allocator_lock:
+        if _allocator_configured or os.environ.get("SLUICE_ALLOCATOR", "").lower() == "keep":
+            return
+        _allocator_configured = True
+        try:
+            if pa.default_memory_pool().backend_name != "jemalloc":
+                pa.set_memory_pool(pa.jemalloc_memory_pool())
+            pa.jemalloc_set_decay_ms(0)
+        except (NotImplementedError, pa.ArrowNotImplementedError):
+            pass  # this pyarrow build has no jemalloc; keep its default allocator

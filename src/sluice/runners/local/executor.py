@@ -20,13 +20,14 @@ import pyarrow as pa
 from ...plan.operators import normalize_block
 from ...plan.physical import PhysicalPlan, Stage
 from ..base import RunContext, Runner
-from .budget import MemoryBudget
+from .budget import MemoryBudget, use_prompt_allocator
 
 
 class LocalRunner(Runner):
     name = "local"
 
     def execute(self, plan: PhysicalPlan, context: RunContext) -> Iterator[pa.Table]:
+        use_prompt_allocator()
         pool = ThreadPoolExecutor(max_workers=context.config.num_threads, thread_name_prefix="sluice")
         budget = MemoryBudget(context.config.memory_budget)
         try:
@@ -47,6 +48,7 @@ class _StageRun:
         stage, stats = self.stage, self.context.stats
         stats.stage(stage.id, stage.name)
         if stage.scan is not None:
+            self.read_schema = stage.read_schema
             tasks = stage.scan.source.plan_tasks(stage.scan_request)
             stats.stages[stage.id].tasks_total = len(tasks)
             self.context.progress.start_stage(stage.id, stage.name, len(tasks))
@@ -95,9 +97,9 @@ class _StageRun:
                 future, reserved = window.popleft()
                 try:
                     block = future.result()
+                    yield block  # the reservation covers the block until the consumer asks for the next
                 finally:
                     self.budget.release(reserved)
-                yield block
         finally:
             for future, reserved in window:
                 future.cancel()
@@ -107,11 +109,11 @@ class _StageRun:
                 close()
 
     def _read_and_process(self, task) -> pa.Table:
-        scan = self.stage.scan
+        schema = self.read_schema
         started, cpu_started = time.perf_counter(), time.thread_time()
         pieces = list(task.read())
-        block = pa.concat_tables(pieces) if pieces else scan.schema.empty_table()
-        block = normalize_block(block, scan.schema)
+        block = pa.concat_tables(pieces) if pieces else schema.empty_table()
+        block = normalize_block(block, schema)
         self.context.stats.record(self.stage.id, "Scan", 0, block.num_rows, 0, block.nbytes,
                                   time.perf_counter() - started, time.thread_time() - cpu_started)
         return self._process(block)
