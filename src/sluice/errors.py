@@ -74,7 +74,7 @@ def close_matches(name: str, candidates: Iterable[str]) -> list[str]:
 def column_not_found(name: str, schema, context: str = "") -> ColumnNotFoundError:
     suggestions = close_matches(name, schema.names)
     hint = f" Did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-    where = f" in {context}" if context else ""
+    where = "" if not context else f" {context}" if context.startswith("in ") else f" in {context}"
     return ColumnNotFoundError(
         f"Column {name!r} does not exist{where}.{hint}\n"
         f"  The input has these columns:\n{format_schema(schema)}"

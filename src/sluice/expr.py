@@ -341,8 +341,7 @@ _POLARS_UNARY: dict[str, Callable[[pl.Expr], pl.Expr]] = {
 
 _POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "fill_null": lambda a, v: a.fill_null(v),
-    "is_in": lambda a, values: a.is_in(pl.Series(list(values)), nulls_equal=False)
-    if values else pl.lit(False),
+    "is_in": lambda a, values: a.is_in(list(values), nulls_equal=False) if values else pl.lit(False),
     "between": lambda a, lo, hi: a.is_between(lo, hi, closed="both"),
     "cast": lambda a, dtype: a.cast(to_polars_type(dtype)),
     "hash": lambda a: a.hash(seed=0),
@@ -398,7 +397,12 @@ _ARROW_COMPARISONS = {
 }
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _arrow_scalar_ok(value) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        return False  # Polars compares these exactly; an Arrow int64 scalar cannot hold them
     return isinstance(value, (bool, int, float, str, datetime.date, datetime.datetime, decimal.Decimal))
 
 
@@ -516,6 +520,11 @@ class _Checker:
             return f"column {expr.name!r} is {self.schema.field(expr.name).type}"
         return f"`{expr!r}` is {kind}"
 
+    def label(self, expr: Expr, kind: str) -> str:
+        if isinstance(expr, Column):
+            return f"column {expr.name!r} ({self.schema.field(expr.name).type})"
+        return f"`{expr!r}` ({kind})"
+
     def kind(self, expr: Expr) -> str:
         if isinstance(expr, Column):
             if expr.name not in self.schema.names:
@@ -569,7 +578,7 @@ class _Checker:
             comparable = {left, right} - {NULL, OTHER}
             if len(comparable) > 1 and comparable != {TEMPORAL, STRING}:
                 raise self.fail(
-                    expr, f"cannot compare {self.describe(expr.left, left)} with {self.describe(expr.right, right)}",
+                    expr, f"cannot compare {self.label(expr.left, left)} with {self.label(expr.right, right)}",
                     "Cast one side so both have the same type.")
             return BOOL
         return OTHER

@@ -12,7 +12,9 @@ import os
 import posixpath
 from dataclasses import dataclass
 from typing import Sequence
+from urllib.parse import unquote
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ..errors import SourceNotFoundError, close_matches
@@ -125,3 +127,50 @@ def resolve_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
     unique = {e.path: e for e in entries}
     base = posixpath.commonpath(roots) if roots else None
     return ResolvedFiles(fs, tuple(unique[p] for p in sorted(unique)), base)
+
+
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _partition_segments(path: str, base_dir: str) -> list[tuple[str, str]]:
+    relative = path[len(base_dir):].lstrip("/")
+    return [tuple(segment.split("=", 1)) for segment in posixpath.dirname(relative).split("/") if "=" in segment]
+
+
+def hive_partition_schema(files: ResolvedFiles) -> pa.Schema | None:
+    """The `key=value` directory columns under the base directory, typed from their values."""
+    if files.base_dir is None:
+        return None
+    values: dict[str, list[str]] = {}
+    for path in files.paths:
+        for name, value in _partition_segments(path, files.base_dir):
+            values.setdefault(name, []).append(value)
+    if not values:
+        return None
+    return pa.schema([pa.field(name, _infer_partition_type(v)) for name, v in values.items()])
+
+
+def partition_values(path: str, base_dir: str, schema: pa.Schema) -> dict:
+    """The typed partition values encoded in one file's path."""
+    found = dict(_partition_segments(path, base_dir))
+    result = {}
+    for field in schema:
+        raw = found.get(field.name)
+        if raw is None or raw == NULL_PARTITION:
+            result[field.name] = None
+        else:
+            text = unquote(raw)
+            result[field.name] = int(text) if pa.types.is_integer(field.type) else (
+                float(text) if pa.types.is_floating(field.type) else text)
+    return result
+
+
+def _infer_partition_type(values: list[str]) -> pa.DataType:
+    present = [unquote(v) for v in values if v != NULL_PARTITION]
+    for cast, dtype in ((int, pa.int64()), (float, pa.float64())):
+        try:
+            [cast(v) for v in present]
+            return dtype
+        except ValueError:
+            continue
+    return pa.string()

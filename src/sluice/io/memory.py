@@ -33,17 +33,16 @@ class ArrowSource(Source):
         return table.nbytes
 
     def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:
-        columns = request.read_columns(self.schema)
-        selected = self.table.select(columns)
+        selected = self.table.select(request.read_columns(self.schema))
         rows_per_task = MEMORY_TASK_ROWS
         if selected.num_rows and selected.nbytes:
             rows_per_task = max(1, min(MEMORY_TASK_ROWS, TARGET_TASK_BYTES * selected.num_rows // selected.nbytes))
         tasks = []
         for start in range(0, max(selected.num_rows, 1), rows_per_task):
-            piece = selected.slice(start, rows_per_task)
+            piece = self.table.slice(start, rows_per_task)
             tasks.append(ReadTask(
-                read=lambda piece=piece: iter([apply_request_in_memory(piece, request, columns)]),
-                estimated_bytes=max(piece.nbytes, 1),
+                read=lambda piece=piece: iter([apply_request_in_memory(piece, request)]),
+                estimated_bytes=max(selected.slice(start, rows_per_task).nbytes, 1),
                 description=f"{self.label} rows {start}-{start + piece.num_rows}",
             ))
         return tasks
@@ -70,18 +69,17 @@ class RangeSource(Source):
         return self.num_rows * 8
 
     def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:
-        columns = request.read_columns(self.schema)
         rows = self.num_rows if request.limit is None or request.residual is not None else min(
             self.num_rows, request.limit)
         per_task = MEMORY_TASK_ROWS * 4
         return [
-            ReadTask(read=lambda first=first: self._read(first, min(per_task, rows - first), request, columns),
+            ReadTask(read=lambda first=first: self._read(first, min(per_task, rows - first), request),
                      estimated_bytes=max(8 * min(per_task, rows - first), 1),
                      description=f"range rows {first}-{min(first + per_task, rows)}")
             for first in range(0, max(rows, 1), per_task)
         ]
 
-    def _read(self, first: int, count: int, request: ScanRequest, columns) -> Iterator[pa.Table]:
+    def _read(self, first: int, count: int, request: ScanRequest) -> Iterator[pa.Table]:
         begin = self.start + first * self.step
         values = np.arange(begin, begin + max(count, 0) * self.step, self.step, dtype=np.int64)
-        yield apply_request_in_memory(pa.table({"id": values}), request, columns)
+        yield apply_request_in_memory(pa.table({"id": values}), request)

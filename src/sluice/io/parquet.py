@@ -9,7 +9,6 @@ dataset schema when it is read, so a file that disagrees is named rather than mi
 
 from __future__ import annotations
 
-import posixpath
 from functools import cached_property
 from typing import Iterator, Sequence
 
@@ -18,42 +17,15 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
-from .files import ResolvedFiles, resolve_files
+from .files import ResolvedFiles, hive_partition_schema, resolve_files
 from .source import TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, scale_estimate
 
 PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates
 
 
 def _hive_partitioning(files: ResolvedFiles) -> ds.Partitioning | None:
-    if files.base_dir is None:
-        return None
-    relative = [p[len(files.base_dir):].lstrip("/") for p in files.paths]
-    if not any("=" in posixpath.dirname(r) for r in relative):
-        return None
-    fields: list[tuple[str, list[str]]] = []
-    for rel in relative:
-        for segment in posixpath.dirname(rel).split("/"):
-            if "=" in segment:
-                name = segment.split("=", 1)[0]
-                if name not in [f[0] for f in fields]:
-                    fields.append((name, []))
-                next(f for f in fields if f[0] == name)[1].append(segment.split("=", 1)[1])
-    return ds.partitioning(pa.schema([pa.field(n, _infer_partition_type(v)) for n, v in fields]), flavor="hive")
-
-
-def _infer_partition_type(values: list[str]) -> pa.DataType:
-    from urllib.parse import unquote
-    present = [unquote(v) for v in values if v != "__HIVE_DEFAULT_PARTITION__"]
-    try:
-        [int(v) for v in present]
-        return pa.int64()
-    except ValueError:
-        pass
-    try:
-        [float(v) for v in present]
-        return pa.float64()
-    except ValueError:
-        return pa.string()
+    schema = hive_partition_schema(files)
+    return None if schema is None else ds.partitioning(schema, flavor="hive")
 
 
 class ParquetSource(Source):
@@ -140,32 +112,32 @@ class ParquetSource(Source):
         except (pa.ArrowInvalid, OSError) as exc:
             raise self._corrupt(fragment.path, exc) from None
         tasks, group, group_bytes = [], [], 0
+
+        def flush():
+            ids = (group[0].row_groups[0].id, group[-1].row_groups[0].id)
+            tasks.append(self._task(group, columns, request, group_bytes, ids))
+
         for piece in pieces:
             index = piece.row_groups[0].id
             estimate = scale_estimate(metadata.row_group(index).total_byte_size, self.schema, columns)
             if group and group_bytes + estimate > TARGET_TASK_BYTES:
-                tasks.append(self._task(group, columns, request, group_bytes))
+                flush()
                 group, group_bytes = [], 0
             group.append(piece)
             group_bytes += estimate
         if group:
-            tasks.append(self._task(group, columns, request, group_bytes))
+            flush()
         return tasks
 
-    def _task(self, fragments, columns, request, estimate) -> ReadTask:
-        def describe(f):
-            groups = f.row_groups if isinstance(f, ds.ParquetFileFragment) and f.row_groups is not None else None
-            if groups is None:
-                return f.path
-            return f"{f.path}[row groups {groups[0].id}-{groups[-1].id}]" if groups else f.path
-
-        return ReadTask(
-            read=lambda: self._read(fragments, columns, request),
-            estimated_bytes=max(estimate, 1),
-            description=", ".join(describe(f) for f in fragments[:3]) + (
-                f" and {len(fragments) - 3} more" if len(fragments) > 3 else ""),
-            files=tuple(dict.fromkeys(f.path for f in fragments)),
-        )
+    def _task(self, fragments, columns, request, estimate, row_groups: tuple[int, int] | None = None) -> ReadTask:
+        """A task over whole files, or over row groups first..last of one file."""
+        paths = list(dict.fromkeys(f.path for f in fragments))
+        if row_groups is not None:
+            description = f"{paths[0]}[row groups {row_groups[0]}-{row_groups[1]}]"
+        else:
+            description = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        return ReadTask(read=lambda: self._read(fragments, columns, request), estimated_bytes=max(estimate, 1),
+                        description=description, files=tuple(paths))
 
     def _read(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
         arrow_filter = request.arrow_filter

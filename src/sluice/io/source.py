@@ -82,11 +82,12 @@ class Source(ABC):
         return None
 
 
-def apply_request_in_memory(table: pa.Table, request: ScanRequest, read_columns: list[str]) -> pa.Table:
-    """Apply the pushable filter and the column selection to a table a reader produced whole."""
+def apply_request_in_memory(table: pa.Table, request: ScanRequest) -> pa.Table:
+    """Apply the pushable filter, then the column selection, to a whole table a reader produced."""
     arrow_filter = request.arrow_filter
     if arrow_filter is not None and table.num_rows:
         table = table.filter(arrow_filter)
+    read_columns = request.read_columns(table.schema)
     if table.column_names != read_columns:
         table = table.select(read_columns)
     if request.limit is not None and request.residual is None and table.num_rows > request.limit:

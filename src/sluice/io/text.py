@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 
 from ..errors import CorruptFileError
-from .files import resolve_files
+from .files import hive_partition_schema, partition_values, resolve_files
 from .source import ReadTask, ScanRequest, Source, apply_request_in_memory, scale_estimate
 
 TEXT_EXPANSION = 2
@@ -38,13 +38,24 @@ class TextSource(Source):
     def __init__(self, paths: str | Sequence[str], filesystem: pafs.FileSystem | None, schema: pa.Schema | None):
         self.files = resolve_files(paths, filesystem)
         self._user_schema = schema
+        self._partition_schema = hive_partition_schema(self.files)
+
+    @cached_property
+    def file_schema(self) -> pa.Schema:
+        """The columns stored in the files, without hive partition columns."""
+        if self._user_schema is not None:
+            partition_names = set(self._partition_schema.names) if self._partition_schema else set()
+            return pa.schema([f for f in self._user_schema if f.name not in partition_names])
+        first = self.files.paths[0]
+        return self._guard(first, lambda: self._infer_schema(first))
 
     @cached_property
     def schema(self) -> pa.Schema:
-        if self._user_schema is not None:
-            return self._user_schema
-        first = self.files.paths[0]
-        return self._guard(first, lambda: self._infer_schema(first))
+        schema = self.file_schema
+        for field in self._partition_schema or []:
+            if field.name not in schema.names:
+                schema = schema.append(field)
+        return schema
 
     def describe(self) -> str:
         where = self.files.base_dir or self.files.paths[0]
@@ -57,15 +68,19 @@ class TextSource(Source):
     def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:
         columns = request.read_columns(self.schema)
         return [
-            ReadTask(read=lambda path=entry.path: self._read(path, request, columns),
+            ReadTask(read=lambda path=entry.path: self._read(path, request),
                      estimated_bytes=scale_estimate(entry.size * TEXT_EXPANSION, self.schema, columns) or 1,
                      description=entry.path, files=(entry.path,))
             for entry in self.files.files
         ]
 
-    def _read(self, path: str, request: ScanRequest, columns: list[str]) -> Iterator[pa.Table]:
+    def _read(self, path: str, request: ScanRequest) -> Iterator[pa.Table]:
         table = self._guard(path, lambda: self._read_file(path))
-        yield apply_request_in_memory(table, request, columns)
+        if self._partition_schema is not None:
+            values = partition_values(path, self.files.base_dir or "", self._partition_schema)
+            for field in self._partition_schema:
+                table = table.append_column(field, pa.array([values[field.name]] * table.num_rows, field.type))
+        yield apply_request_in_memory(table, request)
 
     def _open(self, path: str):
         return self.files.filesystem.open_input_stream(path, compression=_compression(path))
@@ -107,7 +122,7 @@ class CsvSource(TextSource):
         if block_size:
             kwargs["block_size"] = block_size
         if self._user_schema is not None and not self._has_header:
-            kwargs = {"column_names": self._user_schema.names}
+            kwargs = {"column_names": self.file_schema.names}
         return pacsv.ReadOptions(**kwargs)
 
     def _infer_schema(self, path: str) -> pa.Schema:
@@ -119,7 +134,8 @@ class CsvSource(TextSource):
     def _read_file(self, path: str) -> pa.Table:
         with self._open(path) as stream:
             return pacsv.read_csv(stream, read_options=self._read_options(), parse_options=self._parse,
-                                  convert_options=self._convert_options(dict(zip(self.schema.names, self.schema.types))))
+                                  convert_options=self._convert_options(
+                                      dict(zip(self.file_schema.names, self.file_schema.types))))
 
 
 class JsonSource(TextSource):
@@ -136,5 +152,5 @@ class JsonSource(TextSource):
 
     def _read_file(self, path: str) -> pa.Table:
         with self._open(path) as stream:
-            options = pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
+            options = pajson.ParseOptions(explicit_schema=self.file_schema, unexpected_field_behavior="ignore")
             return pajson.read_json(stream, parse_options=options)
