@@ -609,10 +609,10 @@ def check_expression(expr: Expr, schema: pa.Schema, context: str = "") -> str:
 
 # ---------------------------------------------------------------- literal coercion
 
-def _temporal_column_type(expr: Expr, schema: pa.Schema) -> pa.DataType | None:
+def _coercible_column_type(expr: Expr, schema: pa.Schema) -> pa.DataType | None:
     if isinstance(expr, Column) and expr.name in schema.names:
         dtype = schema.field(expr.name).type
-        if pa.types.is_date(dtype) or pa.types.is_timestamp(dtype):
+        if pa.types.is_date(dtype) or pa.types.is_timestamp(dtype) or pa.types.is_decimal(dtype):
             return dtype
     return None
 
@@ -635,36 +635,40 @@ def _parse_temporal(text: str, dtype: pa.DataType, where: Expr):
     return value
 
 
-def _coerce(node: Expr, schema: pa.Schema) -> Expr:
-    def literal_for(value, dtype, whole):
-        return Literal(_parse_temporal(value, dtype, whole)) if isinstance(value, str) else None
+def _coerce_value(value, dtype: pa.DataType, where: Expr):
+    """The literal as the column's type: ISO strings for dates/timestamps, numbers for decimals."""
+    if pa.types.is_decimal(dtype):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return decimal.Decimal(str(value))
+        return value
+    return _parse_temporal(value, dtype, where) if isinstance(value, str) else value
 
+
+def _coerce(node: Expr, schema: pa.Schema) -> Expr:
     def coerced(arg: Expr, dtype) -> Expr:
-        if isinstance(arg, Literal) and isinstance(arg.value, str):
-            return Literal(_parse_temporal(arg.value, dtype, node))
+        if isinstance(arg, Literal):
+            value = _coerce_value(arg.value, dtype, node)
+            return arg if value is arg.value else Literal(value)
         return arg
 
     if isinstance(node, BinaryOp) and node.op in _COMPARISON:
-        for column, other, rebuild in ((node.left, node.right, lambda lit_: BinaryOp(node.op, node.left, lit_)),
-                                       (node.right, node.left, lambda lit_: BinaryOp(node.op, lit_, node.right))):
-            dtype = _temporal_column_type(column, schema)
-            if dtype is not None and isinstance(other, Literal):
-                parsed = literal_for(other.value, dtype, node)
-                if parsed is not None:
-                    return rebuild(parsed)
+        left_type = _coercible_column_type(node.left, schema)
+        if left_type is not None:
+            return BinaryOp(node.op, node.left, coerced(node.right, left_type))
+        right_type = _coercible_column_type(node.right, schema)
+        if right_type is not None:
+            return BinaryOp(node.op, coerced(node.left, right_type), node.right)
     if isinstance(node, Call) and node.fn in ("between", "is_in"):
-        dtype = _temporal_column_type(node.args[0], schema)
+        dtype = _coercible_column_type(node.args[0], schema)
         if dtype is not None and node.fn == "between":
-            args = tuple(coerced(a, dtype) for a in node.args[1:])
-            return Call(node.fn, (node.args[0],) + args, node.params)
+            return Call(node.fn, (node.args[0],) + tuple(coerced(a, dtype) for a in node.args[1:]), node.params)
         if dtype is not None:
-            values = tuple(_parse_temporal(v, dtype, node) if isinstance(v, str) else v for v in node.params[0])
-            return Call(node.fn, node.args, (values,))
+            return Call(node.fn, node.args, (tuple(_coerce_value(v, dtype, node) for v in node.params[0]),))
     return node
 
 
 def coerce_literals(expr: Expr, schema: pa.Schema | None) -> Expr:
-    """Give ISO-8601 string literals compared with date or timestamp columns the column's type."""
+    """Give literals compared with date, timestamp or decimal columns the column's type."""
     if schema is None:
         return expr
     return transform(expr, lambda node: _coerce(node, schema))

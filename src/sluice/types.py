@@ -68,3 +68,23 @@ def empty_table(schema: pa.Schema) -> pa.Table:
 def normalize_schema(schema: pa.Schema) -> pa.Schema:
     """The schema a block has after it passes through Polars (strings become large_string...)."""
     return polars_to_arrow(arrow_to_polars(empty_table(schema))).schema
+
+
+def _without_views(dtype: pa.DataType) -> pa.DataType:
+    if pa.types.is_string_view(dtype):
+        return pa.large_string()
+    if pa.types.is_binary_view(dtype):
+        return pa.large_binary()
+    if pa.types.is_list_view(dtype) or pa.types.is_large_list_view(dtype):
+        return pa.large_list(_without_views(dtype.value_type))
+    if pa.types.is_struct(dtype):
+        return pa.struct([f.with_type(_without_views(f.type)) for f in dtype])
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return pa.large_list(_without_views(dtype.value_type)) if pa.types.is_large_list(dtype) else pa.list_(
+            _without_views(dtype.value_type))
+    return dtype
+
+
+def without_view_types(schema: pa.Schema) -> pa.Schema:
+    """Replace string/binary/list views, which many Arrow kernels lack, by their large forms."""
+    return pa.schema([f.with_type(_without_views(f.type)) for f in schema], metadata=schema.metadata)

@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
+from ..types import without_view_types
 from .source import TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, apply_request_in_memory
 
 MEMORY_TASK_ROWS = 1 << 20
@@ -18,7 +19,8 @@ MEMORY_TASK_ROWS = 1 << 20
 
 class ArrowSource(Source):
     def __init__(self, table: pa.Table, label: str = "arrow"):
-        self.table = table
+        schema = without_view_types(table.schema)
+        self.table = table if schema.equals(table.schema) else table.cast(schema)
         self.label = label
 
     @property

@@ -12,11 +12,14 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Iterator, Sequence
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
+from ..expr import to_arrow_filter, to_polars
+from ..types import polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
 from .source import TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, scale_estimate
 
@@ -40,12 +43,14 @@ class ParquetSource(Source):
     @cached_property
     def _dataset(self) -> ds.FileSystemDataset:
         first = self.files.paths[0]
+        def open_dataset(schema):
+            return ds.dataset(self.files.paths, filesystem=self.files.filesystem, format="parquet",
+                              partitioning=self._partitioning, partition_base_dir=self.files.base_dir, schema=schema)
+
         try:
-            return ds.dataset(
-                self.files.paths, filesystem=self.files.filesystem, format="parquet",
-                partitioning=self._partitioning, partition_base_dir=self.files.base_dir,
-                schema=self._full_user_schema(),
-            )
+            dataset = open_dataset(self._full_user_schema())
+            schema = without_view_types(dataset.schema)
+            return dataset if schema.equals(dataset.schema) else open_dataset(schema)
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorruptFileError(
                 f"Cannot read {first!r} as Parquet: {exc}. Remove or replace the file, "
@@ -136,7 +141,10 @@ class ParquetSource(Source):
             description = f"{paths[0]}[row groups {row_groups[0]}-{row_groups[1]}]"
         else:
             description = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-        return ReadTask(read=lambda: self._read(fragments, columns, request), estimated_bytes=max(estimate, 1),
+        polars_can_read = (row_groups is None and self._user_schema is None
+                           and isinstance(self.files.filesystem, pafs.LocalFileSystem))
+        read = self._read_with_polars if polars_can_read else self._read
+        return ReadTask(read=lambda: read(fragments, columns, request), estimated_bytes=max(estimate, 1),
                         description=description, files=tuple(paths))
 
     def _read(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
@@ -156,12 +164,47 @@ class ParquetSource(Source):
                     if remaining is not None and remaining <= 0:
                         return
             except FileNotFoundError:
-                raise SourceError(
-                    f"The file {fragment.path!r} was listed when the plan was made but is gone now. "
-                    f"Re-run once the input is stable."
-                ) from None
+                raise self._vanished(fragment.path) from None
             except (pa.ArrowInvalid, OSError) as exc:
                 raise self._corrupt(fragment.path, exc) from None
+
+    def _read_with_polars(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
+        """Whole local files through Polars' reader, which decodes filtered columns lazily.
+
+        Polars applies the pushable predicates while decoding (and skips row groups by their
+        statistics), then decodes the other columns only for the rows that passed.
+        """
+        predicates = [to_polars(e) for e in request.predicates if to_arrow_filter(e) is not None]
+        remaining = request.limit if request.residual is None else None
+        partition_fields = [self.schema.field(n) for n in self.partition_columns]
+        for fragment in fragments:
+            if remaining is not None and remaining <= 0:
+                return
+            try:
+                self._check_file_schema(fragment, columns)
+                frame = pl.scan_parquet(fragment.path, glob=False, hive_partitioning=False)
+                if partition_fields:
+                    keys = ds.get_partition_keys(fragment.partition_expression)
+                    frame = frame.with_columns(pl.lit(keys.get(f.name), dtype=to_polars_type(f.type)).alias(f.name)
+                                               for f in partition_fields)
+                for predicate in predicates:
+                    frame = frame.filter(predicate)
+                frame = frame.select(columns)
+                if remaining is not None:
+                    frame = frame.head(remaining)
+                table = polars_to_arrow(frame.collect())
+            except FileNotFoundError:
+                raise self._vanished(fragment.path) from None
+            except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
+                raise self._corrupt(fragment.path, exc) from None
+            if remaining is not None:
+                remaining -= table.num_rows
+            yield table
+
+    @staticmethod
+    def _vanished(path: str) -> SourceError:
+        return SourceError(f"The file {path!r} was listed when the plan was made but is gone now. "
+                           f"Re-run once the input is stable.")
 
     def _check_file_schema(self, fragment, columns) -> None:
         if self._user_schema is not None:
@@ -173,7 +216,7 @@ class ParquetSource(Source):
                 continue
             expected = self.schema.field(name).type
             index = physical.get_field_index(name)
-            if index < 0 or physical.field(index).type != expected:
+            if index < 0 or without_view_types(pa.schema([physical.field(index)])).field(0).type != expected:
                 found = "missing" if index < 0 else f"{physical.field(index).type}"
                 raise SchemaMismatchError(
                     f"Files disagree on column {name!r}: {self.files.paths[0]!r} has it as {expected}, "

@@ -41,7 +41,7 @@ def _prune(node: LogicalNode, required: set[str] | None) -> LogicalNode:
             exprs = tuple(e for e in node.exprs if e.output_name() in required) or node.exprs[:1]
         needed = set().union(*(columns_of(e) for e in exprs))
         child = _prune(node.input, needed)
-        if exprs == node.exprs and child is node.input:
+        if len(exprs) == len(node.exprs) and all(a is b for a, b in zip(exprs, node.exprs)) and child is node.input:
             return node
         return Project(child, exprs)
     if isinstance(node, (Limit, Union)):
