@@ -87,6 +87,9 @@ class ParquetSource(Source):
         fragments = list(self._dataset.get_fragments(filter=arrow_filter) if arrow_filter is not None
                          else self._dataset.get_fragments())
         columns = request.read_columns(self.schema)
+        estimates = [scale_estimate(self._sizes.get(f.path, 0) * PARQUET_EXPANSION, self.schema, columns)
+                     for f in fragments]
+        target = request.task_bytes(sum(estimates))
         tasks: list[ReadTask] = []
         batch: list[ds.ParquetFileFragment] = []
         batch_bytes = 0
@@ -97,13 +100,12 @@ class ParquetSource(Source):
                 tasks.append(self._task(batch, columns, request, batch_bytes))
                 batch, batch_bytes = [], 0
 
-        for fragment in fragments:
-            estimate = scale_estimate(self._sizes.get(fragment.path, 0) * PARQUET_EXPANSION, self.schema, columns)
+        for fragment, estimate in zip(fragments, estimates):
             if estimate > TARGET_TASK_BYTES:
                 flush()
                 tasks += self._split_large_file(fragment, columns, request)
                 continue
-            if batch and batch_bytes + estimate > TARGET_TASK_BYTES:
+            if batch and batch_bytes + estimate > target:
                 flush()
             batch.append(fragment)
             batch_bytes += estimate

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from ..expr import Expr, conjoin, to_arrow_filter
 
 TARGET_TASK_BYTES = 64 * 1024 * 1024
+MIN_TASK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class ScanRequest:
     columns: tuple[str, ...] | None
     predicates: tuple[Expr, ...]
     limit: int | None
+    parallelism: int = 1  # threads the runner will read with; sources size tasks to keep them busy
+
+    def task_bytes(self, total_bytes: int) -> int:
+        """A task size that gives every thread at least two tasks, within sane bounds."""
+        return max(MIN_TASK_BYTES, min(TARGET_TASK_BYTES, total_bytes // (2 * max(1, self.parallelism))))
 
     @property
     def arrow_filter(self) -> pc.Expression | None:

@@ -10,6 +10,7 @@ other, so the pool cannot deadlock. Polars and pyarrow release the GIL in their 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,7 +50,8 @@ class _StageRun:
         stats.stage(stage.id, stage.name)
         if stage.scan is not None:
             self.read_schema = stage.read_schema
-            tasks = stage.scan.source.plan_tasks(stage.scan_request)
+            request = dataclasses.replace(stage.scan_request, parallelism=self.context.config.num_threads)
+            tasks = stage.scan.source.plan_tasks(request)
             stats.stages[stage.id].tasks_total = len(tasks)
             self.context.progress.start_stage(stage.id, stage.name, len(tasks))
             items: Iterable[tuple[Any, int]] = ((task, task.estimated_bytes) for task in tasks)
