@@ -21,8 +21,8 @@ def _run_script(path: str, argv: list[str]) -> dict:
 
 
 def _print_summaries() -> None:
-    from rich.console import Console
-    console = Console()
+    from .observe.stats import report_console
+    console = report_console()
     if not session.runs:
         console.print("The script ran no sluice action.")
     for stats in session.runs:

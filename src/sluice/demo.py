@@ -88,12 +88,11 @@ def add_session_bucket(batch: pa.Table) -> pa.Table:
 
 
 def run_demo(directory: str | None = None, rows: int = 1_000_000) -> None:
-    from rich.console import Console
-
     import sluice as sl
     from sluice import col, lit, when
+    from sluice.observe.stats import report_console
 
-    console = Console()
+    console = report_console()
     root = directory or tempfile.mkdtemp(prefix="sluice-demo-")
     os.makedirs(root, exist_ok=True)
     console.rule("[bold]sluice demo")

@@ -95,6 +95,14 @@ class RunStats:
         return console.export_text()
 
 
+def report_console():
+    """A rich console: the terminal's width on a terminal, 140 columns in files and pipes."""
+    import sys
+
+    from rich.console import Console
+    return Console(width=None if sys.stdout.isatty() else 140)
+
+
 def format_bytes(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
