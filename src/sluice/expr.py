@@ -406,57 +406,72 @@ def _arrow_scalar_ok(value) -> bool:
     return isinstance(value, (bool, int, float, str, datetime.date, datetime.datetime, decimal.Decimal))
 
 
-def to_arrow_filter(expr: Expr) -> pc.Expression | None:
+def to_arrow_filter(expr: Expr, schema: pa.Schema | None = None) -> pc.Expression | None:
     """The pyarrow dataset expression for a predicate, or None if it cannot be pushed down.
 
     Only what a scan can use to skip data is compiled: columns compared with literals,
-    null tests, membership, ranges, and boolean logic over those.
+    null tests, membership, ranges, and boolean logic over those. Comparisons that involve
+    floating-point columns stay out: Arrow orders NaN as IEEE does (every comparison false),
+    while Polars and SQL engines order NaN above every number, and pushdown must never change
+    a result. Without a schema, no column is known to be non-float, so only literals decide.
     """
-    if isinstance(expr, BinaryOp):
-        if expr.op in ("&", "|"):
-            left, right = to_arrow_filter(expr.left), to_arrow_filter(expr.right)
-            if left is None or right is None:
+    return _ArrowFilterCompiler(schema).compile(expr)
+
+
+class _ArrowFilterCompiler:
+    def __init__(self, schema: pa.Schema | None):
+        self.schema = schema
+
+    def compile(self, expr: Expr):
+        if isinstance(expr, BinaryOp):
+            if expr.op in ("&", "|"):
+                left, right = self.compile(expr.left), self.compile(expr.right)
+                if left is None or right is None:
+                    return None
+                return (left & right) if expr.op == "&" else (left | right)
+            if expr.op in _ARROW_COMPARISONS:
+                left, right = self.operand(expr.left), self.operand(expr.right)
+                if left is None or right is None:
+                    return None
+                return _ARROW_COMPARISONS[expr.op](left, right)
+            return None
+        if isinstance(expr, UnaryOp):
+            inner = self.compile(expr.operand) if expr.op == "not" else self.field(expr.operand, nan_safe=True)
+            if inner is None:
                 return None
-            return (left & right) if expr.op == "&" else (left | right)
-        if expr.op in _ARROW_COMPARISONS:
-            left, right = _arrow_operand(expr.left), _arrow_operand(expr.right)
-            if left is None or right is None:
+            return {"not": lambda e: ~e, "is_null": lambda e: e.is_null(),
+                    "is_not_null": lambda e: e.is_valid()}.get(expr.op, lambda e: None)(inner)
+        if isinstance(expr, Call) and expr.fn == "is_in":
+            field = self.field(expr.args[0])
+            values = expr.params[0]
+            if field is None or not values or not all(_arrow_scalar_ok(v) for v in values):
                 return None
-            return _ARROW_COMPARISONS[expr.op](left, right)
+            return field.isin(list(values))
+        if isinstance(expr, Call) and expr.fn == "between":
+            field = self.field(expr.args[0])
+            low, high = self.operand(expr.args[1]), self.operand(expr.args[2])
+            if field is None or low is None or high is None:
+                return None
+            return (field >= low) & (field <= high)
+        if isinstance(expr, Literal) and isinstance(expr.value, bool):
+            return pc.scalar(expr.value)
         return None
-    if isinstance(expr, UnaryOp):
-        inner = to_arrow_filter(expr.operand) if expr.op == "not" else _arrow_field(expr.operand)
-        if inner is None:
+
+    def field(self, expr: Expr, nan_safe: bool = False):
+        if not isinstance(expr, Column) or self.schema is None or expr.name not in self.schema.names:
             return None
-        return {"not": lambda e: ~e, "is_null": lambda e: e.is_null(),
-                "is_not_null": lambda e: e.is_valid()}.get(expr.op, lambda e: None)(inner)
-    if isinstance(expr, Call) and expr.fn == "is_in":
-        field = _arrow_field(expr.args[0])
-        values = expr.params[0]
-        if field is None or not all(_arrow_scalar_ok(v) for v in values) or not values:
+        if not nan_safe and pa.types.is_floating(self.schema.field(expr.name).type):
             return None
-        return field.isin(list(values))
-    if isinstance(expr, Call) and expr.fn == "between":
-        field = _arrow_field(expr.args[0])
-        low, high = _arrow_operand(expr.args[1]), _arrow_operand(expr.args[2])
-        if field is None or low is None or high is None:
-            return None
-        return (field >= low) & (field <= high)
-    if isinstance(expr, Literal) and isinstance(expr.value, bool):
-        return pc.scalar(expr.value)
-    return None
-
-
-def _arrow_field(expr: Expr):
-    return pc.field(expr.name) if isinstance(expr, Column) else None
-
-
-def _arrow_operand(expr: Expr):
-    if isinstance(expr, Column):
         return pc.field(expr.name)
-    if isinstance(expr, Literal) and expr.value is not None and _arrow_scalar_ok(expr.value):
-        return pc.scalar(expr.value)
-    return None
+
+    def operand(self, expr: Expr):
+        if isinstance(expr, Column):
+            return self.field(expr)
+        if isinstance(expr, Literal) and expr.value is not None and _arrow_scalar_ok(expr.value):
+            if isinstance(expr.value, float) and expr.value != expr.value:
+                return None
+            return pc.scalar(expr.value)
+        return None
 
 
 # ---------------------------------------------------------------- type checking

@@ -18,7 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
-from ..expr import to_arrow_filter, to_polars
+from ..expr import to_polars
 from ..types import polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
 from .source import TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, scale_estimate
@@ -176,7 +176,7 @@ class ParquetSource(Source):
         Polars applies the pushable predicates while decoding (and skips row groups by their
         statistics), then decodes the other columns only for the rows that passed.
         """
-        predicates = [to_polars(e) for e in request.predicates if to_arrow_filter(e) is not None]
+        predicates = [to_polars(e) for e in request.predicates if request.pushable(e)]
         remaining = request.limit if request.residual is None else None
         partition_fields = [self.schema.field(n) for n in self.partition_columns]
         for fragment in fragments:

@@ -38,7 +38,11 @@ class ScanRequest:
     columns: tuple[str, ...] | None
     predicates: tuple[Expr, ...]
     limit: int | None
+    schema: pa.Schema | None = None  # the source's schema; without it nothing is pushed to the reader
     parallelism: int = 1  # threads the runner will read with; sources size tasks to keep them busy
+
+    def pushable(self, expr: Expr) -> bool:
+        return to_arrow_filter(expr, self.schema) is not None
 
     def task_bytes(self, total_bytes: int) -> int:
         """A task size that gives every thread at least two tasks, within sane bounds."""
@@ -46,7 +50,7 @@ class ScanRequest:
 
     @property
     def arrow_filter(self) -> pc.Expression | None:
-        pushable = [p for p in (to_arrow_filter(e) for e in self.predicates) if p is not None]
+        pushable = [p for p in (to_arrow_filter(e, self.schema) for e in self.predicates) if p is not None]
         result = None
         for p in pushable:
             result = p if result is None else result & p
@@ -55,7 +59,7 @@ class ScanRequest:
     @property
     def residual(self) -> Expr | None:
         """The conjunction of predicates the source cannot apply; the stage applies them."""
-        return conjoin(e for e in self.predicates if to_arrow_filter(e) is None)
+        return conjoin(e for e in self.predicates if not self.pushable(e))
 
     def read_columns(self, schema: pa.Schema) -> list[str]:
         """Columns to read: the requested ones plus those the residual predicates need."""

@@ -58,6 +58,19 @@ class LogicalNode:
         return "\n".join(lines)
 
 
+class SingleInputNode(LogicalNode):
+    """A node over exactly one input, held in its `input` field."""
+
+    input: LogicalNode
+
+    @property
+    def children(self) -> tuple[LogicalNode, ...]:
+        return (self.input,)
+
+    def with_children(self, children):
+        return dataclasses.replace(self, input=children[0])
+
+
 def _key_of(value):
     if isinstance(value, Expr):
         return value.key()
@@ -105,7 +118,7 @@ class Scan(LogicalNode):
 
 
 @dataclass(frozen=True, eq=False)
-class Filter(LogicalNode):
+class Filter(SingleInputNode):
     input: LogicalNode
     predicate: Expr
 
@@ -119,10 +132,6 @@ class Filter(LogicalNode):
                     f"Compare it to something, e.g. `{self.predicate!r} > 0`."
                 )
 
-    @property
-    def children(self): return (self.input,)
-    def with_children(self, children): return dataclasses.replace(self, input=children[0])
-
     @cached_property
     def schema(self): return self.input.schema
 
@@ -130,7 +139,7 @@ class Filter(LogicalNode):
 
 
 @dataclass(frozen=True, eq=False)
-class Project(LogicalNode):
+class Project(SingleInputNode):
     """Compute exactly these output columns; select, with_columns, rename and drop build it."""
 
     input: LogicalNode
@@ -148,10 +157,6 @@ class Project(LogicalNode):
         if schema is not None:
             for expr in self.exprs:
                 check_expression(expr, schema, "in select()/with_columns()")
-
-    @property
-    def children(self): return (self.input,)
-    def with_children(self, children): return dataclasses.replace(self, input=children[0])
 
     @cached_property
     def schema(self) -> pa.Schema | None:
@@ -176,17 +181,13 @@ def infer_projection_schema(schema: pa.Schema, exprs: tuple[Expr, ...]) -> pa.Sc
 
 
 @dataclass(frozen=True, eq=False)
-class MapBatches(LogicalNode):
+class MapBatches(SingleInputNode):
     input: LogicalNode
     fn: Callable
     batch_format: str = "arrow"
     batch_size: int | None = None
     fn_kwargs: tuple[tuple[str, Any], ...] = ()
     declared_schema: pa.Schema | None = None
-
-    @property
-    def children(self): return (self.input,)
-    def with_children(self, children): return dataclasses.replace(self, input=children[0])
 
     @property
     def fn_name(self) -> str:
@@ -208,13 +209,9 @@ class MapBatches(LogicalNode):
 
 
 @dataclass(frozen=True, eq=False)
-class Limit(LogicalNode):
+class Limit(SingleInputNode):
     input: LogicalNode
     n: int
-
-    @property
-    def children(self): return (self.input,)
-    def with_children(self, children): return dataclasses.replace(self, input=children[0])
 
     @cached_property
     def schema(self): return self.input.schema
@@ -239,15 +236,11 @@ class Union(LogicalNode):
 
 
 @dataclass(frozen=True, eq=False)
-class Write(LogicalNode):
+class Write(SingleInputNode):
     """Write the input to a sink; the root of a write plan."""
 
     input: LogicalNode
     sink: Any  # sluice.io.sinks.Sink
-
-    @property
-    def children(self): return (self.input,)
-    def with_children(self, children): return dataclasses.replace(self, input=children[0])
 
     @cached_property
     def schema(self): return self.input.schema

@@ -48,7 +48,7 @@ class Stage:
     @property
     def scan_request(self) -> ScanRequest:
         assert self.scan is not None
-        return ScanRequest(self.scan.columns, self.scan.predicates, self.scan.limit)
+        return ScanRequest(self.scan.columns, self.scan.predicates, self.scan.limit, self.scan.source.schema)
 
     @property
     def read_schema(self) -> pa.Schema:
