@@ -53,7 +53,8 @@ class PolarsStep(Operator):
             if kind == "filter":
                 frame = frame.filter(to_polars(payload))
             else:
-                frame = frame.select([to_polars(e) for e in payload])
+                # with_columns, not select: a literal-only select would give one row, not one per input row
+                frame = frame.with_columns([to_polars(e) for e in payload]).select([e.output_name() for e in payload])
         try:
             return polars_to_arrow(frame.collect())
         except pl.exceptions.PolarsError as exc:
