@@ -12,7 +12,7 @@ if os.environ.get("SLUICE_ALLOCATOR", "").lower() != "keep":
     # Arrow's C++ code picks its allocator once, on first use; see runners/local/budget.py.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
-from typing import Any  # noqa: E402, Iterable, Sequence
+from typing import Any, Iterable, Sequence  # noqa: E402
 
 import pyarrow as pa
 

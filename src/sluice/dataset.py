@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from . import config as config_module
 from .errors import PlanError, SluiceError, column_not_found
-from .expr import Expr, coerce_literals, col
+from .expr import Expr, col
+from .typecheck import coerce_literals
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from .observe import session
 from .observe.stats import RunStats

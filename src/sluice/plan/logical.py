@@ -16,7 +16,8 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from ..errors import ExpressionTypeError, PlanError, format_schema
-from ..expr import Expr, check_expression, to_polars
+from ..expr import Expr, to_polars
+from ..typecheck import check_expression
 from ..types import arrow_to_polars, normalize_schema, polars_to_arrow
 
 

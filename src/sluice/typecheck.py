@@ -1,0 +1,231 @@
+"""Plan-time checks of expressions against a schema, and literal coercion.
+
+`check_expression` walks an expression and raises a SluiceError at the first unknown column
+or type misuse, naming the column, close matches and the schema. `coerce_literals` gives a
+literal the type of the column it is compared with (ISO strings for dates and timestamps,
+numbers for decimals), so `col("day") >= "2026-01-01"` means what it says.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+
+import pyarrow as pa
+
+from .errors import ExpressionTypeError, column_not_found, format_schema
+from .expr import (
+    Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, _ARROW_COMPARISONS, transform,
+)
+
+NUMERIC, STRING, BOOL, TEMPORAL, NULL, OTHER = "numeric", "string", "boolean", "temporal", "null", "other"
+
+
+def kind_of_type(dtype: pa.DataType) -> str:
+    if pa.types.is_dictionary(dtype):
+        return kind_of_type(dtype.value_type)
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return NUMERIC
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return STRING
+    if pa.types.is_boolean(dtype):
+        return BOOL
+    if pa.types.is_temporal(dtype):
+        return TEMPORAL
+    if pa.types.is_null(dtype):
+        return NULL
+    return OTHER
+
+
+def _kind_of_value(value) -> str:
+    if value is None:
+        return NULL
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return NUMERIC
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time, datetime.timedelta)):
+        return TEMPORAL
+    return OTHER
+
+
+_ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**"}
+_COMPARISON = set(_ARROW_COMPARISONS)
+_STRING_RESULT = {"str.lower": STRING, "str.upper": STRING, "str.slice": STRING, "str.replace": STRING,
+                  "str.contains": BOOL, "str.starts_with": BOOL, "str.ends_with": BOOL, "str.len": NUMERIC}
+_TEMPORAL_RESULT = {"dt.year": NUMERIC, "dt.month": NUMERIC, "dt.day": NUMERIC, "dt.hour": NUMERIC,
+                    "dt.truncate": TEMPORAL}
+
+
+class _Checker:
+    """Walks an expression against a schema and raises a SluiceError at the first misuse."""
+
+    def __init__(self, schema: pa.Schema, context: str):
+        self.schema = schema
+        self.context = context
+
+    def fail(self, expr: Expr, problem: str, fix: str) -> ExpressionTypeError:
+        return ExpressionTypeError(
+            f"{problem} in `{expr!r}`{self.context}. {fix}\n  The input has these columns:\n"
+            f"{format_schema(self.schema)}"
+        )
+
+    def describe(self, expr: Expr, kind: str) -> str:
+        if isinstance(expr, Column):
+            return f"column {expr.name!r} is {self.schema.field(expr.name).type}"
+        return f"`{expr!r}` is {kind}"
+
+    def label(self, expr: Expr, kind: str) -> str:
+        if isinstance(expr, Column):
+            return f"column {expr.name!r} ({self.schema.field(expr.name).type})"
+        return f"`{expr!r}` ({kind})"
+
+    def kind(self, expr: Expr) -> str:
+        if isinstance(expr, Column):
+            if expr.name not in self.schema.names:
+                raise column_not_found(expr.name, self.schema, self.context.strip(" ,"))
+            return kind_of_type(self.schema.field(expr.name).type)
+        if isinstance(expr, Literal):
+            return _kind_of_value(expr.value)
+        if isinstance(expr, Alias):
+            return self.kind(expr.expr)
+        if isinstance(expr, BinaryOp):
+            return self._binary(expr)
+        if isinstance(expr, UnaryOp):
+            inner = self.kind(expr.operand)
+            if expr.op == "not":
+                self.require(expr, expr.operand, inner, {BOOL}, "~ needs a boolean operand")
+                return BOOL
+            if expr.op == "neg":
+                self.require(expr, expr.operand, inner, {NUMERIC}, "unary minus needs a number")
+                return NUMERIC
+            return BOOL
+        if isinstance(expr, Call):
+            return self._call(expr)
+        if isinstance(expr, When):
+            for cond in expr.branches[0::2]:
+                self.require(expr, cond, self.kind(cond), {BOOL}, "when() needs a boolean condition")
+            kinds = {self.kind(v) for v in expr.branches[1::2] + (expr.default,)} - {NULL}
+            return kinds.pop() if len(kinds) == 1 else OTHER
+        return OTHER
+
+    def require(self, whole: Expr, part: Expr, kind: str, allowed: set[str], problem: str):
+        if kind not in allowed and kind not in (NULL, OTHER):
+            fix = {STRING: "Cast it first, e.g. .cast('string').", NUMERIC: "Cast it first, e.g. .cast('float64').",
+                   BOOL: "Compare it to something to get a boolean, e.g. col('x') > 0.",
+                   TEMPORAL: "Cast it to a date or timestamp first, e.g. .cast('timestamp[us]')."}
+            needed = sorted(allowed)[0]
+            raise self.fail(whole, f"{problem}, but {self.describe(part, kind)}", fix.get(needed, ""))
+
+    def _binary(self, expr: BinaryOp) -> str:
+        left, right = self.kind(expr.left), self.kind(expr.right)
+        if expr.op in ("&", "|"):
+            for part, kind in ((expr.left, left), (expr.right, right)):
+                self.require(expr, part, kind, {BOOL}, f"{expr.op} needs boolean operands")
+            return BOOL
+        if expr.op in _ARITHMETIC:
+            allowed = {NUMERIC, TEMPORAL} if expr.op in ("+", "-") else {NUMERIC}
+            for part, kind in ((expr.left, left), (expr.right, right)):
+                self.require(expr, part, kind, allowed, f"operator {expr.op} needs numbers")
+            return TEMPORAL if TEMPORAL in (left, right) and expr.op == "+" else (
+                NUMERIC if left != TEMPORAL or right != TEMPORAL else OTHER)
+        if expr.op in _COMPARISON:
+            comparable = {left, right} - {NULL, OTHER}
+            if len(comparable) > 1 and comparable != {TEMPORAL, STRING}:
+                raise self.fail(
+                    expr, f"cannot compare {self.label(expr.left, left)} with {self.label(expr.right, right)}",
+                    "Cast one side so both have the same type.")
+            return BOOL
+        return OTHER
+
+    def _call(self, expr: Call) -> str:
+        kinds = [self.kind(a) for a in expr.args]
+        first = kinds[0]
+        if expr.fn in _STRING_RESULT:
+            self.require(expr, expr.args[0], first, {STRING}, f"{expr.fn}() needs a string")
+            return _STRING_RESULT[expr.fn]
+        if expr.fn in _TEMPORAL_RESULT:
+            self.require(expr, expr.args[0], first, {TEMPORAL}, f"{expr.fn}() needs a date or timestamp")
+            return _TEMPORAL_RESULT[expr.fn]
+        if expr.fn in ("is_in", "between"):
+            return BOOL
+        if expr.fn == "hash":
+            return NUMERIC
+        if expr.fn == "cast":
+            return kind_of_type(expr.params[0])
+        return first
+
+
+def check_expression(expr: Expr, schema: pa.Schema, context: str = "") -> str:
+    """Raise a SluiceError if `expr` names an unknown column or misuses a type; return its kind."""
+    where = f", {context}" if context else ""
+    return _Checker(schema, where).kind(expr)
+
+
+# ---------------------------------------------------------------- literal coercion
+
+def _coercible_column_type(expr: Expr, schema: pa.Schema) -> pa.DataType | None:
+    if isinstance(expr, Column) and expr.name in schema.names:
+        dtype = schema.field(expr.name).type
+        if pa.types.is_date(dtype) or pa.types.is_timestamp(dtype) or pa.types.is_decimal(dtype):
+            return dtype
+    return None
+
+
+def _parse_temporal(text: str, dtype: pa.DataType, where: Expr):
+    try:
+        if pa.types.is_date(dtype):
+            return datetime.date.fromisoformat(text)
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ExpressionTypeError(
+            f"{text!r} in `{where!r}` is not a {'date' if pa.types.is_date(dtype) else 'timestamp'}. "
+            f"Write it in ISO 8601, e.g. '2026-01-31' or '2026-01-31T13:45:00'."
+        ) from None
+    if dtype.tz is not None and value.tzinfo is None:
+        from zoneinfo import ZoneInfo
+        value = value.replace(tzinfo=ZoneInfo(dtype.tz))
+    elif dtype.tz is None and value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _coerce_value(value, dtype: pa.DataType, where: Expr):
+    """The literal as the column's type: ISO strings for dates/timestamps, numbers for decimals."""
+    if pa.types.is_decimal(dtype):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return decimal.Decimal(str(value))
+        return value
+    return _parse_temporal(value, dtype, where) if isinstance(value, str) else value
+
+
+def _coerce(node: Expr, schema: pa.Schema) -> Expr:
+    def coerced(arg: Expr, dtype) -> Expr:
+        if isinstance(arg, Literal):
+            value = _coerce_value(arg.value, dtype, node)
+            return arg if value is arg.value else Literal(value)
+        return arg
+
+    if isinstance(node, BinaryOp) and node.op in _COMPARISON:
+        left_type = _coercible_column_type(node.left, schema)
+        if left_type is not None:
+            return BinaryOp(node.op, node.left, coerced(node.right, left_type))
+        right_type = _coercible_column_type(node.right, schema)
+        if right_type is not None:
+            return BinaryOp(node.op, coerced(node.left, right_type), node.right)
+    if isinstance(node, Call) and node.fn in ("between", "is_in"):
+        dtype = _coercible_column_type(node.args[0], schema)
+        if dtype is not None and node.fn == "between":
+            return Call(node.fn, (node.args[0],) + tuple(coerced(a, dtype) for a in node.args[1:]), node.params)
+        if dtype is not None:
+            return Call(node.fn, node.args, (tuple(_coerce_value(v, dtype, node) for v in node.params[0]),))
+    return node
+
+
+def coerce_literals(expr: Expr, schema: pa.Schema | None) -> Expr:
+    """Give literals compared with date, timestamp or decimal columns the column's type."""
+    if schema is None:
+        return expr
+    return transform(expr, lambda node: _coerce(node, schema))
