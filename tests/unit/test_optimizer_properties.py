@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import sluice as sl
 from sluice import col, lit, when
 from sluice.config import current
-from sluice.expr import kind_of_type
+from sluice.typecheck import kind_of_type
 from sluice.plan.logical import Limit
 from sluice.plan.physical import plan_physical
 from sluice.runners.base import RunContext, get_runner
