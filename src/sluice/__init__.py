@@ -22,7 +22,7 @@ from .errors import (
     ColumnNotFoundError, CorruptFileError, ExpressionTypeError, PlanError, RunnerError, SchemaMismatchError,
     SinkError, SluiceError, SourceError, SourceNotFoundError, UdfOutputError, UserCodeError,
 )
-from .expr import Expr, col, lit, when
+from .expr import Expr, col, count, lit, when
 from .io.memory import ArrowSource, RangeSource
 from .io.parquet import ParquetSource
 from .io.sinks import WriteResult
@@ -98,7 +98,7 @@ def range(start: int, end: int | None = None, step: int = 1) -> Dataset:  # noqa
 
 
 __all__ = [
-    "Dataset", "Expr", "col", "lit", "when", "configure", "read_parquet", "read_csv", "read_json", "from_arrow",
+    "Dataset", "Expr", "col", "lit", "when", "count", "configure", "read_parquet", "read_csv", "read_json", "from_arrow",
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",

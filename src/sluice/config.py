@@ -37,6 +37,16 @@ class Config:
     memory_budget: int
     runner: str
     runs_dir: str
+    adaptive: bool = True
+    target_partition_bytes: int = 64 * 1024 * 1024
+    skew_factor: float = 5.0  # a partition is skewed above this many times the median...
+    skew_min_bytes: int = 16 * 1024 * 1024  # ...and above this size
+    broadcast_fraction: float = 1 / 16  # of the memory budget: the largest side a join broadcasts
+    spill_dir: str | None = None  # default: the system temporary directory
+
+    @property
+    def broadcast_threshold(self) -> int:
+        return int(self.memory_budget * self.broadcast_fraction)
 
     @property
     def max_tasks_in_flight(self) -> int:
@@ -62,8 +72,20 @@ def current() -> Config:
 
 
 def configure(*, num_threads: int | None = None, memory_budget: int | str | None = None,
-              runner: str | None = None, runs_dir: str | None = None) -> Config:
-    """Override settings for this process; pass None to leave a setting as it is."""
+              runner: str | None = None, runs_dir: str | None = None, **engine: object) -> Config:
+    """Override settings for this process; pass None to leave a setting as it is.
+
+    Engine settings: adaptive (bool), target_partition_bytes, skew_factor, skew_min_bytes,
+    broadcast_fraction, spill_dir.
+    """
+    known = {"adaptive", "target_partition_bytes", "skew_factor", "skew_min_bytes", "broadcast_fraction", "spill_dir"}
+    unknown = sorted(set(engine) - known)
+    if unknown:
+        raise SluiceError(f"Unknown setting(s) {unknown}. Known: num_threads, memory_budget, runner, runs_dir, "
+                          f"{', '.join(sorted(known))}.")
+    for key, value in engine.items():
+        if value is not None:
+            _overrides[key] = parse_bytes(value) if key.endswith("_bytes") else value
     if num_threads is not None:
         if num_threads < 1:
             raise SluiceError(f"num_threads must be at least 1, got {num_threads}.")

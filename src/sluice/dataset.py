@@ -15,12 +15,15 @@ import pyarrow as pa
 
 from . import config as config_module
 from .errors import PlanError, SluiceError, column_not_found
-from .expr import Expr, col
+from .expr import Column, Expr, col
 from .typecheck import coerce_literals
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from .observe import session
 from .observe.stats import RunStats
-from .plan.logical import Filter, Limit, LogicalNode, MapBatches, Project, Union, Write
+from .plan.logical import (
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Sort, SortSpec, Union,
+    Write,
+)
 from .plan.optimizer import optimize
 from .plan.physical import PhysicalPlan, plan_physical
 from .runners.base import RunContext, get_runner
@@ -166,6 +169,59 @@ class Dataset:
             inputs.append(plan)
         return self._derive(Union(tuple(inputs)))
 
+    # ------------------------------------------------------------ wide operations
+
+    def join(self, other: Dataset, on: str | Sequence[str] | None = None, *, left_on: str | Sequence[str] | None = None,
+             right_on: str | Sequence[str] | None = None, how: str = "inner", suffix: str = "_right",
+             strategy: str = "auto") -> Dataset:
+        """Join with `other` on equal keys (nulls never match).
+
+        how: inner, left, right, full, semi, anti or cross. strategy: auto picks broadcast
+        when the smaller side is estimated under the broadcast threshold and otherwise
+        shuffles; at run time a build side that measures small is broadcast anyway.
+        """
+        if not isinstance(other, Dataset):
+            raise PlanError(f"join() takes a Dataset, got {type(other).__name__}.")
+        if on is not None and (left_on is not None or right_on is not None):
+            raise PlanError("Pass either on= or left_on= and right_on=, not both.")
+        left_keys = _names(on if on is not None else left_on)
+        right_keys = _names(on if on is not None else right_on)
+        left, right = self._plan, other._plan
+        left_schema, right_schema = left.schema, other._plan.schema
+        if left_schema is not None and right_schema is not None and how != "cross":
+            left, right = _align_key_types(left, right, left_keys, right_keys)
+        return self._derive(Join(left, right, left_keys, right_keys, how, suffix, strategy))
+
+    def group_by(self, *keys: str | Expr) -> GroupedDataset:
+        """Group rows by these columns (or expressions); follow with .agg(...)."""
+        if len(keys) == 1 and isinstance(keys[0], (list, tuple)):
+            keys = tuple(keys[0])
+        if not keys:
+            raise PlanError("group_by() needs at least one key. For one row over everything, call agg() directly.")
+        computed = [k for k in keys if isinstance(k, Expr) and not isinstance(k, Column)]
+        dataset = self.with_columns(*computed) if computed else self
+        names = tuple(k if isinstance(k, str) else k.output_name() for k in keys)
+        return GroupedDataset(dataset, names)
+
+    def agg(self, *aggs: Expr, **named: Expr) -> Dataset:
+        """Aggregate the whole dataset into one row."""
+        return GroupedDataset(self, ()).agg(*aggs, **named)
+
+    def distinct(self, subset: str | Sequence[str] | None = None, keep: str = "any") -> Dataset:
+        """Drop duplicate rows (judged on `subset` columns if given); keep any, the first or the last."""
+        return self._derive(Distinct(self._plan, _names(subset) if subset is not None else None, keep))
+
+    def sort(self, by: str | Sequence[str], descending: bool | Sequence[bool] = False,
+             nulls_last: bool | Sequence[bool] = False) -> Dataset:
+        """Sort by columns; range-partitioned from a sample so it runs in parallel and spills."""
+        names = _names(by)
+        return self._derive(Sort(self._plan, SortSpec(names, _flags(descending, names, "descending"),
+                                                      _flags(nulls_last, names, "nulls_last"))))
+
+    def repartition(self, n: int, by: str | Sequence[str] | None = None) -> Dataset:
+        """Redistribute rows into n blocks: by a hash of `by`, or round-robin."""
+        return self._derive(Repartition(self._plan, n, _names(by) if by is not None else None))
+
     # ------------------------------------------------------------ running
 
     def _execute(self, plan: LogicalNode, context: RunContext | None = None) -> Iterator[pa.Table]:
@@ -293,6 +349,70 @@ class Dataset:
             raise SluiceError("stats() describes a run, and this dataset has not run yet. "
                               "Call an action first, e.g. .to_arrow(), .count() or .write_parquet(...).")
         return self._last_stats
+
+
+class GroupedDataset:
+    """The result of group_by(): call agg() to get a Dataset."""
+
+    def __init__(self, dataset: Dataset, keys: tuple[str, ...]):
+        self._dataset = dataset
+        self._keys = keys
+
+    def agg(self, *aggs: Expr, **named: Expr) -> Dataset:
+        exprs = tuple(aggs) + tuple(_as_expr(e).alias(name) for name, e in named.items())
+        schema = self._dataset.plan.schema
+        exprs = tuple(coerce_literals(e, schema) for e in exprs)
+        return self._dataset._derive(Aggregate(self._dataset.plan, self._keys, exprs))
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise PlanError(f"Expected column names, got {name!r}.")
+    return names
+
+
+def _flags(value: bool | Sequence[bool], names: tuple[str, ...], label: str) -> tuple[bool, ...]:
+    if isinstance(value, bool):
+        return (value,) * len(names)
+    flags = tuple(bool(v) for v in value)
+    if len(flags) != len(names):
+        raise PlanError(f"{label} has {len(flags)} values for {len(names)} sort columns. Give one per column.")
+    return flags
+
+
+def _align_key_types(left: LogicalNode, right: LogicalNode, left_keys, right_keys):
+    """Cast join keys of different numeric types to their common type, so equal values hash alike."""
+    import polars as pl
+
+    from .types import arrow_to_polars, polars_to_arrow
+    left_schema, right_schema = left.schema, right.schema
+    left_casts, right_casts = [], []
+    for lk, rk in zip(left_keys, right_keys):
+        if lk not in left_schema.names or rk not in right_schema.names:
+            continue
+        lt, rt = left_schema.field(lk).type, right_schema.field(rk).type
+        if lt == rt:
+            continue
+        frames = [arrow_to_polars(pa.table({"k": pa.array([], t)})) for t in (lt, rt)]
+        try:
+            common = polars_to_arrow(pl.concat(frames, how="vertical_relaxed")).schema.field("k").type
+        except pl.exceptions.PolarsError:
+            continue  # Join.__post_init__ reports incompatible key types
+        if lt != common:
+            left_casts.append(col(lk).cast(common))
+        if rt != common:
+            right_casts.append(col(rk).cast(common))
+    if left_casts:
+        left = Dataset(left).with_columns(*left_casts).plan
+    if right_casts:
+        right = Dataset(right).with_columns(*right_casts).plan
+    return left, right
 
 
 def explain_plan(plan: LogicalNode) -> str:

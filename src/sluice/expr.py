@@ -73,6 +73,24 @@ class Expr:
     def alias(self, name: str) -> Expr: return Alias(self, name)
     def hash(self) -> Expr: return Call("hash", (self,))
 
+    # Aggregations: valid inside agg() and over(); see aggregates.py for how they run
+    def sum(self) -> Expr: return Aggregation("sum", self)
+    def mean(self) -> Expr: return Aggregation("mean", self)
+    def min(self) -> Expr: return Aggregation("min", self)
+    def max(self) -> Expr: return Aggregation("max", self)
+    def count(self) -> Expr: return Aggregation("count", self)
+    def count_distinct(self) -> Expr: return Aggregation("count_distinct", self)
+    def first(self) -> Expr: return Aggregation("first", self)
+    def last(self) -> Expr: return Aggregation("last", self)
+    def std(self) -> Expr: return Aggregation("std", self)
+    def var(self) -> Expr: return Aggregation("var", self)
+    def median(self) -> Expr: return Aggregation("median", self)
+    def quantile(self, q: float) -> Expr:
+        if not 0 <= q <= 1:
+            raise ExpressionTypeError(f"quantile({q!r}): q must be between 0 and 1.")
+        return Aggregation("quantile", self, (float(q),))
+    def collect_list(self) -> Expr: return Aggregation("collect_list", self)
+
     @property
     def str(self) -> StringFunctions: return StringFunctions(self)
 
@@ -192,6 +210,30 @@ class When(Expr):
         pairs = self.branches
         text = "".join(f".when({pairs[i]!r}).then({pairs[i + 1]!r})" for i in range(0, len(pairs), 2))
         return f"{text[1:]}.otherwise({self.default!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class Aggregation(Expr):
+    """An aggregate over the rows of a group: `col("x").sum()`, or `count()` of rows (arg None)."""
+
+    fn: str
+    arg: Expr | None
+    params: tuple = ()
+
+    @property
+    def children(self): return () if self.arg is None else (self.arg,)
+    def with_children(self, children): return Aggregation(self.fn, children[0] if children else None, self.params)
+    def output_name(self): return "count" if self.arg is None else self.arg.output_name()
+    def _own_key(self): return (self.fn, repr(self.params))
+
+    def __repr__(self):
+        inner = ", ".join(repr(p) for p in self.params)
+        return "count()" if self.arg is None else f"{self.arg!r}.{self.fn}({inner})"
+
+
+def count() -> Aggregation:
+    """The number of rows in each group."""
+    return Aggregation("count_all", None)
 
 
 class WhenBuilder:
@@ -380,6 +422,9 @@ def to_polars(expr: Expr) -> pl.Expr:
         return _POLARS_UNARY[expr.op](to_polars(expr.operand))
     if isinstance(expr, Call):
         return _POLARS_CALLS[expr.fn](*(to_polars(a) for a in expr.args), *expr.params)
+    if isinstance(expr, Aggregation):
+        from .aggregates import single_phase
+        return single_phase(expr)
     if isinstance(expr, When):
         b = expr.branches
         chain = pl.when(to_polars(b[0])).then(to_polars(b[1]))

@@ -42,7 +42,29 @@ class RunStats:
     operators: dict[tuple[int, str], OperatorStats] = field(default_factory=dict)
     stages: dict[int, StageStats] = field(default_factory=dict)
     peak_reserved_bytes: int = 0
+    shuffle_bytes_written: int = 0
+    shuffle_bytes_read: int = 0
+    spilled_bytes: int = 0  # in-memory size of the blocks spilled
+    spill_file_bytes: int = 0  # compressed size on disk
+    exchanges: list[dict] = field(default_factory=list)  # per exchange: stage, partition sizes, decisions
+    reduce_tasks: dict[int, list[int]] = field(default_factory=dict)  # stage -> rows read by each reduce task
+    skewed_keys: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_shuffle(self, written: int = 0, read: int = 0) -> None:
+        with self._lock:
+            self.shuffle_bytes_written += written
+            self.shuffle_bytes_read += read
+
+    def add_spill(self, memory_bytes: int, file_bytes: int) -> None:
+        with self._lock:
+            self.spilled_bytes += memory_bytes
+            self.spill_file_bytes += file_bytes
+
+    def add_reduce_task(self, stage_id: int, rows: int) -> None:
+        with self._lock:
+            self.reduce_tasks.setdefault(stage_id, []).append(rows)
 
     def record(self, stage_id: int, name: str, rows_in: int, rows_out: int, bytes_in: int, bytes_out: int,
                wall_s: float, cpu_s: float) -> None:
@@ -76,6 +98,9 @@ class RunStats:
             "run_id": self.run_id, "status": self.status, "wall_s": self.wall_s,
             "operators": [vars(o).copy() for o in self.operator_list()],
             "stages": [vars(s).copy() for s in self.stages.values()],
+            "shuffle_bytes_written": self.shuffle_bytes_written, "shuffle_bytes_read": self.shuffle_bytes_read,
+            "spilled_bytes": self.spilled_bytes, "exchanges": self.exchanges, "skewed_keys": self.skewed_keys,
+            "reduce_tasks": self.reduce_tasks, "notes": self.notes,
         }
 
     def table(self):
@@ -88,10 +113,23 @@ class RunStats:
                           format_bytes(op.bytes_in), format_bytes(op.bytes_out), f"{op.wall_s:.2f}", f"{op.cpu_s:.2f}")
         return table
 
+    def footer_lines(self) -> list[str]:
+        lines = []
+        if self.shuffle_bytes_written or self.spilled_bytes:
+            lines.append(f"shuffle: {format_bytes(self.shuffle_bytes_written)} written, "
+                         f"{format_bytes(self.shuffle_bytes_read)} read; spilled {format_bytes(self.spilled_bytes)} "
+                         f"({format_bytes(self.spill_file_bytes)} on disk)")
+        for key in self.skewed_keys:
+            lines.append(f"skewed key in stage {key['stage']}: {key['key']} with {key['rows']:,} rows")
+        lines += self.notes
+        return lines
+
     def __str__(self) -> str:
         from rich.console import Console
         console = Console(width=140, record=True, file=open("/dev/null", "w"))
         console.print(self.table())
+        for line in self.footer_lines():
+            console.print(line)
         return console.export_text()
 
 

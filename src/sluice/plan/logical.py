@@ -15,7 +15,9 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from ..errors import ExpressionTypeError, PlanError, format_schema
+import polars as pl
+
+from ..errors import ExpressionTypeError, PlanError, column_not_found, format_schema
 from ..expr import Expr, to_polars
 from ..typecheck import check_expression
 from ..types import arrow_to_polars, normalize_schema, polars_to_arrow
@@ -247,6 +249,204 @@ class Write(SingleInputNode):
     def schema(self): return self.input.schema
 
     def label(self): return f"Write {self.sink.describe()}"
+
+
+@dataclass(frozen=True, eq=False)
+class Aggregate(SingleInputNode):
+    """group_by(keys).agg(aggs); with no keys, one row over the whole input."""
+
+    input: LogicalNode
+    keys: tuple[str, ...]
+    aggs: tuple[Expr, ...]
+
+    def __post_init__(self):
+        from ..aggregates import aggregation_of
+        if not self.aggs:
+            raise PlanError("agg() needs at least one aggregation, e.g. agg(total=col('x').sum()).")
+        names = list(self.keys) + [e.output_name() for e in self.aggs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise PlanError(f"agg() would produce duplicate column names {duplicates}. Name each aggregation, "
+                            f"e.g. agg(total=col('x').sum(), average=col('x').mean()).")
+        schema = self.input.schema
+        for expr in self.aggs:
+            aggregation = aggregation_of(expr)
+            if schema is not None and aggregation.arg is not None:
+                check_expression(aggregation.arg, schema, "in agg()")
+        if schema is not None:
+            _require_columns(self.keys, schema, "group_by()")
+
+    @cached_property
+    def plan(self):
+        from ..aggregates import plan_aggregation
+        return plan_aggregation(self.keys, self.aggs)
+
+    @cached_property
+    def schema(self) -> pa.Schema | None:
+        schema = self.input.schema
+        if schema is None:
+            return None
+        frame = arrow_to_polars(schema.empty_table())
+        return _polars_schema(lambda: frame.group_by(list(self.keys)).agg(self.plan.single()) if self.keys
+                              else frame.select(self.plan.single()), schema, "agg()")
+
+    def label(self):
+        keys = f"keys=[{', '.join(self.keys)}] " if self.keys else ""
+        return f"Aggregate {keys}aggs=[{_exprs_text(self.aggs)}]"
+
+
+@dataclass(frozen=True, eq=False)
+class Join(LogicalNode):
+    left: LogicalNode
+    right: LogicalNode
+    left_on: tuple[str, ...]
+    right_on: tuple[str, ...]
+    how: str = "inner"
+    suffix: str = "_right"
+    strategy: str = "auto"
+
+    def __post_init__(self):
+        from ..joins import JOIN_TYPES, STRATEGIES
+        if self.how not in JOIN_TYPES:
+            raise PlanError(f"how={self.how!r} is not a join type. Use one of {', '.join(JOIN_TYPES)}.")
+        if self.strategy not in STRATEGIES:
+            raise PlanError(f"strategy={self.strategy!r} is not a join strategy. Use one of {', '.join(STRATEGIES)}.")
+        if self.how == "cross" and (self.left_on or self.right_on):
+            raise PlanError("A cross join takes no keys. Remove on=/left_on=/right_on=, or use another join type.")
+        if self.how != "cross" and not self.left_on:
+            raise PlanError("join() needs keys: on='id', or left_on=... and right_on=... (or how='cross').")
+        if len(self.left_on) != len(self.right_on):
+            raise PlanError(f"left_on has {len(self.left_on)} columns but right_on has {len(self.right_on)}. "
+                            f"Give one right key per left key.")
+        left, right = self.left.schema, self.right.schema
+        if left is not None:
+            _require_columns(self.left_on, left, "join() left_on")
+        if right is not None:
+            _require_columns(self.right_on, right, "join() right_on")
+        if left is not None and right is not None:
+            from ..typecheck import kind_of_type
+            for lk, rk in zip(self.left_on, self.right_on):
+                lt, rt = left.field(lk).type, right.field(rk).type
+                if kind_of_type(lt) != kind_of_type(rt) or (lt != rt and kind_of_type(lt) != "numeric"):
+                    raise PlanError(f"Join keys {lk!r} ({lt}) and {rk!r} ({rt}) have different types. "
+                                    f"Cast one side first, e.g. col({rk!r}).cast('{lt}').")
+
+    @property
+    def children(self): return (self.left, self.right)
+    def with_children(self, children): return dataclasses.replace(self, left=children[0], right=children[1])
+
+    @cached_property
+    def schema(self) -> pa.Schema | None:
+        from ..joins import join_frames
+        left, right = self.left.schema, self.right.schema
+        if left is None or right is None:
+            return None
+        lf, rf = arrow_to_polars(left.empty_table()), arrow_to_polars(right.empty_table())
+        return _polars_schema(lambda: join_frames(lf, rf, self.left_on, self.right_on, self.how, self.suffix),
+                              left, "join()")
+
+    def label(self):
+        if self.how == "cross":
+            return f"Join cross strategy={self.strategy}"
+        keys = ", ".join(f"{lk}={rk}" if lk != rk else lk for lk, rk in zip(self.left_on, self.right_on))
+        return f"Join {self.how} on [{keys}] strategy={self.strategy}"
+
+
+@dataclass(frozen=True, eq=False)
+class Distinct(SingleInputNode):
+    input: LogicalNode
+    subset: tuple[str, ...] | None = None
+    keep: str = "any"
+
+    def __post_init__(self):
+        if self.keep not in ("any", "first", "last"):
+            raise PlanError(f"keep={self.keep!r}: use 'any', 'first' or 'last'.")
+        if self.subset is not None and self.input.schema is not None:
+            _require_columns(self.subset, self.input.schema, "distinct(subset=...)")
+
+    @cached_property
+    def schema(self): return self.input.schema
+
+    def label(self):
+        subset = f" subset=[{', '.join(self.subset)}]" if self.subset else ""
+        return f"Distinct{subset} keep={self.keep}"
+
+
+@dataclass(frozen=True, eq=False)
+class SortSpec:
+    by: tuple[str, ...]
+    descending: tuple[bool, ...]
+    nulls_last: tuple[bool, ...]
+
+    def describe(self) -> str:
+        return ", ".join(f"{b} {'desc' if d else 'asc'}{' nulls last' if n else ''}"
+                         for b, d, n in zip(self.by, self.descending, self.nulls_last))
+
+    def apply(self, frame):
+        return frame.sort(list(self.by), descending=list(self.descending), nulls_last=list(self.nulls_last),
+                          maintain_order=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Sort(SingleInputNode):
+    input: LogicalNode
+    spec: SortSpec
+
+    def __post_init__(self):
+        if self.input.schema is not None:
+            _require_columns(self.spec.by, self.input.schema, "sort()")
+
+    @cached_property
+    def schema(self): return self.input.schema
+
+    def label(self): return f"Sort [{self.spec.describe()}]"
+
+
+@dataclass(frozen=True, eq=False)
+class TopK(SingleInputNode):
+    """Sort then limit, fused: each block keeps its best n rows, then one task picks the n best."""
+
+    input: LogicalNode
+    spec: SortSpec
+    n: int
+
+    @cached_property
+    def schema(self): return self.input.schema
+
+    def label(self): return f"TopK {self.n} [{self.spec.describe()}]"
+
+
+@dataclass(frozen=True, eq=False)
+class Repartition(SingleInputNode):
+    input: LogicalNode
+    n: int
+    by: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise PlanError(f"repartition() needs at least 1 partition, got {self.n}.")
+        if self.by and self.input.schema is not None:
+            _require_columns(self.by, self.input.schema, "repartition(by=...)")
+
+    @cached_property
+    def schema(self): return self.input.schema
+
+    def label(self):
+        return f"Repartition {self.n}" + (f" by [{', '.join(self.by)}]" if self.by else " round-robin")
+
+
+def _require_columns(names, schema: pa.Schema, context: str) -> None:
+    for name in names:
+        if name not in schema.names:
+            raise column_not_found(name, schema, context)
+
+
+def _polars_schema(compute, input_schema: pa.Schema, context: str) -> pa.Schema:
+    try:
+        return polars_to_arrow(compute()).schema
+    except pl.exceptions.PolarsError as exc:
+        raise ExpressionTypeError(f"Cannot compute {context}: {str(exc).splitlines()[0]}\n"
+                                  f"  The input has these columns:\n{format_schema(input_schema)}") from None
 
 
 def transform_up(node: LogicalNode, fn: Callable[[LogicalNode], LogicalNode]) -> LogicalNode:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .logical import LogicalNode
 from .rules.constant_folding import fold_constants
+from .rules.fuse_top_k import fuse_top_k
 from .rules.merge_filters import merge_filters
 from .rules.merge_projections import merge_projections
 from .rules.prune_columns import prune_columns
@@ -21,6 +22,7 @@ RULES = (
     push_predicates_down,
     merge_projections,
     push_limits_down,
+    fuse_top_k,
     prune_columns,
 )
 

@@ -20,8 +20,39 @@ import pyarrow as pa
 from ..errors import PlanError
 from ..io.source import ScanRequest
 from ..types import normalize_schema
-from .logical import Filter, Limit, LogicalNode, MapBatches, Project, Scan, Union, Write
+from ..joins import preserved_sides
+from ..observe.stats import format_bytes
+from .estimates import estimated_bytes
+from .exchange import (
+    BlockDistinct, BlockTopK, ConcatReducer, DistinctReducer, FinalAggregate, HashPartitioner, JoinReducer,
+    PartialAggregate, Partitioner, RangePartitioner, Reducer, RoundRobinPartitioner, SinglePartitioner, SortReducer,
+)
+from .logical import (
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
+    Write,
+)
 from .operators import GlobalLimit, LocalLimit, MapBatchesStep, Operator, PolarsStep, Rebatch, StreamOp, WriteStep
+
+
+@dataclass(frozen=True, eq=False)
+class ShuffleRead:
+    """A stage input that arrives through an exchange: the upstream's blocks, partitioned."""
+
+    upstream: Stage
+    partitioner: Partitioner
+    schema: pa.Schema  # of the blocks entering the exchange (after `prepare`)
+    prepare: Operator | None = None
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """Which side a join builds from, and whether it may or must broadcast it."""
+
+    build: int  # index into the stage's shuffle inputs: 0 = left, 1 = right
+    strategy: str  # "broadcast" or "shuffle", as planned
+    reason: str
+    can_broadcast: bool
+    build_is_preserved: bool  # unmatched build-side rows appear in the output (full join)
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,12 +63,19 @@ class Stage:
     stream_op: StreamOp | None = None
     operators: tuple[Operator, ...] = ()
     notes: tuple[str, ...] = ()
+    shuffle: tuple[ShuffleRead, ...] = ()
+    reducer: Reducer | None = None
+    join: JoinPlan | None = None
+    fixed_partitions: int | None = None  # repartition(n): exactly n output partitions, no coalescing
+    reduce_when_empty: bool = False  # a global aggregate yields one row even over no input
 
     @property
     def name(self) -> str:
         parts = []
         if self.scan is not None:
             parts.append("Scan")
+        if self.reducer is not None:
+            parts.append(self.reducer.name)
         if self.inputs and self.scan is None:
             parts.append("Union" if len(self.inputs) > 1 else "Stream")
         if self.stream_op is not None:
@@ -78,6 +116,8 @@ class PhysicalPlan:
         def visit(stage: Stage):
             for s in stage.inputs:
                 visit(s)
+            for read in stage.shuffle:
+                visit(read.upstream)
             seen.append(stage)
 
         visit(self.root)
@@ -96,6 +136,18 @@ class PhysicalPlan:
                     lines.append(f"    applied after read: {request.residual!r}")
             if stage.inputs:
                 lines.append(f"    input: {', '.join(f'stage {s.id}' for s in stage.inputs)}")
+            if stage.join is not None:
+                build, stream = stage.shuffle[stage.join.build], stage.shuffle[1 - stage.join.build]
+                sides = ("left", "right") if stage.join.build == 0 else ("right", "left")
+                lines.append(f"    build side: stage {build.upstream.id} ({sides[0]}), collected first")
+                lines.append(f"    streamed side: stage {stream.upstream.id} ({sides[1]})")
+                lines.append(f"    join strategy: {stage.join.strategy} ({stage.join.reason})")
+            else:
+                for read in stage.shuffle:
+                    prepare = f" after {read.prepare.describe()}" if read.prepare is not None else ""
+                    lines.append(f"    exchange: stage {read.upstream.id} -> {read.partitioner.describe()}{prepare}")
+            if stage.reducer is not None:
+                lines.append(f"    reduce: {stage.reducer.describe()}")
             if stage.stream_op is not None:
                 lines.append(f"    stream: {stage.stream_op.describe()}")
             lines += [f"    op: {op.describe()}" for op in stage.operators]
@@ -104,8 +156,9 @@ class PhysicalPlan:
 
 
 class _Builder:
-    def __init__(self):
+    def __init__(self, config):
         self._ids = itertools.count()
+        self.config = config
 
     def new_stage(self, **kwargs) -> Stage:
         return Stage(id=next(self._ids), **kwargs)
@@ -184,6 +237,90 @@ def _plan_write(node: Write, builder: _Builder) -> Stage:
     return builder.plan(node.input).with_operator(WriteStep(node.sink))
 
 
-def plan_physical(plan: LogicalNode) -> PhysicalPlan:
-    root = _Builder().plan(plan)
+def _shuffle_stage(builder: _Builder, upstream: Stage, partitioner: Partitioner, schema: pa.Schema,
+                   reducer: Reducer, prepare: Operator | None = None, **extra) -> Stage:
+    return builder.new_stage(shuffle=(ShuffleRead(upstream, partitioner, schema, prepare),), reducer=reducer, **extra)
+
+
+@planner(Aggregate)
+def _plan_aggregate(node: Aggregate, builder: _Builder) -> Stage:
+    agg = node.plan
+    upstream = builder.plan(node.input)
+    prepare = PartialAggregate(agg) if agg.two_phase else None
+    entering = node.input.schema if prepare is None else prepare.apply(node.input.schema.empty_table()).schema
+    partitioner = HashPartitioner(node.keys) if node.keys else SinglePartitioner()
+    return _shuffle_stage(builder, upstream, partitioner, entering, FinalAggregate(agg), prepare,
+                          reduce_when_empty=not node.keys)
+
+
+@planner(Distinct)
+def _plan_distinct(node: Distinct, builder: _Builder) -> Stage:
+    subset = node.subset or tuple(node.schema.names)
+    return _shuffle_stage(builder, builder.plan(node.input), HashPartitioner(subset), node.schema,
+                          DistinctReducer(node.subset, node.keep), BlockDistinct(node.subset, node.keep))
+
+
+@planner(Sort)
+def _plan_sort(node: Sort, builder: _Builder) -> Stage:
+    return _shuffle_stage(builder, builder.plan(node.input), RangePartitioner(node.spec), node.schema,
+                          SortReducer(node.spec))
+
+
+@planner(TopK)
+def _plan_top_k(node: TopK, builder: _Builder) -> Stage:
+    return _shuffle_stage(builder, builder.plan(node.input), SinglePartitioner(), node.schema,
+                          SortReducer(node.spec, node.n), BlockTopK(node.spec, node.n))
+
+
+@planner(Repartition)
+def _plan_repartition(node: Repartition, builder: _Builder) -> Stage:
+    partitioner = HashPartitioner(node.by) if node.by else RoundRobinPartitioner()
+    return _shuffle_stage(builder, builder.plan(node.input), partitioner, node.schema, ConcatReducer(),
+                          fixed_partitions=node.n)
+
+
+@planner(Join)
+def _plan_join(node: Join, builder: _Builder) -> Stage:
+    left, right = builder.plan(node.left), builder.plan(node.right)
+    if node.how == "cross":
+        partitioners: tuple[Partitioner, Partitioner] = (SinglePartitioner(), SinglePartitioner())
+    else:
+        partitioners = (HashPartitioner(node.left_on), HashPartitioner(node.right_on))
+    reads = (ShuffleRead(left, partitioners[0], node.left.schema), ShuffleRead(right, partitioners[1], node.right.schema))
+    return builder.new_stage(shuffle=reads, reducer=JoinReducer(node), join=choose_join_strategy(node, builder.config))
+
+
+def choose_join_strategy(node: Join, config) -> JoinPlan:
+    """Pick the build side and the planned strategy, with the reason explain() prints."""
+    left_preserved, right_preserved = preserved_sides(node.how)
+    sizes = (estimated_bytes(node.left), estimated_bytes(node.right))
+    if right_preserved and not left_preserved:
+        build = 0
+    elif left_preserved or node.how in ("semi", "anti"):
+        build = 1
+    else:
+        known = [s if s is not None else float("inf") for s in sizes]
+        build = 0 if known[0] < known[1] else 1
+    side = "left" if build == 0 else "right"
+    threshold = config.broadcast_threshold
+    estimate = sizes[build]
+    can_broadcast = not (left_preserved and right_preserved)
+    described = "unknown size" if estimate is None else f"est. {format_bytes(estimate)}"
+    if not can_broadcast:
+        return JoinPlan(build, "shuffle", f"a full join keeps unmatched rows of both sides; {side} side {described}",
+                        False, True)
+    if node.strategy == "broadcast" or node.how == "cross":
+        why = "cross join" if node.how == "cross" else "strategy='broadcast'"
+        return JoinPlan(build, "broadcast", f"{why}: {side} side {described}", True, False)
+    if node.strategy == "shuffle":
+        return JoinPlan(build, "shuffle", f"strategy='shuffle': {side} side {described}", False, False)
+    if estimate is not None and estimate < threshold:
+        return JoinPlan(build, "broadcast", f"{side} side {described} < {format_bytes(threshold)}", True, False)
+    return JoinPlan(build, "shuffle", f"{side} side {described} >= {format_bytes(threshold)}; switches to broadcast "
+                                      f"if it measures under the threshold", True, False)
+
+
+def plan_physical(plan: LogicalNode, config=None) -> PhysicalPlan:
+    from .. import config as config_module
+    root = _Builder(config or config_module.current()).plan(plan)
     return PhysicalPlan(root=root, sink=plan.sink if isinstance(plan, Write) else None)

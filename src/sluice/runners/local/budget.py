@@ -31,8 +31,9 @@ class MemoryBudget:
         self.reserved = 0
         self.peak = 0
 
-    def try_reserve(self, nbytes: int, force: bool = False) -> bool:
-        if not force and self.reserved + nbytes > self.limit:
+    def try_reserve(self, nbytes: int, force: bool = False, share: float = 1.0) -> bool:
+        """Reserve if the reservations would stay within `share` of the limit (or if forced)."""
+        if not force and self.reserved + nbytes > self.limit * share:
             return False
         self.reserved += nbytes
         self.peak = max(self.peak, self.reserved)

@@ -6,6 +6,7 @@ memory budget) and hands their results on in submission order, so output order i
 deterministic and a slow consumer holds back every producer: that is the backpressure.
 Pool threads only ever run one operator chain over one block; they never wait on each
 other, so the pool cannot deadlock. Polars and pyarrow release the GIL in their kernels.
+Stages that read through an exchange (joins, aggregations, sorts) run in shuffle.py.
 """
 
 from __future__ import annotations
@@ -39,45 +40,61 @@ class LocalRunner(Runner):
 
 
 class _StageRun:
-    def __init__(self, stage: Stage, context: RunContext, pool: ThreadPoolExecutor, budget: MemoryBudget):
+    def __init__(self, stage: Stage, context: RunContext, pool: ThreadPoolExecutor, budget: MemoryBudget,
+                 finish: Callable[[pa.Table], Any] | None = None):
         self.stage = stage
         self.context = context
         self.pool = pool
         self.budget = budget
+        self.finish = finish  # applied in the pool to each output block, for a downstream exchange
 
-    def blocks(self) -> Iterator[pa.Table]:
+    def blocks(self) -> Iterator[Any]:
         stage, stats = self.stage, self.context.stats
         stats.stage(stage.id, stage.name)
+        if stage.shuffle:
+            from .shuffle import ShuffleStage
+            self.context.progress.start_stage(stage.id, stage.name, None)
+            outputs: Iterator[Any] = ShuffleStage(self).blocks()
+            if self.finish is not None:
+                outputs = self.parallel(self.finish, ((b, b.nbytes) for b in outputs))
+            yield from self._counted(outputs)
+            return
         if stage.scan is not None:
             self.read_schema = stage.read_schema
             request = dataclasses.replace(stage.scan_request, parallelism=self.context.config.num_threads)
             tasks = stage.scan.source.plan_tasks(request)
             stats.stages[stage.id].tasks_total = len(tasks)
             self.context.progress.start_stage(stage.id, stage.name, len(tasks))
-            items: Iterable[tuple[Any, int]] = ((task, task.estimated_bytes) for task in tasks)
-            work: Callable[[Any], pa.Table] = self._read_and_process
-        else:
-            self.context.progress.start_stage(stage.id, stage.name, None)
-            upstream: Iterator[pa.Table] = _concat(
-                [_StageRun(s, self.context, self.pool, self.budget).blocks() for s in stage.inputs])
-            if stage.stream_op is not None:
-                upstream = stage.stream_op.apply(upstream)
-            if not stage.operators:
-                for block in upstream:
-                    self._task_finished(block)
-                    yield block
-                return
-            items = ((block, block.nbytes) for block in upstream)
-            work = self._process
-        for block in self._ordered_map(work, items):
-            self._task_finished(block)
-            yield block
+            yield from self._counted(self.parallel(self._finished(self._read_and_process),
+                                                   ((task, task.estimated_bytes) for task in tasks)))
+            return
+        self.context.progress.start_stage(stage.id, stage.name, None)
+        upstream: Iterator[pa.Table] = _concat([self.upstream(s) for s in stage.inputs])
+        if stage.stream_op is not None:
+            upstream = stage.stream_op.apply(upstream)
+        if not stage.operators and self.finish is None:
+            yield from self._counted(upstream)
+            return
+        yield from self._counted(self.parallel(self._finished(self.process), ((b, b.nbytes) for b in upstream)))
 
-    def _task_finished(self, block: pa.Table) -> None:
-        self.context.stats.task_done(self.stage.id)
-        self.context.progress.advance(self.stage.id, block.num_rows)
+    def upstream(self, stage: Stage, finish: Callable[[pa.Table], Any] | None = None) -> Iterator[Any]:
+        return _StageRun(stage, self.context, self.pool, self.budget, finish).blocks()
 
-    def _ordered_map(self, work: Callable[[Any], pa.Table], items: Iterable[tuple[Any, int]]) -> Iterator[pa.Table]:
+    def _counted(self, outputs: Iterable[Any]) -> Iterator[Any]:
+        for output in outputs:
+            self.context.stats.task_done(self.stage.id)
+            rows = output.num_rows if isinstance(output, pa.Table) else 0
+            self.context.progress.advance(self.stage.id, rows)
+            yield output
+
+    def _finished(self, work: Callable[[Any], pa.Table]) -> Callable[[Any], Any]:
+        if self.finish is None:
+            return work
+        finish = self.finish
+        return lambda item: finish(work(item))
+
+    def parallel(self, work: Callable[[Any], Any], items: Iterable[tuple[Any, int]]) -> Iterator[Any]:
+        """Run `work` over items on the pool, a bounded window at a time, yielding results in order."""
         window: deque[tuple[Future, int]] = deque()
         source = iter(items)
         waiting: tuple[Any, int] | None = None
@@ -98,8 +115,8 @@ class _StageRun:
                     return
                 future, reserved = window.popleft()
                 try:
-                    block = future.result()
-                    yield block  # the reservation covers the block until the consumer asks for the next
+                    result = future.result()
+                    yield result  # the reservation covers the result until the consumer asks for the next
                 finally:
                     self.budget.release(reserved)
         finally:
@@ -118,16 +135,33 @@ class _StageRun:
         block = normalize_block(block, schema)
         self.context.stats.record(self.stage.id, "Scan", 0, block.num_rows, 0, block.nbytes,
                                   time.perf_counter() - started, time.thread_time() - cpu_started)
-        return self._process(block)
+        return self.process(block)
 
-    def _process(self, block: pa.Table) -> pa.Table:
+    def process(self, block: pa.Table) -> pa.Table:
+        """Run the stage's per-block operator chain."""
         for operator in self.stage.operators:
-            started, cpu_started = time.perf_counter(), time.thread_time()
-            result = operator.apply(block)
-            self.context.stats.record(self.stage.id, operator.name, block.num_rows, result.num_rows, block.nbytes,
-                                      result.nbytes, time.perf_counter() - started, time.thread_time() - cpu_started)
-            block = result
+            block = self.timed(operator, block)
         return block
+
+    def _record(self, name: str, rows_in: int, bytes_in: int, action: Callable[[], Any], rows_out, bytes_out):
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        result = action()
+        self.context.stats.record(self.stage.id, name, rows_in, rows_out(result), bytes_in, bytes_out(result),
+                                  time.perf_counter() - started, time.thread_time() - cpu_started)
+        return result
+
+    def timed(self, operator, block: pa.Table) -> pa.Table:
+        return self._record(operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
+                            lambda t: t.num_rows, lambda t: t.nbytes)
+
+    def timed_reduce(self, reducer, inputs: list[pa.Table]) -> pa.Table:
+        return self._record(reducer.name, sum(t.num_rows for t in inputs), sum(t.nbytes for t in inputs),
+                            lambda: reducer.reduce(inputs), lambda t: t.num_rows, lambda t: t.nbytes)
+
+    def timed_partition(self, partitioner, block: pa.Table, partitions: int) -> list[tuple[int, pa.Table]]:
+        return self._record("Partition", block.num_rows, block.nbytes, lambda: partitioner.assign(block, partitions),
+                            lambda pieces: sum(p.num_rows for _, p in pieces),
+                            lambda pieces: sum(p.nbytes for _, p in pieces))
 
 
 def _concat(streams: list[Iterator[pa.Table]]) -> Iterator[pa.Table]:

@@ -1,0 +1,133 @@
+"""How each aggregate runs: in one pass, or split into a map-side partial and a final merge.
+
+Aggregation is two-phase whenever every aggregate of a `group_by().agg()` decomposes: each
+map task reduces its block to one row per group (partial columns), the exchange moves only
+those rows, and the reduce side merges them. Sums and counts add up; means carry sum and
+count; variance and standard deviation carry count, mean and M2 and merge them with Chan's
+formula, so they stay numerically stable. Exact holistic aggregates (count_distinct, median,
+quantile, collect_list) cannot be merged from partials, so a plan that has one moves raw rows.
+
+Null semantics follow SQL: a sum, mean, min or max over no non-null values is null; counts
+are zero; `count()` counts rows, `col(x).count()` counts non-null values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from .errors import PlanError
+from .expr import Aggregation, Expr, to_polars, unalias
+
+HOLISTIC = frozenset({"count_distinct", "median", "quantile", "collect_list"})
+ORDER_SENSITIVE = frozenset({"first", "last", "collect_list"})
+
+
+def aggregation_of(expr: Expr) -> Aggregation:
+    """The Aggregation an agg() output is made of, or a PlanError saying what is wrong."""
+    inner = unalias(expr)
+    if not isinstance(inner, Aggregation):
+        raise PlanError(
+            f"agg() takes aggregations such as col('x').sum() or count(), got `{expr!r}`. "
+            f"Compute derived values with with_columns() after agg()."
+        )
+    return inner
+
+
+def _arg(agg: Aggregation) -> pl.Expr:
+    assert agg.arg is not None
+    return to_polars(agg.arg)
+
+
+def _sql_sum(x: pl.Expr) -> pl.Expr:
+    return pl.when(x.count() > 0).then(x.sum())
+
+
+def single_phase(agg: Aggregation) -> pl.Expr:
+    """The aggregate over raw rows, with SQL null semantics."""
+    if agg.fn == "count_all":
+        return pl.len().cast(pl.Int64)
+    x = _arg(agg)
+    return {
+        "sum": lambda: _sql_sum(x),
+        "mean": lambda: x.mean(),
+        "min": lambda: x.min(),
+        "max": lambda: x.max(),
+        "count": lambda: x.count().cast(pl.Int64),
+        "count_distinct": lambda: x.drop_nulls().n_unique().cast(pl.Int64),
+        "first": lambda: x.first(),
+        "last": lambda: x.last(),
+        "std": lambda: x.std(ddof=1),
+        "var": lambda: x.var(ddof=1),
+        "median": lambda: x.median(),
+        "quantile": lambda: x.quantile(agg.params[0], interpolation="linear"),
+        "collect_list": lambda: x.implode(),
+    }[agg.fn]()
+
+
+@dataclass(frozen=True)
+class AggregationPlan:
+    """The Polars expressions of both phases for one agg() call."""
+
+    keys: tuple[str, ...]
+    names: tuple[str, ...]
+    outputs: tuple[Aggregation, ...]
+
+    @property
+    def two_phase(self) -> bool:
+        return not any(a.fn in HOLISTIC for a in self.outputs)
+
+    def single(self) -> list[pl.Expr]:
+        return [single_phase(a).alias(n) for a, n in zip(self.outputs, self.names)]
+
+    def partial(self) -> list[pl.Expr]:
+        exprs = []
+        for i, agg in enumerate(self.outputs):
+            exprs += [e.alias(f"__p{i}_{name}") for name, e in _partials(agg).items()]
+        return exprs
+
+    def final(self) -> list[pl.Expr]:
+        return [_final(agg, lambda part, i=i: pl.col(f"__p{i}_{part}")).alias(name)
+                for i, (agg, name) in enumerate(zip(self.outputs, self.names))]
+
+
+def plan_aggregation(keys: tuple[str, ...], aggs: tuple[Expr, ...]) -> AggregationPlan:
+    return AggregationPlan(keys, tuple(e.output_name() for e in aggs), tuple(aggregation_of(e) for e in aggs))
+
+
+def _partials(agg: Aggregation) -> dict[str, pl.Expr]:
+    if agg.fn == "count_all":
+        return {"n": pl.len().cast(pl.Int64)}
+    x = _arg(agg)
+    if agg.fn in ("sum", "mean"):
+        return {"s": x.sum(), "c": x.count().cast(pl.Int64)}
+    if agg.fn == "count":
+        return {"c": x.count().cast(pl.Int64)}
+    if agg.fn in ("std", "var"):
+        return {"n": x.count().cast(pl.Int64), "m": x.cast(pl.Float64).mean(),
+                "m2": ((x.cast(pl.Float64) - x.cast(pl.Float64).mean()) ** 2).sum()}
+    return {"v": {"min": x.min, "max": x.max, "first": x.first, "last": x.last}[agg.fn]()}
+
+
+def _final(agg: Aggregation, part) -> pl.Expr:
+    fn = agg.fn
+    if fn == "count_all":
+        return part("n").sum().cast(pl.Int64)
+    if fn == "count":
+        return part("c").sum().cast(pl.Int64)
+    if fn == "sum":
+        return pl.when(part("c").sum() > 0).then(part("s").sum())
+    if fn == "mean":
+        return pl.when(part("c").sum() > 0).then(part("s").sum() / part("c").sum())
+    if fn in ("std", "var"):
+        n = part("n").sum()
+        mean = (part("n") * part("m")).sum() / n
+        m2 = part("m2").sum() + (part("n") * (part("m") - mean) ** 2).sum()
+        variance = pl.when(n > 1).then(m2 / (n - 1))
+        return variance.sqrt() if fn == "std" else variance
+    if fn in ("min", "max"):
+        return getattr(part("v"), fn)()
+    if fn == "first":
+        return part("v").first()
+    return part("v").last()

@@ -1,0 +1,249 @@
+"""Exchanges: how blocks are routed between stages, and what reduce tasks do with them.
+
+A wide operation splits into a map side and a reduce side. On the map side, each block may
+first be shrunk by a `prepare` step (partial aggregation, per-block distinct, per-block
+top-k), then a `Partitioner` assigns its rows to partitions: by a hash of the keys (joins,
+aggregations, distinct), by ranges of the sort keys drawn from a sample (sort), or round-robin
+(repartition). On the reduce side a `Reducer` turns the rows of one partition, or a group
+of coalesced partitions, into an output block. All of this is runner-agnostic: the local
+runner keeps partitions in memory and spills them; a distributed runner moves them between
+workers. The runner decides partition counts and applies adaptive rules (coalesce, split
+skew, switch to broadcast) once the map side has finished and real sizes are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ..aggregates import AggregationPlan
+from ..joins import join_frames
+from ..types import arrow_to_polars, polars_to_arrow
+from .logical import Join, SortSpec
+from .operators import Operator
+
+HASH_SEED = 0x51C3
+
+
+def split_by_partition(table: pa.Table, ids: np.ndarray, num_partitions: int) -> list[tuple[int, pa.Table]]:
+    """Reorder the rows by partition id once, then hand out zero-copy slices per partition."""
+    if table.num_rows == 0:
+        return []
+    counts = np.bincount(ids, minlength=num_partitions)
+    ordered = table.take(pa.array(np.argsort(ids, kind="stable")))
+    pieces, start = [], 0
+    for partition, count in enumerate(counts):
+        if count:
+            pieces.append((partition, ordered.slice(start, int(count))))
+            start += int(count)
+    return pieces
+
+
+class Partitioner:
+    def assign(self, table: pa.Table, num_partitions: int) -> list[tuple[int, pa.Table]]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class HashPartitioner(Partitioner):
+    keys: tuple[str, ...]
+
+    def partition_ids(self, table: pa.Table, num_partitions: int) -> np.ndarray:
+        frame = arrow_to_polars(table.select(list(self.keys)))
+        if len(self.keys) == 1:
+            hashed = pl.col(self.keys[0]).hash(seed=HASH_SEED)
+        else:
+            hashed = pl.struct([pl.col(k).alias(f"k{i}") for i, k in enumerate(self.keys)]).hash(seed=HASH_SEED)
+        return frame.select(hashed % num_partitions).to_series().to_numpy().astype(np.int64)
+
+    def assign(self, table, num_partitions):
+        if num_partitions == 1:
+            return [(0, table)] if table.num_rows else []
+        return split_by_partition(table, self.partition_ids(table, num_partitions), num_partitions)
+
+    def describe(self):
+        return f"hash({', '.join(self.keys)})"
+
+
+@dataclass(frozen=True)
+class RoundRobinPartitioner(Partitioner):
+    def assign(self, table, num_partitions):
+        size = -(-table.num_rows // num_partitions)
+        return [(i, table.slice(i * size, size)) for i in range(num_partitions) if i * size < table.num_rows]
+
+    def describe(self):
+        return "round-robin"
+
+
+@dataclass(frozen=True)
+class SinglePartitioner(Partitioner):
+    def assign(self, table, num_partitions):
+        return [(0, table)] if table.num_rows else []
+
+    def describe(self):
+        return "single partition"
+
+
+@dataclass(frozen=True)
+class RangePartitioner(Partitioner):
+    """Rows go to partitions by comparing their sort keys with boundaries drawn from a sample."""
+
+    spec: SortSpec
+    boundaries: pa.Table | None = None
+
+    def with_boundaries(self, sample: pa.Table, num_partitions: int) -> RangePartitioner:
+        ordered = polars_to_arrow(self.spec.apply(arrow_to_polars(sample)))
+        if ordered.num_rows == 0 or num_partitions == 1:
+            return RangePartitioner(self.spec, ordered.slice(0, 0))
+        picks = sorted({int(ordered.num_rows * i / num_partitions) for i in range(1, num_partitions)})
+        return RangePartitioner(self.spec, ordered.take(pa.array(picks, pa.int64())))
+
+    def assign(self, table, num_partitions):
+        boundaries = self.boundaries
+        if boundaries is None or boundaries.num_rows == 0:
+            return [(0, table)] if table.num_rows else []
+        keys = list(self.spec.by)
+        rows = arrow_to_polars(table.select(keys)).with_columns(
+            pl.lit(0, pl.Int8).alias("__marker"), pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"))
+        marks = arrow_to_polars(boundaries.select(keys)).with_columns(
+            pl.lit(1, pl.Int8).alias("__marker"), pl.lit(-1, pl.Int64).alias("__row"))
+        merged = pl.concat([rows, marks], how="vertical_relaxed").sort(
+            keys + ["__marker"], descending=list(self.spec.descending) + [False],
+            nulls_last=list(self.spec.nulls_last) + [False], maintain_order=True)
+        merged = merged.with_columns(pl.col("__marker").cast(pl.Int64).cum_sum().alias("__partition"))
+        placed = merged.filter(pl.col("__marker") == 0).sort("__row")
+        ids = placed["__partition"].to_numpy().astype(np.int64)
+        return split_by_partition(table, ids, boundaries.num_rows + 1)
+
+    def describe(self):
+        return f"range({self.spec.describe()})"
+
+
+# ---------------------------------------------------------------- map-side prepare steps
+
+@dataclass(frozen=True, eq=False)
+class PartialAggregate(Operator):
+    plan: AggregationPlan
+    name = "PartialAggregate"
+
+    def apply(self, table):
+        frame = arrow_to_polars(table)
+        if self.plan.keys:
+            out = frame.group_by(list(self.plan.keys)).agg(self.plan.partial())
+        else:
+            out = frame.select(self.plan.partial())
+        return polars_to_arrow(out)
+
+    def describe(self):
+        return f"partial aggregate by [{', '.join(self.plan.keys)}]"
+
+
+@dataclass(frozen=True, eq=False)
+class BlockDistinct(Operator):
+    subset: tuple[str, ...] | None
+    keep: str
+    name = "Distinct"
+
+    def apply(self, table):
+        subset = list(self.subset) if self.subset else None
+        return polars_to_arrow(arrow_to_polars(table).unique(subset=subset, keep=self.keep, maintain_order=True))
+
+    def describe(self):
+        return f"distinct keep={self.keep}"
+
+
+@dataclass(frozen=True, eq=False)
+class BlockTopK(Operator):
+    spec: SortSpec
+    n: int
+    name = "TopK"
+
+    def apply(self, table):
+        return polars_to_arrow(self.spec.apply(arrow_to_polars(table)).head(self.n))
+
+    def describe(self):
+        return f"top {self.n} by [{self.spec.describe()}]"
+
+
+# ---------------------------------------------------------------- reducers
+
+class Reducer:
+    """Turns one partition group (one concatenated table per shuffle input) into a block."""
+
+    name = "Reduce"
+
+    def reduce(self, inputs: list[pa.Table]) -> pa.Table:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, eq=False)
+class FinalAggregate(Reducer):
+    plan: AggregationPlan
+    name = "FinalAggregate"
+
+    def reduce(self, inputs):
+        frame = arrow_to_polars(inputs[0])
+        exprs = self.plan.final() if self.plan.two_phase else self.plan.single()
+        out = frame.group_by(list(self.plan.keys)).agg(exprs) if self.plan.keys else frame.select(exprs)
+        return polars_to_arrow(out)
+
+    def describe(self):
+        phase = "merge partials" if self.plan.two_phase else "aggregate raw rows"
+        return f"final aggregate by [{', '.join(self.plan.keys)}] ({phase})"
+
+
+@dataclass(frozen=True, eq=False)
+class DistinctReducer(Reducer):
+    subset: tuple[str, ...] | None
+    keep: str
+    name = "Distinct"
+
+    def reduce(self, inputs):
+        return BlockDistinct(self.subset, self.keep).apply(inputs[0])
+
+
+@dataclass(frozen=True, eq=False)
+class SortReducer(Reducer):
+    spec: SortSpec
+    limit: int | None = None
+    name = "Sort"
+
+    def reduce(self, inputs):
+        frame = self.spec.apply(arrow_to_polars(inputs[0]))
+        return polars_to_arrow(frame if self.limit is None else frame.head(self.limit))
+
+    def describe(self):
+        return f"sort [{self.spec.describe()}]" + (f" limit {self.limit}" if self.limit is not None else "")
+
+
+@dataclass(frozen=True, eq=False)
+class JoinReducer(Reducer):
+    node: Join
+    name = "Join"
+
+    def reduce(self, inputs):
+        left, right = inputs
+        node = self.node
+        joined = join_frames(arrow_to_polars(left), arrow_to_polars(right), node.left_on, node.right_on,
+                             node.how, node.suffix)
+        return polars_to_arrow(joined).select(node.schema.names)
+
+    def describe(self):
+        return self.node.label()
+
+
+@dataclass(frozen=True, eq=False)
+class ConcatReducer(Reducer):
+    name = "Repartition"
+
+    def reduce(self, inputs):
+        return inputs[0]

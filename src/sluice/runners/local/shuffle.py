@@ -1,0 +1,265 @@
+"""Running a stage that reads through an exchange, with adaptive decisions.
+
+The map side runs each upstream stage to completion, with the exchange's prepare step and
+partitioner applied inside the pool, and fills an `ExchangeBuffer` per input. Then real
+partition sizes are known, and the adaptive rules apply:
+
+- coalesce adjacent small partitions into reduce tasks of about `target_partition_bytes`;
+- split a skewed partition of a join's streamed side (over `skew_factor` x the median and
+  over `skew_min_bytes`) into slices, each joined with the whole matching partition of the
+  other side, and report the hot keys with their row counts;
+- collect a join's build side first, and when it measures under the broadcast threshold,
+  stream the other side through a broadcast join instead of shuffling it.
+
+A sort samples its keys on the map side, draws range boundaries from the sample, and
+range-partitions the buffered blocks; reduce tasks sort their partition and run in order.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from statistics import median
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from ...observe.stats import format_bytes
+from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
+from ...plan.physical import ShuffleRead
+from ...types import arrow_to_polars
+from .buffer import ExchangeBuffer
+
+if TYPE_CHECKING:
+    from .executor import _StageRun
+
+DEFAULT_PARTITIONS = 64
+SAMPLE_ROWS_PER_BLOCK = 256
+MAX_RANGE_PARTITIONS = 512
+
+
+@dataclass
+class ReduceItem:
+    partitions: tuple[int, ...]
+    estimate: int
+    inputs: list[pa.Table] | None = None  # pre-read inputs, for the slices of a split partition
+    releases: tuple[int, ...] = field(default=())  # partitions this item is the last user of
+
+
+class ShuffleStage:
+    def __init__(self, run: _StageRun):
+        self.run = run
+        self.stage = run.stage
+        self.context = run.context
+        self.config = run.context.config
+        self.stats = run.context.stats
+        self.buffers: list[ExchangeBuffer] = []
+        self._spill_dir: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def spill_dir(self) -> str:
+        if self._spill_dir is None:
+            self._spill_dir = tempfile.TemporaryDirectory(prefix="sluice-spill-", dir=self.config.spill_dir)
+        return self._spill_dir.name
+
+    def blocks(self) -> Iterator[pa.Table]:
+        try:
+            stage = self.stage
+            if stage.join is not None:
+                yield from self._join()
+            elif isinstance(stage.shuffle[0].partitioner, RangePartitioner):
+                yield from self._sort()
+            else:
+                partitions = stage.fixed_partitions or self._default_partitions(stage.shuffle[0])
+                buffer = self._map_side(stage.shuffle[0], partitions)
+                yield from self._reduce([buffer], self._plan_items([buffer]))
+        finally:
+            for buffer in self.buffers:
+                buffer.close()
+            if self._spill_dir is not None:
+                self._spill_dir.cleanup()
+
+    def _default_partitions(self, read: ShuffleRead) -> int:
+        if isinstance(read.partitioner, SinglePartitioner):
+            return 1
+        return max(DEFAULT_PARTITIONS, 2 * self.config.num_threads)
+
+    # ------------------------------------------------------------ map side
+
+    def _new_buffer(self, schema: pa.Schema, partitions: int, label: str) -> ExchangeBuffer:
+        buffer = ExchangeBuffer(f"s{self.stage.id}-{label}-{len(self.buffers)}", schema, partitions,
+                                self.run.budget, self.spill_dir, self.stats)
+        self.buffers.append(buffer)
+        return buffer
+
+    def _map_side(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None = None,
+                  samples: list[pa.Table] | None = None) -> ExchangeBuffer:
+        partitioner = partitioner or read.partitioner
+        buffer = self._new_buffer(read.schema, partitions, f"from{read.upstream.id}")
+        sample_keys = list(read.partitioner.spec.by) if samples is not None else None  # type: ignore[attr-defined]
+
+        def finish(block: pa.Table):
+            if read.prepare is not None:
+                block = self.run.timed(read.prepare, block)
+            sample = _sample(block, sample_keys) if sample_keys else None
+            return self.run.timed_partition(partitioner, block, partitions), sample
+
+        for pieces, sample in self.run.upstream(read.upstream, finish):
+            for partition, piece in pieces:
+                buffer.add(partition, piece)
+            if sample is not None:
+                samples.append(sample)  # type: ignore[union-attr]
+        return buffer
+
+    def _repartition(self, source: ExchangeBuffer, partitioner: Partitioner, partitions: int) -> ExchangeBuffer:
+        target = self._new_buffer(source.schema, partitions, "re")
+        for partition in range(source.num_partitions):
+            blocks = source.blocks(partition)
+            source.release(partition)
+            work = lambda block: self.run.timed_partition(partitioner, block, partitions)  # noqa: E731
+            for pieces in self.run.parallel(work, ((b, b.nbytes) for b in blocks)):
+                for index, piece in pieces:
+                    target.add(index, piece)
+        return target
+
+    # ------------------------------------------------------------ joins
+
+    def _join(self) -> Iterator[pa.Table]:
+        plan = self.stage.join
+        build_read, probe_read = self.stage.shuffle[plan.build], self.stage.shuffle[1 - plan.build]
+        side = "left" if plan.build == 0 else "right"
+        partitions = DEFAULT_PARTITIONS
+        if plan.can_broadcast:
+            collected = self._map_side(build_read, 1, SinglePartitioner())
+            size = collected.total_bytes
+            threshold = self.config.broadcast_threshold
+            if plan.strategy == "broadcast" or (self.config.adaptive and size < threshold):
+                how = "as planned" if plan.strategy == "broadcast" else "adaptive: switched from shuffle"
+                self._note(f"{side} side measured {format_bytes(size)}: broadcast ({how})")
+                yield from self._broadcast(collected.read([0]), probe_read)
+                return
+            self._note(f"{side} side measured {format_bytes(size)} >= {format_bytes(threshold)}: shuffle")
+            build = self._repartition(collected, build_read.partitioner, partitions)
+        else:
+            build = self._map_side(build_read, partitions)
+        probe = self._map_side(probe_read, partitions)
+        buffers = [build, probe] if plan.build == 0 else [probe, build]
+        probe_index = 1 - plan.build
+        yield from self._reduce(buffers, self._plan_items(buffers, None if plan.build_is_preserved else probe_index))
+
+    def _broadcast(self, build: pa.Table, probe_read: ShuffleRead) -> Iterator[pa.Table]:
+        reducer = self.stage.reducer
+        build_is_left = self.stage.join.build == 0
+
+        def finish(block: pa.Table) -> pa.Table:
+            inputs = [build, block] if build_is_left else [block, build]
+            joined = self.run.timed_reduce(reducer, inputs)
+            return self.run.process(joined)
+
+        yield from self.run.upstream(probe_read.upstream, finish)
+
+    # ------------------------------------------------------------ sort
+
+    def _sort(self) -> Iterator[pa.Table]:
+        read = self.stage.shuffle[0]
+        samples: list[pa.Table] = []
+        staged = self._map_side(read, 1, SinglePartitioner(), samples=samples)
+        wanted = math.ceil(staged.total_bytes / self.config.target_partition_bytes)
+        partitions = max(1, min(MAX_RANGE_PARTITIONS, max(wanted, self.config.num_threads if wanted > 1 else 1)))
+        sample = pa.concat_tables(samples, promote_options="permissive") if samples else None
+        partitioner = read.partitioner.with_boundaries(sample, partitions) if sample is not None else \
+            RangePartitioner(read.partitioner.spec)  # type: ignore[attr-defined]
+        ranged = self._repartition(staged, partitioner, partitioner.boundaries.num_rows + 1
+                                   if partitioner.boundaries is not None else 1)
+        items = [ReduceItem((p,), ranged.bytes[p], releases=(p,)) for p in range(ranged.num_partitions)
+                 if ranged.rows[p]]
+        yield from self._reduce([ranged], items)
+
+    # ------------------------------------------------------------ reduce side
+
+    def _plan_items(self, buffers: list[ExchangeBuffer], probe_index: int | None = None) -> list[ReduceItem]:
+        stage = self.stage
+        count = buffers[0].num_partitions
+        sizes = [sum(b.bytes[p] for b in buffers) for p in range(count)]
+        rows = [sum(b.rows[p] for b in buffers) for p in range(count)]
+        self.stats.exchanges.append({"stage": stage.id, "partition_bytes": sizes, "partition_rows": rows})
+        live = [p for p in range(count) if rows[p]]
+        if not live:
+            return [ReduceItem((0,), 0, releases=(0,))] if stage.reduce_when_empty else []
+        if not self.config.adaptive or stage.fixed_partitions:
+            return [ReduceItem((p,), sizes[p], releases=(p,)) for p in live]
+        skewed = self._skewed(buffers, probe_index, live) if probe_index is not None else set()
+        items, group, group_bytes = [], [], 0
+        target = self.config.target_partition_bytes
+        for p in live:
+            if p in skewed:
+                continue
+            if group and group_bytes + sizes[p] > target:
+                items.append(ReduceItem(tuple(group), group_bytes, releases=tuple(group)))
+                group, group_bytes = [], 0
+            group.append(p)
+            group_bytes += sizes[p]
+        if group:
+            items.append(ReduceItem(tuple(group), group_bytes, releases=tuple(group)))
+        if len(items) > 1:
+            self._note(f"coalesced {len(live) - len(skewed)} partitions into {len(items)} reduce tasks")
+        if skewed:
+            chunk_rows = max(1, int(median([sum(rows[p] for p in item.partitions) for item in items] or [1])))
+            for p in sorted(skewed):
+                items += self._split(buffers, probe_index, p, chunk_rows)
+        return items
+
+    def _skewed(self, buffers, probe_index: int, live: list[int]) -> set[int]:
+        probe = buffers[probe_index]
+        typical = median([probe.bytes[p] for p in live])
+        return {p for p in live if probe.bytes[p] > self.config.skew_factor * typical
+                and probe.bytes[p] > self.config.skew_min_bytes}
+
+    def _split(self, buffers, probe_index: int, partition: int, chunk_rows: int) -> list[ReduceItem]:
+        """Slices of a skewed partition's streamed side, each with the whole other side."""
+        probe_table = buffers[probe_index].read([partition])
+        other_table = buffers[1 - probe_index].read([partition])
+        node = self.stage.reducer.node
+        self._report_hot_keys(probe_table, list(node.left_on if probe_index == 0 else node.right_on))
+        slices = [probe_table.slice(start, chunk_rows) for start in range(0, probe_table.num_rows, chunk_rows)]
+        self._note(f"split skewed partition {partition} ({probe_table.num_rows:,} rows) into {len(slices)} tasks")
+        items = []
+        for index, piece in enumerate(slices):
+            inputs = [other_table, piece] if probe_index == 1 else [piece, other_table]
+            last = index == len(slices) - 1
+            items.append(ReduceItem((partition,), piece.nbytes + other_table.nbytes, inputs,
+                                    releases=(partition,) if last else ()))
+        return items
+
+    def _report_hot_keys(self, table: pa.Table, keys: list[str]) -> None:
+        counts = arrow_to_polars(table.select(keys)).group_by(keys).len().sort("len", descending=True).head(3)
+        for row in counts.iter_rows(named=True):
+            rows = row.pop("len")
+            self.stats.skewed_keys.append({"stage": self.stage.id, "key": row, "rows": rows})
+
+    def _reduce(self, buffers: list[ExchangeBuffer], items: list[ReduceItem]) -> Iterator[pa.Table]:
+        reducer = self.stage.reducer
+
+        def work(item: ReduceItem) -> pa.Table:
+            inputs = item.inputs if item.inputs is not None else [b.read(item.partitions) for b in buffers]
+            self.stats.add_reduce_task(self.stage.id, sum(t.num_rows for t in inputs))
+            return self.run.process(self.run.timed_reduce(reducer, inputs))
+
+        pending = iter(items)
+        for item, block in zip(pending, self.run.parallel(work, ((i, i.estimate) for i in items))):
+            for partition in item.releases:
+                for buffer in buffers:
+                    buffer.release(partition)
+            yield block
+
+    def _note(self, text: str) -> None:
+        self.stats.notes.append(f"stage {self.stage.id}: {text}")
+
+
+def _sample(block: pa.Table, keys: list[str]) -> pa.Table:
+    if block.num_rows <= SAMPLE_ROWS_PER_BLOCK:
+        return block.select(keys)
+    picks = np.random.default_rng(block.num_rows).choice(block.num_rows, SAMPLE_ROWS_PER_BLOCK, replace=False)
+    return block.select(keys).take(pa.array(np.sort(picks)))
