@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 
 if os.environ.get("SLUICE_ALLOCATOR", "").lower() != "keep":
-    # Arrow's C++ code picks its allocator once, on first use; see runners/local/budget.py.
+    # Arrow's C++ code and Polars' jemalloc read these once, on first use; see runners/local/budget.py.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 from typing import Any, Iterable, Sequence  # noqa: E402
 

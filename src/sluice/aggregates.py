@@ -119,7 +119,7 @@ def _final(agg: Aggregation, part) -> pl.Expr:
     if fn == "sum":
         return pl.when(part("c").sum() > 0).then(part("s").sum())
     if fn == "mean":
-        return pl.when(part("c").sum() > 0).then(part("s").sum() / part("c").sum())
+        return pl.when(part("c").sum() > 0).then(part("s").sum().cast(pl.Float64) / part("c").sum())
     if fn in ("std", "var"):
         n = part("n").sum()
         mean = (part("n") * part("m")).sum() / n

@@ -16,7 +16,7 @@ import pyarrow as pa
 from . import config as config_module
 from .errors import PlanError, SluiceError, column_not_found
 from .expr import Column, Expr, col
-from .typecheck import coerce_literals
+from .typecheck import resolve_expression
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from .observe import session
 from .observe.stats import RunStats
@@ -83,7 +83,7 @@ class Dataset:
         """Keep the rows where `predicate` is true (null counts as false)."""
         if not isinstance(predicate, Expr):
             raise PlanError(f"filter() takes an expression such as col('x') > 0, got {predicate!r}.")
-        return self._derive(Filter(self._plan, coerce_literals(predicate, self._plan.schema)))
+        return self._derive(Filter(self._plan, resolve_expression(predicate, self._plan.schema)))
 
     def select(self, *columns: str | Expr) -> Dataset:
         """Keep or compute exactly these columns, in this order."""
@@ -91,7 +91,7 @@ class Dataset:
             columns = tuple(columns[0])
         if not columns:
             raise PlanError("select() needs at least one column name or expression.")
-        exprs = tuple(col(c) if isinstance(c, str) else coerce_literals(c, self._plan.schema) for c in columns)
+        exprs = tuple(col(c) if isinstance(c, str) else resolve_expression(c, self._plan.schema) for c in columns)
         return self._derive(Project(self._plan, exprs))
 
     def with_columns(self, *exprs: Expr, **named: Expr) -> Dataset:
@@ -100,7 +100,7 @@ class Dataset:
         for e in new:
             if not isinstance(e, Expr):
                 raise PlanError(f"with_columns() takes expressions, got {e!r}. Use col(...) or lit(...).")
-        new = [coerce_literals(e, self._plan.schema) for e in new]
+        new = [resolve_expression(e, self._plan.schema) for e in new]
         by_name = {e.output_name(): e for e in new}
         existing = self.schema.names
         kept = [by_name.pop(name) if name in by_name else col(name) for name in existing]
@@ -198,10 +198,12 @@ class Dataset:
             keys = tuple(keys[0])
         if not keys:
             raise PlanError("group_by() needs at least one key. For one row over everything, call agg() directly.")
-        computed = [k for k in keys if isinstance(k, Expr) and not isinstance(k, Column)]
-        dataset = self.with_columns(*computed) if computed else self
-        names = tuple(k if isinstance(k, str) else k.output_name() for k in keys)
-        return GroupedDataset(dataset, names)
+        hidden = {f"__sluice_key_{i}": k for i, k in enumerate(keys) if isinstance(k, Expr) and not isinstance(k, Column)}
+        dataset = self.with_columns(**hidden) if hidden else self
+        names = tuple(k if isinstance(k, str) else k.name if isinstance(k, Column) else f"__sluice_key_{i}"
+                      for i, k in enumerate(keys))
+        shown = {f"__sluice_key_{i}": k.output_name() for i, k in enumerate(keys) if f"__sluice_key_{i}" in hidden}
+        return GroupedDataset(dataset, names, shown)
 
     def agg(self, *aggs: Expr, **named: Expr) -> Dataset:
         """Aggregate the whole dataset into one row."""
@@ -354,15 +356,17 @@ class Dataset:
 class GroupedDataset:
     """The result of group_by(): call agg() to get a Dataset."""
 
-    def __init__(self, dataset: Dataset, keys: tuple[str, ...]):
+    def __init__(self, dataset: Dataset, keys: tuple[str, ...], renames: dict[str, str] | None = None):
         self._dataset = dataset
         self._keys = keys
+        self._renames = renames or {}  # hidden key column -> the name the user sees
 
     def agg(self, *aggs: Expr, **named: Expr) -> Dataset:
         exprs = tuple(aggs) + tuple(_as_expr(e).alias(name) for name, e in named.items())
         schema = self._dataset.plan.schema
-        exprs = tuple(coerce_literals(e, schema) for e in exprs)
-        return self._dataset._derive(Aggregate(self._dataset.plan, self._keys, exprs))
+        exprs = tuple(resolve_expression(e, schema) for e in exprs)
+        result = self._dataset._derive(Aggregate(self._dataset.plan, self._keys, exprs))
+        return result.rename(self._renames) if self._renames else result
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -402,8 +406,10 @@ def _align_key_types(left: LogicalNode, right: LogicalNode, left_keys, right_key
         frames = [arrow_to_polars(pa.table({"k": pa.array([], t)})) for t in (lt, rt)]
         try:
             common = polars_to_arrow(pl.concat(frames, how="vertical_relaxed")).schema.field("k").type
-        except pl.exceptions.PolarsError:
-            continue  # Join.__post_init__ reports incompatible key types
+        except (pl.exceptions.PolarsError, pa.ArrowException):
+            if not (pa.types.is_integer(lt) and pa.types.is_integer(rt)):
+                continue  # Join.__post_init__ reports incompatible key types
+            common = pa.decimal128(20, 0)  # uint64 with a signed type: only a 128-bit type holds both exactly
         if lt != common:
             left_casts.append(col(lk).cast(common))
         if rt != common:

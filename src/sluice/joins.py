@@ -15,12 +15,52 @@ JOIN_TYPES = ("inner", "left", "right", "full", "semi", "anti", "cross")
 STRATEGIES = ("auto", "broadcast", "shuffle")
 
 
+def canonical_key(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A float key in a form where NaN equals NaN and -0.0 equals 0.0, as in SQL engines.
+
+    Polars' own float equality in joins is not consistent for NaN (a one-row side never
+    matches), so float keys join, and hash, on this exact round-trip text instead.
+    """
+    if dtype.is_float():
+        return pl.when(expr.is_nan()).then(pl.lit("NaN")).when(expr == 0).then(pl.lit("0")).otherwise(
+            expr.cast(pl.String))
+    return expr
+
+
+def _plain_join(left, right, left_on, right_on, how, suffix):
+    return left.join(right, left_on=list(left_on), right_on=list(right_on), how=how, suffix=suffix,
+                     coalesce=True, nulls_equal=False)
+
+
 def join_frames(left: pl.DataFrame, right: pl.DataFrame, left_on: tuple[str, ...], right_on: tuple[str, ...],
                 how: str, suffix: str) -> pl.DataFrame:
     if how == "cross":
         return left.join(right, how="cross", suffix=suffix)
-    return left.join(right, left_on=list(left_on), right_on=list(right_on), how=how, suffix=suffix,
-                     coalesce=True, nulls_equal=False)
+    floats = [i for i, (lk, rk) in enumerate(zip(left_on, right_on))
+              if left.schema[lk].is_float() or right.schema[rk].is_float()]
+    if not floats:
+        return _plain_join(left, right, left_on, right_on, how, suffix)
+    layout = _plain_join(left.clear(), right.clear(), left_on, right_on, how, suffix).columns
+    temp = {i: f"__sluice_float_key_{i}" for i in floats}
+    left_keys = [temp.get(i, k) for i, k in enumerate(left_on)]
+    right_keys = [temp.get(i, k) for i, k in enumerate(right_on)]
+    left_t = left.with_columns(canonical_key(pl.col(left_on[i]), left.schema[left_on[i]]).alias(t)
+                               for i, t in temp.items())
+    right_t = right.with_columns(canonical_key(pl.col(right_on[i]), right.schema[right_on[i]]).alias(t)
+                                 for i, t in temp.items())
+    out = _plain_join(left_t, right_t, left_keys, right_keys, how, suffix)
+    for i in floats:
+        lk, rk = left_on[i], right_on[i]
+        right_name = rk if rk not in left.columns else f"{rk}{suffix}"
+        if how in ("semi", "anti"):
+            continue
+        if how == "right":
+            out = out.drop(lk).rename({right_name: rk}) if right_name != rk else out.drop(lk)
+        elif how == "full":
+            out = out.with_columns(pl.coalesce(pl.col(lk), pl.col(right_name)).alias(lk)).drop(right_name)
+        else:
+            out = out.drop(right_name)
+    return out.select(layout)
 
 
 def preserved_sides(how: str) -> tuple[bool, bool]:

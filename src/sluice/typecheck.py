@@ -229,3 +229,48 @@ def coerce_literals(expr: Expr, schema: pa.Schema | None) -> Expr:
     if schema is None:
         return expr
     return transform(expr, lambda node: _coerce(node, schema))
+
+
+# ---------------------------------------------------------------- SQL decimal arithmetic
+
+def _polars_dtype(expr: Expr, frame) -> object | None:
+    from .expr import to_polars
+    try:
+        return frame.select(to_polars(expr)).collect_schema().dtypes()[0]
+    except Exception:
+        return None
+
+
+def sql_decimal_arithmetic(expr: Expr, schema: pa.Schema | None) -> Expr:
+    """Make decimal arithmetic follow SQL: exact products, and floating-point quotients.
+
+    Polars gives `decimal(p1, s1) * decimal(p2, s2)` the larger of the two scales, which rounds
+    money (10.01 * 0.07 = 0.70, not 0.7007); SQL engines give it scale s1 + s2. And a decimal
+    quotient keeps a decimal scale in Polars, where SQL engines return a double.
+    """
+    if schema is None or not any(pa.types.is_decimal(f.type) for f in schema):
+        return expr
+    import polars as pl
+
+    from .types import arrow_to_polars
+    frame = arrow_to_polars(schema.empty_table()).lazy()
+
+    def fix(node: Expr) -> Expr:
+        if not isinstance(node, BinaryOp) or node.op not in ("*", "/"):
+            return node
+        left, right = _polars_dtype(node.left, frame), _polars_dtype(node.right, frame)
+        left_dec, right_dec = isinstance(left, pl.Decimal), isinstance(right, pl.Decimal)
+        if node.op == "/" and (left_dec or right_dec):
+            as_float = lambda e, dec: Call("cast", (e,), (pa.float64(),)) if dec else e  # noqa: E731
+            return BinaryOp("/", as_float(node.left, left_dec), as_float(node.right, right_dec))
+        if node.op == "*" and left_dec and right_dec and left.scale + right.scale <= 38:
+            widened = Call("cast", (node.left,), (pa.decimal128(38, left.scale + right.scale),))
+            return BinaryOp("*", widened, node.right)
+        return node
+
+    return transform(expr, fix)
+
+
+def resolve_expression(expr: Expr, schema: pa.Schema | None) -> Expr:
+    """Everything a user expression needs before it joins a plan: typed literals, SQL decimals."""
+    return sql_decimal_arithmetic(coerce_literals(expr, schema), schema)

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 import sluice as sl
 from sluice import col, lit, when
 from sluice.config import current
-from sluice.typecheck import kind_of_type
 from sluice.plan.logical import Limit
 from sluice.plan.physical import plan_physical
 from sluice.runners.base import RunContext, get_runner
+from sluice.typecheck import kind_of_type
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -280,3 +280,24 @@ def test_optimized_plan_gives_the_same_result(table, source, data):
             assert rows_of(actual) == rows_of(expected)
         else:
             assert Counter(rows_of(actual)) == Counter(rows_of(expected))
+
+
+# ---------------------------------------------------------------- examples found by the property
+
+@pytest.mark.parametrize("source", ["memory", "file", "files"])
+def test_literal_only_projection_keeps_the_row_count(source):
+    # Found by the property above: `filter(False) -> select('b') -> with_columns(b=0.5)` over a
+    # Parquet file gave 1 row un-optimized and 0 rows optimized. A projection whose outputs are
+    # all literals must still produce one row per input row.
+    table = pa.table({"i": [1, None, 3, 4], "b": [True, None, False, True]})
+    with tempfile.TemporaryDirectory() as directory:
+        ds = make_source(table, source, directory)
+        cases = [
+            (ds.select("b").with_columns(b=lit(0.5)), 4),
+            (ds.select(lit(1).alias("x")), 4),
+            (ds.filter(lit(False)).select("b").with_columns(b=lit(0.5)), 0),
+            (ds.filter(col("i") > 100).select(lit(1).alias("x")), 0),
+        ]
+        for pipeline, rows in cases:
+            assert run_unoptimized(pipeline).num_rows == rows, pipeline.plan.tree_string()
+            assert pipeline.to_arrow().num_rows == rows, pipeline.plan.tree_string()

@@ -21,7 +21,7 @@ from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_
 from ..expr import to_polars
 from ..types import polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
-from .source import TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, scale_estimate
+from .source import ReadTask, ScanRequest, Source, scale_estimate
 
 PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates
 
@@ -101,7 +101,7 @@ class ParquetSource(Source):
                 batch, batch_bytes = [], 0
 
         for fragment, estimate in zip(fragments, estimates):
-            if estimate > TARGET_TASK_BYTES:
+            if estimate > request.max_task_bytes:
                 flush()
                 tasks += self._split_large_file(fragment, columns, request)
                 continue
@@ -127,7 +127,7 @@ class ParquetSource(Source):
         for piece in pieces:
             index = piece.row_groups[0].id
             estimate = scale_estimate(metadata.row_group(index).total_byte_size, self.schema, columns)
-            if group and group_bytes + estimate > TARGET_TASK_BYTES:
+            if group and group_bytes + estimate > request.max_task_bytes:
                 flush()
                 group, group_bytes = [], 0
             group.append(piece)

@@ -40,13 +40,14 @@ class ScanRequest:
     limit: int | None
     schema: pa.Schema | None = None  # the source's schema; without it nothing is pushed to the reader
     parallelism: int = 1  # threads the runner will read with; sources size tasks to keep them busy
+    max_task_bytes: int = TARGET_TASK_BYTES  # the runner lowers it when the memory budget is small
 
     def pushable(self, expr: Expr) -> bool:
         return to_arrow_filter(expr, self.schema) is not None
 
     def task_bytes(self, total_bytes: int) -> int:
         """A task size that gives every thread at least two tasks, within sane bounds."""
-        return max(MIN_TASK_BYTES, min(TARGET_TASK_BYTES, total_bytes // (2 * max(1, self.parallelism))))
+        return max(MIN_TASK_BYTES, min(self.max_task_bytes, total_bytes // (2 * max(1, self.parallelism))))
 
     @property
     def arrow_filter(self) -> pc.Expression | None:

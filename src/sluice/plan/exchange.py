@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..aggregates import AggregationPlan
-from ..joins import join_frames
+from ..joins import canonical_key, join_frames
 from ..types import arrow_to_polars, polars_to_arrow
 from .logical import Join, SortSpec
 from .operators import Operator
@@ -29,17 +29,18 @@ HASH_SEED = 0x51C3
 
 
 def split_by_partition(table: pa.Table, ids: np.ndarray, num_partitions: int) -> list[tuple[int, pa.Table]]:
-    """Reorder the rows by partition id once, then hand out zero-copy slices per partition."""
+    """One table per non-empty partition, each owning its memory.
+
+    Pieces are gathered with `take`, not sliced from one reordered table: a slice keeps its
+    whole parent alive, so spilling a slice would free nothing and memory accounting would lie.
+    """
     if table.num_rows == 0:
         return []
+    order = np.argsort(ids, kind="stable")
     counts = np.bincount(ids, minlength=num_partitions)
-    ordered = table.take(pa.array(np.argsort(ids, kind="stable")))
-    pieces, start = [], 0
-    for partition, count in enumerate(counts):
-        if count:
-            pieces.append((partition, ordered.slice(start, int(count))))
-            start += int(count)
-    return pieces
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [(partition, table.take(pa.array(order[bounds[partition]:bounds[partition + 1]])))
+            for partition in np.flatnonzero(counts).tolist()]
 
 
 class Partitioner:
@@ -56,10 +57,11 @@ class HashPartitioner(Partitioner):
 
     def partition_ids(self, table: pa.Table, num_partitions: int) -> np.ndarray:
         frame = arrow_to_polars(table.select(list(self.keys)))
-        if len(self.keys) == 1:
-            hashed = pl.col(self.keys[0]).hash(seed=HASH_SEED)
+        keys = [canonical_key(pl.col(k), frame.schema[k]) for k in self.keys]
+        if len(keys) == 1:
+            hashed = keys[0].hash(seed=HASH_SEED)
         else:
-            hashed = pl.struct([pl.col(k).alias(f"k{i}") for i, k in enumerate(self.keys)]).hash(seed=HASH_SEED)
+            hashed = pl.struct([k.alias(f"k{i}") for i, k in enumerate(keys)]).hash(seed=HASH_SEED)
         return frame.select(hashed % num_partitions).to_series().to_numpy().astype(np.int64)
 
     def assign(self, table, num_partitions):
@@ -74,8 +76,7 @@ class HashPartitioner(Partitioner):
 @dataclass(frozen=True)
 class RoundRobinPartitioner(Partitioner):
     def assign(self, table, num_partitions):
-        size = -(-table.num_rows // num_partitions)
-        return [(i, table.slice(i * size, size)) for i in range(num_partitions) if i * size < table.num_rows]
+        return split_by_partition(table, np.arange(table.num_rows) % num_partitions, num_partitions)
 
     def describe(self):
         return "round-robin"
@@ -138,6 +139,8 @@ class PartialAggregate(Operator):
             out = frame.group_by(list(self.plan.keys)).agg(self.plan.partial())
         else:
             out = frame.select(self.plan.partial())
+            if table.num_rows == 0:
+                out = out.clear()  # an empty block has no rows to summarize (first() must not see a null)
         return polars_to_arrow(out)
 
     def describe(self):

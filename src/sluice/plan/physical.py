@@ -42,6 +42,7 @@ class ShuffleRead:
     partitioner: Partitioner
     schema: pa.Schema  # of the blocks entering the exchange (after `prepare`)
     prepare: Operator | None = None
+    estimated_bytes: int | None = None  # of the upstream's output, to size the partition count
 
 
 @dataclass(frozen=True)
@@ -237,9 +238,10 @@ def _plan_write(node: Write, builder: _Builder) -> Stage:
     return builder.plan(node.input).with_operator(WriteStep(node.sink))
 
 
-def _shuffle_stage(builder: _Builder, upstream: Stage, partitioner: Partitioner, schema: pa.Schema,
-                   reducer: Reducer, prepare: Operator | None = None, **extra) -> Stage:
-    return builder.new_stage(shuffle=(ShuffleRead(upstream, partitioner, schema, prepare),), reducer=reducer, **extra)
+def _shuffle_stage(builder: _Builder, node: LogicalNode, upstream: Stage, partitioner: Partitioner,
+                   schema: pa.Schema, reducer: Reducer, prepare: Operator | None = None, **extra) -> Stage:
+    read = ShuffleRead(upstream, partitioner, schema, prepare, estimated_bytes(node.children[0]))
+    return builder.new_stage(shuffle=(read,), reducer=reducer, **extra)
 
 
 @planner(Aggregate)
@@ -249,33 +251,33 @@ def _plan_aggregate(node: Aggregate, builder: _Builder) -> Stage:
     prepare = PartialAggregate(agg) if agg.two_phase else None
     entering = node.input.schema if prepare is None else prepare.apply(node.input.schema.empty_table()).schema
     partitioner = HashPartitioner(node.keys) if node.keys else SinglePartitioner()
-    return _shuffle_stage(builder, upstream, partitioner, entering, FinalAggregate(agg), prepare,
+    return _shuffle_stage(builder, node, upstream, partitioner, entering, FinalAggregate(agg), prepare,
                           reduce_when_empty=not node.keys)
 
 
 @planner(Distinct)
 def _plan_distinct(node: Distinct, builder: _Builder) -> Stage:
     subset = node.subset or tuple(node.schema.names)
-    return _shuffle_stage(builder, builder.plan(node.input), HashPartitioner(subset), node.schema,
+    return _shuffle_stage(builder, node, builder.plan(node.input), HashPartitioner(subset), node.schema,
                           DistinctReducer(node.subset, node.keep), BlockDistinct(node.subset, node.keep))
 
 
 @planner(Sort)
 def _plan_sort(node: Sort, builder: _Builder) -> Stage:
-    return _shuffle_stage(builder, builder.plan(node.input), RangePartitioner(node.spec), node.schema,
+    return _shuffle_stage(builder, node, builder.plan(node.input), RangePartitioner(node.spec), node.schema,
                           SortReducer(node.spec))
 
 
 @planner(TopK)
 def _plan_top_k(node: TopK, builder: _Builder) -> Stage:
-    return _shuffle_stage(builder, builder.plan(node.input), SinglePartitioner(), node.schema,
+    return _shuffle_stage(builder, node, builder.plan(node.input), SinglePartitioner(), node.schema,
                           SortReducer(node.spec, node.n), BlockTopK(node.spec, node.n))
 
 
 @planner(Repartition)
 def _plan_repartition(node: Repartition, builder: _Builder) -> Stage:
     partitioner = HashPartitioner(node.by) if node.by else RoundRobinPartitioner()
-    return _shuffle_stage(builder, builder.plan(node.input), partitioner, node.schema, ConcatReducer(),
+    return _shuffle_stage(builder, node, builder.plan(node.input), partitioner, node.schema, ConcatReducer(),
                           fixed_partitions=node.n)
 
 
@@ -286,7 +288,8 @@ def _plan_join(node: Join, builder: _Builder) -> Stage:
         partitioners: tuple[Partitioner, Partitioner] = (SinglePartitioner(), SinglePartitioner())
     else:
         partitioners = (HashPartitioner(node.left_on), HashPartitioner(node.right_on))
-    reads = (ShuffleRead(left, partitioners[0], node.left.schema), ShuffleRead(right, partitioners[1], node.right.schema))
+    reads = (ShuffleRead(left, partitioners[0], node.left.schema, None, estimated_bytes(node.left)),
+             ShuffleRead(right, partitioners[1], node.right.schema, None, estimated_bytes(node.right)))
     return builder.new_stage(shuffle=reads, reducer=JoinReducer(node), join=choose_join_strategy(node, builder.config))
 
 

@@ -41,9 +41,10 @@ def _simplify(node: Expr) -> Expr:
     return node
 
 
-def fold_expression(expr: Expr) -> Expr:
+def fold_expression(expr: Expr, keep_name: bool = False) -> Expr:
+    """Fold `expr`; with keep_name (a projection's output), alias the result to the old name."""
     folded = transform(expr, _simplify)
-    if folded is not expr and folded.output_name() != expr.output_name():
+    if keep_name and folded is not expr and folded.output_name() != expr.output_name():
         folded = Alias(folded, expr.output_name())
     return folded
 
@@ -55,7 +56,7 @@ def _fold_node(node: LogicalNode) -> LogicalNode:
             return node.input
         return node if predicate is node.predicate else Filter(node.input, predicate)
     if isinstance(node, Project):
-        exprs = tuple(fold_expression(e) for e in node.exprs)
+        exprs = tuple(fold_expression(e, keep_name=True) for e in node.exprs)
         return node if all(a is b for a, b in zip(exprs, node.exprs)) else Project(node.input, exprs)
     if isinstance(node, Scan) and node.predicates:
         predicates = tuple(p for p in (fold_expression(e) for e in node.predicates) if not _is_bool(p, True))

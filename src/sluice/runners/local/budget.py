@@ -20,6 +20,7 @@ import psutil
 import pyarrow as pa
 
 MIN_DATA_SHARE = 0.25  # however large the process already is, blocks get at least this share
+WORK_FACTOR = 2  # a running task needs room for its input and its output (and the kernels' scratch)
 
 
 class MemoryBudget:
@@ -41,6 +42,10 @@ class MemoryBudget:
 
     def release(self, nbytes: int) -> None:
         self.reserved -= nbytes
+
+    def task_bytes(self, threads: int, ceiling: int, floor: int) -> int:
+        """The largest read task that lets every thread run one within the budget."""
+        return min(ceiling, max(floor, self.limit // (WORK_FACTOR * 2 * max(1, threads))))
 
 
 _allocator_lock = threading.Lock()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -31,7 +32,8 @@ class ExchangeBuffer:
         self.stats = stats
         self.memory: list[list[pa.Table]] = [[] for _ in range(num_partitions)]
         self.memory_bytes = [0] * num_partitions
-        self.files: list[list[str]] = [[] for _ in range(num_partitions)]
+        self.spills: list[list[tuple[str, int, int]]] = [[] for _ in range(num_partitions)]  # (file, first, count)
+        self.spill_files: list[str] = []
         self.bytes = [0] * num_partitions
         self.rows = [0] * num_partitions
 
@@ -48,42 +50,42 @@ class ExchangeBuffer:
         self.bytes[partition] += size
         self.rows[partition] += block.num_rows
         self.stats.add_shuffle(written=size)
-        while not self.budget.try_reserve(size, share=EXCHANGE_SHARE):
-            if not self._spill_largest():
-                self._write_spill(partition, [block])
-                return
         self.memory[partition].append(block)
         self.memory_bytes[partition] += size
+        if not self.budget.try_reserve(size, share=EXCHANGE_SHARE):
+            self.budget.try_reserve(size, force=True)
+            self._spill_all()
 
-    def _spill_largest(self) -> bool:
-        partition = max(range(self.num_partitions), key=lambda p: self.memory_bytes[p])
-        if self.memory_bytes[partition] == 0:
-            return False
-        self._write_spill(partition, self.memory[partition])
-        self.budget.release(self.memory_bytes[partition])
-        self.memory[partition] = []
-        self.memory_bytes[partition] = 0
-        return True
+    def _spill_all(self) -> None:
+        """Write every partition held in memory to one IPC file, grouped by partition, and free them."""
+        path = os.path.join(self.spill_dir, f"{self.name}-{next(_spill_ids)}.arrow")
+        written = 0
+        with ipc.new_file(path, self.schema, options=ipc.IpcWriteOptions(compression="zstd")) as writer:
+            for partition, blocks in enumerate(self.memory):
+                first = written
+                for block in blocks:
+                    block = block if block.schema.equals(self.schema) else block.cast(self.schema)
+                    for batch in block.to_batches():
+                        writer.write_batch(batch)
+                        written += 1
+                if written > first:
+                    self.spills[partition].append((path, first, written - first))
+        self.spill_files.append(path)
+        self.stats.add_spill(sum(self.memory_bytes), os.path.getsize(path))
+        self.budget.release(sum(self.memory_bytes))
+        self.memory = [[] for _ in range(self.num_partitions)]
+        self.memory_bytes = [0] * self.num_partitions
 
-    def _write_spill(self, partition: int, blocks: list[pa.Table]) -> None:
-        path = os.path.join(self.spill_dir, f"{self.name}-p{partition}-{next(_spill_ids)}.arrow")
-        options = ipc.IpcWriteOptions(compression="zstd")
-        with ipc.new_file(path, self.schema, options=options) as writer:
-            for block in blocks:
-                writer.write_table(block.cast(self.schema) if not block.schema.equals(self.schema) else block)
-        self.files[partition].append(path)
-        self.stats.add_spill(sum(b.nbytes for b in blocks), os.path.getsize(path))
-
-    def blocks(self, partition: int) -> list[pa.Table]:
-        """Every block of a partition, in the order they were added within memory and within files."""
-        tables = []
-        for path in self.files[partition]:
+    def iter_blocks(self, partition: int) -> Iterator[pa.Table]:
+        """The partition's blocks in the order they were added, read back one record batch at a time."""
+        for path, first, count in list(self.spills[partition]):
             with ipc.open_file(pa.OSFile(path, "rb")) as reader:
-                tables.append(reader.read_all())
-        return tables + list(self.memory[partition])
+                for index in range(first, first + count):
+                    yield pa.Table.from_batches([reader.get_batch(index)])
+        yield from list(self.memory[partition])
 
     def read(self, partitions) -> pa.Table:
-        tables = [t for p in partitions for t in self.blocks(p)]
+        tables = [t for p in partitions for t in self.iter_blocks(p)]
         table = pa.concat_tables(tables, promote_options="permissive") if tables else self.schema.empty_table()
         self.stats.add_shuffle(read=table.nbytes)
         return table
@@ -92,13 +94,14 @@ class ExchangeBuffer:
         self.budget.release(self.memory_bytes[partition])
         self.memory[partition] = []
         self.memory_bytes[partition] = 0
-        for path in self.files[partition]:
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                pass
-        self.files[partition] = []
+        self.spills[partition] = []
 
     def close(self) -> None:
         for partition in range(self.num_partitions):
             self.release(partition)
+        for path in self.spill_files:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+        self.spill_files = []

@@ -22,7 +22,8 @@ import pyarrow as pa
 from ...plan.operators import normalize_block
 from ...plan.physical import PhysicalPlan, Stage
 from ..base import RunContext, Runner
-from .budget import MemoryBudget, use_prompt_allocator
+from ...io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES
+from .budget import WORK_FACTOR, MemoryBudget, use_prompt_allocator
 
 
 class LocalRunner(Runner):
@@ -61,7 +62,9 @@ class _StageRun:
             return
         if stage.scan is not None:
             self.read_schema = stage.read_schema
-            request = dataclasses.replace(stage.scan_request, parallelism=self.context.config.num_threads)
+            threads = self.context.config.num_threads
+            request = dataclasses.replace(stage.scan_request, parallelism=threads, max_task_bytes=self.budget.task_bytes(
+                threads, TARGET_TASK_BYTES, MIN_TASK_BYTES))
             tasks = stage.scan.source.plan_tasks(request)
             stats.stages[stage.id].tasks_total = len(tasks)
             self.context.progress.start_stage(stage.id, stage.name, len(tasks))
@@ -107,6 +110,7 @@ class _StageRun:
                         if waiting is None:
                             break
                     item, estimate = waiting
+                    estimate *= WORK_FACTOR
                     if not self.budget.try_reserve(estimate, force=not window):
                         break
                     window.append((self.pool.submit(work, item), estimate))

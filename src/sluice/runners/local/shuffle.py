@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .executor import _StageRun
 
 DEFAULT_PARTITIONS = 64
+MAX_PARTITIONS = 1024
 SAMPLE_ROWS_PER_BLOCK = 256
-MAX_RANGE_PARTITIONS = 512
 
 
 @dataclass
@@ -81,10 +81,17 @@ class ShuffleStage:
             if self._spill_dir is not None:
                 self._spill_dir.cleanup()
 
-    def _default_partitions(self, read: ShuffleRead) -> int:
-        if isinstance(read.partitioner, SinglePartitioner):
+    @property
+    def task_bytes(self) -> int:
+        """The reduce-task size: the configured target, smaller when the memory budget is small."""
+        return self.run.budget.task_bytes(self.config.num_threads, self.config.target_partition_bytes, 1 << 20)
+
+    def _default_partitions(self, *reads: ShuffleRead) -> int:
+        if all(isinstance(r.partitioner, SinglePartitioner) for r in reads):
             return 1
-        return max(DEFAULT_PARTITIONS, 2 * self.config.num_threads)
+        estimate = sum(r.estimated_bytes or 0 for r in reads)
+        wanted = math.ceil(estimate / self.task_bytes)
+        return max(DEFAULT_PARTITIONS, 2 * self.config.num_threads, min(MAX_PARTITIONS, wanted))
 
     # ------------------------------------------------------------ map side
 
@@ -115,13 +122,13 @@ class ShuffleStage:
 
     def _repartition(self, source: ExchangeBuffer, partitioner: Partitioner, partitions: int) -> ExchangeBuffer:
         target = self._new_buffer(source.schema, partitions, "re")
+        work = lambda block: self.run.timed_partition(partitioner, block, partitions)  # noqa: E731
         for partition in range(source.num_partitions):
-            blocks = source.blocks(partition)
-            source.release(partition)
-            work = lambda block: self.run.timed_partition(partitioner, block, partitions)  # noqa: E731
+            blocks = source.iter_blocks(partition)
             for pieces in self.run.parallel(work, ((b, b.nbytes) for b in blocks)):
                 for index, piece in pieces:
                     target.add(index, piece)
+            source.release(partition)
         return target
 
     # ------------------------------------------------------------ joins
@@ -130,7 +137,7 @@ class ShuffleStage:
         plan = self.stage.join
         build_read, probe_read = self.stage.shuffle[plan.build], self.stage.shuffle[1 - plan.build]
         side = "left" if plan.build == 0 else "right"
-        partitions = DEFAULT_PARTITIONS
+        partitions = self._default_partitions(*self.stage.shuffle)
         if plan.can_broadcast:
             collected = self._map_side(build_read, 1, SinglePartitioner())
             size = collected.total_bytes
@@ -166,8 +173,8 @@ class ShuffleStage:
         read = self.stage.shuffle[0]
         samples: list[pa.Table] = []
         staged = self._map_side(read, 1, SinglePartitioner(), samples=samples)
-        wanted = math.ceil(staged.total_bytes / self.config.target_partition_bytes)
-        partitions = max(1, min(MAX_RANGE_PARTITIONS, max(wanted, self.config.num_threads if wanted > 1 else 1)))
+        wanted = math.ceil(staged.total_bytes / self.task_bytes)
+        partitions = max(1, min(MAX_PARTITIONS, max(wanted, self.config.num_threads if wanted > 1 else 1)))
         sample = pa.concat_tables(samples, promote_options="permissive") if samples else None
         partitioner = read.partitioner.with_boundaries(sample, partitions) if sample is not None else \
             RangePartitioner(read.partitioner.spec)  # type: ignore[attr-defined]
@@ -192,7 +199,7 @@ class ShuffleStage:
             return [ReduceItem((p,), sizes[p], releases=(p,)) for p in live]
         skewed = self._skewed(buffers, probe_index, live) if probe_index is not None else set()
         items, group, group_bytes = [], [], 0
-        target = self.config.target_partition_bytes
+        target = self.task_bytes
         for p in live:
             if p in skewed:
                 continue
