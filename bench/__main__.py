@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 
-from bench import data, report, runner
+from bench import data, machine, report, runner
 from bench.engines import ENGINES
 from bench.suites import SUITES
 
@@ -45,10 +45,13 @@ def main(argv=None) -> int:
     command = "python -m bench " + shlex.join(argv)
 
     data_dir = data.ensure_tables(args.sf, suite.TABLES)
+    host = machine.info()   # before running: load average at start
+    if machine.busy_warning(host):
+        print("warning: " + machine.busy_warning(host), file=sys.stderr)
     rows, refs = runner.run_suite(suite, engines, data_dir, threads=threads,
                                   runs=args.runs, timeout=args.timeout)
     doc = report.build(args.suite, command, args.sf, args.runs, threads, rows,
-                       refs, data.manifests(args.sf, suite.TABLES))
+                       refs, data.manifests(args.sf, suite.TABLES), host)
     print(report.table(doc))
     if not args.no_report:
         path = report.write(doc)

@@ -40,7 +40,16 @@ def info() -> dict:
         "python": platform.python_version(),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--", "src")),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def busy_warning(m: dict):
+    """Timings on a loaded machine are noise; say so instead of hiding it."""
+    if m["loadavg_1m"] > 0.5 * m["usable_cores"]:
+        return (f"load average was {m['loadavg_1m']} on {m['usable_cores']} cores "
+                "when the run started: other work was running, timings are noisy")
+    return None
 
 
 def one_line(m: dict) -> str:

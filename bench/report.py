@@ -19,12 +19,12 @@ MD_HEADER = ("# sluice benchmark results\n\n"
              "Raw numbers: `bench/results/*.json`.\n")
 
 
-def build(suite, command, sf, runs, threads, rows, references, data) -> dict:
+def build(suite, command, sf, runs, threads, rows, references, data, host) -> dict:
     return {
         "suite": suite, "command": command, "scale_factor": sf, "runs": runs,
         "threads": threads, "reference_answers": references, "data": data,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
-        "machine": machine.info(), "results": rows,
+        "machine": host, "results": rows,
     }
 
 
@@ -80,10 +80,11 @@ def section(doc) -> str:
     targets = _targets(doc)
     body = [f"<!-- suite:{name}:begin -->", f"## {name}", "",
             f"Scale factor {doc['scale_factor']:g}, {doc['threads']} threads per engine, "
-            f"1 warm-up + {doc['runs']} timed runs, each in a fresh process; "
-            "time covers the query only.", "",
+            f"1 warm-up + {doc['runs']} timed runs (interleaved across engines), each in a "
+            "fresh process; time covers the query only.", "",
             *_md_table(doc), "", *targets, *([""] if targets else []),
             f"Machine: {machine.one_line(m)}  ",
+            *([f"**Warning:** {machine.busy_warning(m)}.  "] if machine.busy_warning(m) else []),
             f"Run at: {doc['timestamp']} (`bench/results/{name}-{doc['timestamp']}.json`)  ",
             f"Command: `{doc['command']}`",
             f"<!-- suite:{name}:end -->"]

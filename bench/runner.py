@@ -2,10 +2,11 @@
 
 Each run is a fresh subprocess (see ``bench.engines``).  Per workload the
 suite's reference engine runs once first to produce the expected answer (and
-to warm the OS page cache).  Then, per engine: one warm-up run whose answer
-must match the reference (a mismatch is reported as "wrong" and the engine is
-not timed), followed by ``runs`` timed runs.  Failures never abort the suite;
-they become ``status: "error"`` rows with the engine's own message.
+to warm the OS page cache).  Then every engine gets one warm-up run whose
+answer must match the reference (a mismatch is reported as "wrong" and the
+engine is not timed), followed by ``runs`` timed runs, interleaved across
+engines.  Failures never abort the suite; they become ``status: "error"``
+rows with the engine's own message.
 """
 import json
 import statistics
@@ -42,42 +43,49 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_engine(suite, engine, workload, data_dir, threads, runs, timeout, reference):
+def warm_up(suite, engine, workload, data_dir, threads, timeout, reference) -> dict:
+    """The untimed first run: collects versions and checks the answer."""
     row = {"workload": workload, "engine": engine, "status": "ok", "times_s": []}
     warm = run_once(engine, workload, data_dir, threads, timeout)
-    row["versions"] = warm.get("versions", {})
-    row["python"] = warm.get("python")
-    row["answer"] = warm.get("answer")
+    row.update(versions=warm.get("versions", {}), python=warm.get("python"),
+               answer=warm.get("answer"), rss=[warm.get("peak_rss_mib")])
     if "error" in warm:
         row.update(status="error", message=warm["error"], stderr_tail=warm.get("stderr_tail"))
-        return row
-    if reference is None:
+    elif reference is None:
         row.update(status="error", message="no reference answer to check against")
-        return row
-    if not suite.same_answer(warm["answer"], reference):
+    elif not suite.same_answer(warm["answer"], reference):
         row.update(status="wrong", message=f"got {warm['answer']}, expected {reference}")
-        return row
-    rss = [warm["peak_rss_mib"]]
-    for i in range(runs):
-        r = run_once(engine, workload, data_dir, threads, timeout)
-        if "error" in r:
-            row.update(status="error", message=f"timed run {i + 1}: {r['error']}",
-                       stderr_tail=r.get("stderr_tail"))
-            return row
-        if not suite.same_answer(r["answer"], reference):
-            row.update(status="wrong", message=f"timed run {i + 1} got {r['answer']}")
-            return row
-        row["times_s"].append(round(r["seconds"], 4))
-        rss.append(r["peak_rss_mib"])
-        _log(f"  {engine:>8} run {i + 1}/{runs}: {r['seconds']:.3f}s")
-    t = row["times_s"]
-    row.update(median_s=round(statistics.median(t), 4), min_s=min(t), max_s=max(t),
-               peak_rss_mib=max(rss))
     return row
 
 
+def timed_run(suite, row, i, data_dir, threads, timeout, reference) -> None:
+    """One timed run, appended to ``row``; errors/wrong answers end the engine."""
+    r = run_once(row["engine"], row["workload"], data_dir, threads, timeout)
+    if "error" in r:
+        row.update(status="error", message=f"timed run {i}: {r['error']}",
+                   stderr_tail=r.get("stderr_tail"))
+    elif not suite.same_answer(r["answer"], reference):
+        row.update(status="wrong", message=f"timed run {i} got {r['answer']}")
+    else:
+        row["times_s"].append(round(r["seconds"], 4))
+        row["rss"].append(r["peak_rss_mib"])
+        _log(f"  {row['engine']:>8} run {i}: {r['seconds']:.3f}s")
+
+
+def _summarise(row) -> None:
+    rss = row.pop("rss")
+    t = row["times_s"]
+    if row["status"] == "ok":
+        row.update(median_s=round(statistics.median(t), 4), min_s=min(t), max_s=max(t),
+                   peak_rss_mib=max(rss))
+
+
 def run_suite(suite, engine_names, data_dir, *, threads, runs, timeout):
-    """Returns (rows, {workload: reference answer})."""
+    """Returns (rows, {workload: reference answer}).
+
+    Timed runs are interleaved (run 1 of every engine, then run 2, ...) so a
+    burst of background load hits all engines alike instead of one.
+    """
     rows, references = [], {}
     for workload in suite.WORKLOADS:
         _log(f"{workload}: reference answer from {suite.REFERENCE}")
@@ -85,11 +93,17 @@ def run_suite(suite, engine_names, data_dir, *, threads, runs, timeout):
         reference = references[workload] = ref_run.get("answer")
         if reference is None:
             _log(f"  reference failed: {ref_run.get('error')}")
+        group = []
         for engine in engine_names:
-            _log(f"{workload}: {engine} (warm-up + {runs} runs, {threads} threads)")
-            row = run_engine(suite, engine, workload, data_dir, threads, runs,
-                             timeout, reference)
+            _log(f"{workload}: {engine} warm-up ({threads} threads)")
+            group.append(warm_up(suite, engine, workload, data_dir, threads, timeout, reference))
+        for i in range(1, runs + 1):
+            for row in group:
+                if row["status"] == "ok":
+                    timed_run(suite, row, i, data_dir, threads, timeout, reference)
+        for row in group:
+            _summarise(row)
             if row["status"] != "ok":
-                _log(f"  {engine}: {row['status']}: {row['message']}")
-            rows.append(row)
+                _log(f"  {row['engine']}: {row['status']}: {row['message']}")
+        rows += group
     return rows, references

@@ -34,6 +34,8 @@ def environment(engine: str, threads: int) -> dict:
     env = dict(os.environ)
     env["BENCH_THREADS"] = str(threads)
     env["OMP_NUM_THREADS"] = str(threads)      # also sizes Arrow's CPU pool
+    # Repo root for `bench`; src/ so sluice is benchmarked from this checkout
+    # whether or not it is pip-installed.
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), str(REPO_ROOT / "src")]
         + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])

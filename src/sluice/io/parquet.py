@@ -9,6 +9,7 @@ dataset schema when it is read, so a file that disagrees is named rather than mi
 
 from __future__ import annotations
 
+import itertools
 from functools import cached_property
 from typing import Iterator, Sequence
 
@@ -39,6 +40,10 @@ class ParquetSource(Source):
         self._user_schema = schema
         self._partitioning = _hive_partitioning(self.files) if partitioning == "hive" else None
         self._location = self.files.base_dir or self.files.paths[0]
+        self._measured_expansion: float | None = None
+
+    def _first_fragment(self) -> list:
+        return list(itertools.islice(self._dataset.get_fragments(), 1))
 
     @cached_property
     def _dataset(self) -> ds.FileSystemDataset:
@@ -78,8 +83,22 @@ class ParquetSource(Source):
     def describe(self) -> str:
         return f"parquet {self._location} ({len(self.files.files)} files)"
 
+    def _expansion(self, fragments) -> float:
+        """Decoded bytes per file byte, measured once on the footer of a file the scan opens anyway."""
+        if self._measured_expansion is None and fragments:
+            try:
+                fragment = fragments[0]
+                metadata = fragment.metadata
+                decoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+                size = self._sizes.get(fragment.path) or 0
+                if size and decoded:
+                    self._measured_expansion = max(1.0, decoded / size)
+            except (pa.ArrowInvalid, OSError):
+                pass
+        return self._measured_expansion or PARQUET_EXPANSION
+
     def estimated_bytes(self, columns=None) -> int:
-        return scale_estimate(self.files.total_bytes * PARQUET_EXPANSION, self.schema,
+        return scale_estimate(int(self.files.total_bytes * self._expansion(self._first_fragment())), self.schema,
                               list(columns) if columns is not None else None)
 
     def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:
@@ -87,7 +106,8 @@ class ParquetSource(Source):
         fragments = list(self._dataset.get_fragments(filter=arrow_filter) if arrow_filter is not None
                          else self._dataset.get_fragments())
         columns = request.read_columns(self.schema)
-        estimates = [scale_estimate(self._sizes.get(f.path, 0) * PARQUET_EXPANSION, self.schema, columns)
+        expansion = self._expansion(fragments)
+        estimates = [scale_estimate(int(self._sizes.get(f.path, 0) * expansion), self.schema, columns)
                      for f in fragments]
         target = request.task_bytes(sum(estimates))
         tasks: list[ReadTask] = []

@@ -139,9 +139,12 @@ class FileSink:
                 else:
                     fs.delete_file(info.path)
         final = []
-        for relative, _, _ in written:
-            target = f"{self.path}/{relative}"
-            if "/" in relative:
+        for position, (relative, _, _) in enumerate(written):
+            # tasks finish in any order; published names follow the dataset's block order
+            directory = posixpath.dirname(relative)
+            name = f"part-{position:05d}-{self._run_id}{self.extension}"
+            target = f"{self.path}/{directory}/{name}" if directory else f"{self.path}/{name}"
+            if directory:
                 fs.create_dir(posixpath.dirname(target), recursive=True)
             fs.move(f"{self.staging_dir}/{relative}", target)
             final.append(target)

@@ -20,6 +20,7 @@ import psutil
 import pyarrow as pa
 
 MIN_DATA_SHARE = 0.25  # however large the process already is, blocks get at least this share
+ALLOCATOR_SLACK = 0.1  # of the budget, kept back for fragmentation and kernels' scratch the estimates miss
 WORK_FACTOR = 2  # a running task needs room for its input and its output (and the kernels' scratch)
 
 
@@ -28,7 +29,7 @@ class MemoryBudget:
         if already_used is None:
             already_used = psutil.Process().memory_info().rss
         self.total = limit_bytes
-        self.limit = max(int(limit_bytes * MIN_DATA_SHARE), limit_bytes - already_used)
+        self.limit = max(int(limit_bytes * MIN_DATA_SHARE), int(limit_bytes * (1 - ALLOCATOR_SLACK)) - already_used)
         self.reserved = 0
         self.peak = 0
 

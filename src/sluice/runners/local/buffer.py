@@ -17,7 +17,7 @@ import pyarrow.ipc as ipc
 from ...observe.stats import RunStats
 from .budget import MemoryBudget
 
-EXCHANGE_SHARE = 0.6  # of the data budget that exchange buffers may hold before spilling
+EXCHANGE_SHARE = 0.5  # of the data budget that exchange buffers may hold before spilling
 _spill_ids = itertools.count()
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 DEFAULT_PARTITIONS = 64
 MAX_PARTITIONS = 1024
 SAMPLE_ROWS_PER_BLOCK = 256
+SORT_WORK_FACTOR = 2  # a sort task holds its partition twice (input and sorted copy): make partitions smaller
 
 
 @dataclass
@@ -173,7 +174,7 @@ class ShuffleStage:
         read = self.stage.shuffle[0]
         samples: list[pa.Table] = []
         staged = self._map_side(read, 1, SinglePartitioner(), samples=samples)
-        wanted = math.ceil(staged.total_bytes / self.task_bytes)
+        wanted = math.ceil(staged.total_bytes / (self.task_bytes / SORT_WORK_FACTOR))
         partitions = max(1, min(MAX_PARTITIONS, max(wanted, self.config.num_threads if wanted > 1 else 1)))
         sample = pa.concat_tables(samples, promote_options="permissive") if samples else None
         partitioner = read.partitioner.with_boundaries(sample, partitions) if sample is not None else \
