@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 
-if os.environ.get("SLUICE_ALLOCATOR", "").lower() != "keep":
+_ALLOCATOR = os.environ.get("SLUICE_ALLOCATOR", "fast").lower()
+if _ALLOCATOR != "keep":
     # Arrow's C++ code and Polars' jemalloc read these once, on first use; see runners/local/budget.py.
+    _DECAY = "0" if _ALLOCATOR == "strict" else "100"
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
-    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+    os.environ.setdefault("_RJEM_MALLOC_CONF", f"dirty_decay_ms:{_DECAY},muzzy_decay_ms:{_DECAY}")
 
 from typing import Any, Iterable, Sequence  # noqa: E402
 

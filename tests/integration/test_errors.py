@@ -1,6 +1,5 @@
 """Every user-facing failure is a SluiceError that names the problem and the fix."""
 
-import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq

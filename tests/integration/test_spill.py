@@ -3,7 +3,8 @@ budget + 25% of real memory, and their results equal DuckDB's.
 
 Each pipeline runs in a fresh subprocess that samples its own peak RSS with psutil, and writes
 its result with write_parquet; the test then checks that result against DuckDB running the
-same query on the same files. The inputs have high-cardinality keys, so neither partial
+same query on the same files. The runs use SLUICE_ALLOCATOR=strict, the mode for budgets this
+tight (see runners/local/budget.py). The inputs have high-cardinality keys, so neither partial
 aggregation nor a broadcast can keep the exchanges small: they must spill.
 """
 
@@ -64,7 +65,8 @@ def inputs_4x_budget(tmp_path_factory):
 
 
 def run_child(op, data, out):
-    env = {**os.environ, "SLUICE_MEMORY_BUDGET": str(BUDGET), "SLUICE_NUM_THREADS": "2", "SLUICE_PROGRESS": "0"}
+    env = {**os.environ, "SLUICE_MEMORY_BUDGET": str(BUDGET), "SLUICE_NUM_THREADS": "2", "SLUICE_PROGRESS": "0",
+           "SLUICE_ALLOCATOR": "strict"}  # a budget this tight against the process needs pages returned at once
     result = subprocess.run([sys.executable, "-c", CHILD, op, str(data), str(out)], env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

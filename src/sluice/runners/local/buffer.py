@@ -17,6 +17,7 @@ import pyarrow.ipc as ipc
 from ...observe.stats import RunStats
 from .budget import MemoryBudget
 
+COMPACT_PIECES = 32  # merge a partition's in-memory pieces once it has this many
 EXCHANGE_SHARE = 0.5  # of the data budget that exchange buffers may hold before spilling
 _spill_ids = itertools.count()
 
@@ -50,7 +51,11 @@ class ExchangeBuffer:
         self.bytes[partition] += size
         self.rows[partition] += block.num_rows
         self.stats.add_shuffle(written=size)
-        self.memory[partition].append(block)
+        pieces = self.memory[partition]
+        pieces.append(block)
+        if len(pieces) >= COMPACT_PIECES:
+            # many small pieces cost more than their bytes (buffers, objects): keep one contiguous table
+            self.memory[partition] = [pa.concat_tables(pieces, promote_options="permissive").combine_chunks()]
         self.memory_bytes[partition] += size
         if not self.budget.try_reserve(size, share=EXCHANGE_SHARE):
             self.budget.try_reserve(size, force=True)
