@@ -46,8 +46,8 @@ class ScanRequest:
         return to_arrow_filter(expr, self.schema) is not None
 
     def task_bytes(self, total_bytes: int) -> int:
-        """A task size that gives every thread at least two tasks, within sane bounds."""
-        return max(MIN_TASK_BYTES, min(self.max_task_bytes, total_bytes // (2 * max(1, self.parallelism))))
+        """A task size that gives every thread about four tasks (for balance), within sane bounds."""
+        return max(MIN_TASK_BYTES, min(self.max_task_bytes, total_bytes // (4 * max(1, self.parallelism))))
 
     @property
     def arrow_filter(self) -> pc.Expression | None:
