@@ -441,3 +441,20 @@ def text_files(data_dir, mixed):
                 out.write(json.dumps(row) + "\n")
     return csv_path, json_dir
 
+
+
+# Run at the top of a child process whose peak RSS a test measures: a thread samples RSS
+# every 2 ms into `peak[0]` until `done` is set.
+RSS_SAMPLER = """
+import json, sys, threading, time
+import psutil
+import sluice as sl
+process = psutil.Process()
+peak = [process.memory_info().rss]
+done = threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], process.memory_info().rss)
+        time.sleep(0.002)
+threading.Thread(target=sample, daemon=True).start()
+"""

@@ -15,22 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import RSS_SAMPLER
 
 BUDGET = 384 * 1024 * 1024
 ROWS_PER_FILE = 1_000_000  # 8 float64 columns: 64 MiB per file in memory
 
-CHILD = textwrap.dedent("""
-    import json, os, sys, threading, time
-    import psutil
-    import sluice as sl
-    process = psutil.Process()
-    peak = [process.memory_info().rss]
-    done = threading.Event()
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(0.002)
-    threading.Thread(target=sample, daemon=True).start()
+CHILD = RSS_SAMPLER + textwrap.dedent("""
     rows = 0
     for batch in sl.read_parquet(sys.argv[1]).iter_batches():
         rows += batch.num_rows

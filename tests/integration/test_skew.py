@@ -28,6 +28,11 @@ def tables():
     return fact, dim
 
 
+def join_task_rows(stats) -> list[int]:
+    """Rows read by each reduce task of the join: the stage whose tasks read the most rows."""
+    return stats.reduce_tasks[max(stats.reduce_tasks, key=lambda s: sum(stats.reduce_tasks[s]))]
+
+
 def run_join(fact, dim, adaptive: bool):
     try:
         sl.configure(adaptive=adaptive)
@@ -43,8 +48,7 @@ def test_adaptive_split_bounds_the_slowest_task_and_matches_duckdb(tables, runne
     fact, dim = tables
     result, dataset = run_join(fact, dim, adaptive=True)
     stats = dataset.stats()
-    join_stage = max(stats.reduce_tasks, key=lambda s: sum(stats.reduce_tasks[s]))
-    rows = stats.reduce_tasks[join_stage]
+    rows = join_task_rows(stats)
     assert max(rows) <= 2 * median(rows), f"slowest task {max(rows):,} rows, median {median(rows):,.0f}"
     assert any("split skewed partition" in note for note in stats.notes)
     hot = [k for k in stats.skewed_keys if k["key"] == {"k": HOT_KEY}]
@@ -61,7 +65,6 @@ def test_without_adaptive_execution_the_imbalance_is_visible(tables, runner):
     fact, dim = tables
     _, dataset = run_join(fact, dim, adaptive=False)
     stats = dataset.stats()
-    join_stage = max(stats.reduce_tasks, key=lambda s: sum(stats.reduce_tasks[s]))
-    rows = stats.reduce_tasks[join_stage]
+    rows = join_task_rows(stats)
     assert max(rows) > 10 * median(rows)
     assert not stats.skewed_keys

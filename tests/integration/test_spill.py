@@ -19,23 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import RSS_SAMPLER
 
 BUDGET = 256 * 1024 * 1024
 ROWS_PER_FILE = 1_000_000  # 4 x 8-byte columns: 32 MiB per file in memory
 
-CHILD = textwrap.dedent("""
-    import json, sys, threading, time
-    import psutil
-    import sluice as sl
+CHILD = RSS_SAMPLER + textwrap.dedent("""
     from sluice import col, count
-    process = psutil.Process()
-    peak = [process.memory_info().rss]
-    done = threading.Event()
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(0.002)
-    threading.Thread(target=sample, daemon=True).start()
     op, data, out = sys.argv[1:4]
     facts = sl.read_parquet(data)
     if op == "aggregate":
