@@ -11,9 +11,14 @@ import os
 _ALLOCATOR = os.environ.get("SLUICE_ALLOCATOR", "fast").lower()
 if _ALLOCATOR != "keep":
     # Arrow's C++ code and Polars' jemalloc read these once, on first use; see runners/local/budget.py.
+    # Polars prepends its own decay defaults to _RJEM_MALLOC_CONF when imported, and child processes
+    # inherit the result: a setting made only of decay options is ours to replace (a user who tunes
+    # jemalloc sets SLUICE_ALLOCATOR=keep).
     _DECAY = "0" if _ALLOCATOR == "strict" else "100"
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
-    os.environ.setdefault("_RJEM_MALLOC_CONF", f"dirty_decay_ms:{_DECAY},muzzy_decay_ms:{_DECAY}")
+    _OPTIONS = [o for o in os.environ.get("_RJEM_MALLOC_CONF", "").split(",") if o]
+    if all(o.split(":")[0] in ("dirty_decay_ms", "muzzy_decay_ms") for o in _OPTIONS):
+        os.environ["_RJEM_MALLOC_CONF"] = f"dirty_decay_ms:{_DECAY},muzzy_decay_ms:{_DECAY}"
 
 from typing import Any, Iterable, Sequence  # noqa: E402
 
