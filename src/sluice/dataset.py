@@ -17,6 +17,7 @@ from . import config as config_module
 from .errors import PlanError, SluiceError, column_not_found
 from .expr import Column, Expr, col
 from .typecheck import resolve_expression
+from .types import narrowest_column
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from .observe import session
 from .observe.stats import RunStats
@@ -291,8 +292,7 @@ class Dataset:
         plan = self._plan
         schema = plan.schema
         if schema is not None and len(schema):
-            from .plan.rules.prune_columns import _narrowest
-            plan = Project(plan, (col(_narrowest(schema)),))
+            plan = Project(plan, (col(narrowest_column(schema)),))
         return sum(block.num_rows for block in self._execute(plan))
 
     def show(self, n: int = 20) -> None:

@@ -88,3 +88,13 @@ def _without_views(dtype: pa.DataType) -> pa.DataType:
 def without_view_types(schema: pa.Schema) -> pa.Schema:
     """Replace string/binary/list views, which many Arrow kernels lack, by their large forms."""
     return pa.schema([f.with_type(_without_views(f.type)) for f in schema], metadata=schema.metadata)
+
+
+def narrowest_column(schema: pa.Schema) -> str:
+    """The cheapest column to read when only row counts matter (fixed width, fewest bytes)."""
+    def width(field):
+        try:
+            return field.type.bit_width
+        except ValueError:
+            return 1 << 20
+    return min(schema, key=width).name

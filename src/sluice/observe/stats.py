@@ -125,8 +125,10 @@ class RunStats:
         return lines
 
     def __str__(self) -> str:
+        import io
+
         from rich.console import Console
-        console = Console(width=140, record=True, file=open("/dev/null", "w"))
+        console = Console(width=140, record=True, file=io.StringIO())
         console.print(self.table())
         for line in self.footer_lines():
             console.print(line)

@@ -18,6 +18,7 @@ from typing import Callable
 import pyarrow as pa
 
 from ..errors import PlanError
+from ..expr import Column
 from ..io.source import ScanRequest
 from ..types import normalize_schema
 from ..joins import preserved_sides
@@ -190,13 +191,8 @@ def _plan_scan(node: Scan, builder: _Builder) -> Stage:
         if node.limit is not None:
             stage = stage.with_operator(LocalLimit(node.limit))
     if node.columns is not None and set(request.read_columns(node.source.schema)) != set(node.columns):
-        stage = stage.with_operator(PolarsStep((("select", tuple(_col(c) for c in node.columns)),)))
+        stage = stage.with_operator(PolarsStep((("select", tuple(Column(c) for c in node.columns)),)))
     return stage
-
-
-def _col(name: str):
-    from ..expr import Column
-    return Column(name)
 
 
 @planner(Filter)

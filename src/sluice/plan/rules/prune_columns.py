@@ -12,19 +12,11 @@ from __future__ import annotations
 import dataclasses
 
 from ...expr import columns_of
+from ...types import narrowest_column
 from ..logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
     Write,
 )
-
-
-def _narrowest(schema) -> str:
-    def width(field):
-        try:
-            return field.type.bit_width
-        except ValueError:
-            return 1 << 20
-    return min(schema, key=width).name
 
 
 def _prune(node: LogicalNode, required: set[str] | None) -> LogicalNode:
@@ -34,7 +26,7 @@ def _prune(node: LogicalNode, required: set[str] | None) -> LogicalNode:
         names = [n for n in node.source.schema.names
                  if n in required and (node.columns is None or n in node.columns)]
         if not names:
-            names = [_narrowest(node.schema)]
+            names = [narrowest_column(node.schema)]
         columns = tuple(names)
         return node if columns == node.columns else dataclasses.replace(node, columns=columns)
     if isinstance(node, Project):
