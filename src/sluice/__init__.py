@@ -13,11 +13,13 @@ if _ALLOCATOR != "keep":
     # Arrow's C++ code and Polars' jemalloc read these once, on first use; see runners/local/budget.py.
     # Polars prepends its own decay defaults to _RJEM_MALLOC_CONF when imported, and child processes
     # inherit the result: a setting made only of decay options is ours to replace (a user who tunes
-    # jemalloc sets SLUICE_ALLOCATOR=keep).
-    _DECAY = "0" if _ALLOCATOR == "strict" else "100"
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    # the allocators sets SLUICE_ALLOCATOR=keep).
+    _STRICT = _ALLOCATOR == "strict"
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc" if _STRICT else "mimalloc")
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "10")
     _OPTIONS = [o for o in os.environ.get("_RJEM_MALLOC_CONF", "").split(",") if o]
     if all(o.split(":")[0] in ("dirty_decay_ms", "muzzy_decay_ms") for o in _OPTIONS):
+        _DECAY = "0" if _STRICT else "100"
         os.environ["_RJEM_MALLOC_CONF"] = f"dirty_decay_ms:{_DECAY},muzzy_decay_ms:{_DECAY}"
 
 from typing import Any, Iterable, Sequence  # noqa: E402
@@ -30,7 +32,7 @@ from .errors import (
     ColumnNotFoundError, CorruptFileError, ExpressionTypeError, PlanError, RunnerError, SchemaMismatchError,
     SinkError, SluiceError, SourceError, SourceNotFoundError, UdfOutputError, UserCodeError,
 )
-from .expr import Expr, col, count, lit, when
+from .expr import Expr, col, count, dense_rank, lit, rank, row_number, when
 from .io.memory import ArrowSource, RangeSource
 from .io.parquet import ParquetSource
 from .io.sinks import WriteResult
@@ -106,7 +108,7 @@ def range(start: int, end: int | None = None, step: int = 1) -> Dataset:  # noqa
 
 
 __all__ = [
-    "Dataset", "Expr", "col", "lit", "when", "count", "configure", "read_parquet", "read_csv", "read_json", "from_arrow",
+    "Dataset", "Expr", "col", "lit", "when", "count", "row_number", "rank", "dense_rank", "configure", "read_parquet", "read_csv", "read_json", "from_arrow",
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",

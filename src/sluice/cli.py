@@ -39,6 +39,14 @@ def cmd_run(args) -> int:
 
 def cmd_explain(args) -> int:
     from .dataset import Dataset
+    if args.analyze:
+        from .observe.analyze import analyzed_plan
+        _run_script(args.script, args.script_args)
+        if not session.runs:
+            print("The script ran no sluice action, so there is nothing to analyze.")
+        for stats in session.runs:
+            print(analyzed_plan(stats) + "\n")
+        return 0
     session.explain_only = True
     try:
         namespace = _run_script(args.script, args.script_args)
@@ -69,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", choices=["local", "ray"], default=None)
     run.set_defaults(fn=cmd_run)
     explain = commands.add_parser("explain", help="print the plans of a pipeline script without running it")
+    explain.add_argument("--analyze", action="store_true",
+                         help="run the script, then print each run's physical plan with measured figures")
     explain.add_argument("script")
     explain.add_argument("script_args", nargs=argparse.REMAINDER)
     explain.set_defaults(fn=cmd_explain)

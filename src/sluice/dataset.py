@@ -18,6 +18,7 @@ from .errors import PlanError, SluiceError, column_not_found
 from .expr import Column, Expr, col
 from .typecheck import resolve_expression
 from .types import narrowest_column
+from .window import extract_windows, has_window
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from .observe import session
 from .observe.stats import RunStats
@@ -84,16 +85,31 @@ class Dataset:
         """Keep the rows where `predicate` is true (null counts as false)."""
         if not isinstance(predicate, Expr):
             raise PlanError(f"filter() takes an expression such as col('x') > 0, got {predicate!r}.")
-        return self._derive(Filter(self._plan, resolve_expression(predicate, self._plan.schema)))
+        predicate = resolve_expression(predicate, self._plan.schema)
+        if has_window(predicate):
+            plan, (predicate,) = extract_windows(self._plan, [predicate])
+            kept = tuple(col(n) for n in self.schema.names)
+            return self._derive(Project(Filter(plan, predicate), kept))
+        return self._derive(Filter(self._plan, predicate))
 
-    def select(self, *columns: str | Expr) -> Dataset:
-        """Keep or compute exactly these columns, in this order."""
+    def select(self, *columns: str | Expr, **named: Expr) -> Dataset:
+        """Keep or compute exactly these columns, in this order; keyword arguments name new ones."""
         if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
             columns = tuple(columns[0])
+        columns = tuple(columns) + tuple(_as_expr(e).alias(name) for name, e in named.items())
         if not columns:
             raise PlanError("select() needs at least one column name or expression.")
         exprs = tuple(col(c) if isinstance(c, str) else resolve_expression(c, self._plan.schema) for c in columns)
-        return self._derive(Project(self._plan, exprs))
+        return self._project(exprs)
+
+    def _project(self, exprs: tuple[Expr, ...]) -> Dataset:
+        """A projection; window expressions among `exprs` first become `Window` nodes below it."""
+        if not any(has_window(e) for e in exprs):
+            return self._derive(Project(self._plan, exprs))
+        plan, rewritten = extract_windows(self._plan, list(exprs))
+        named = tuple(r if r.output_name() == e.output_name() else r.alias(e.output_name())
+                      for r, e in zip(rewritten, exprs))
+        return self._derive(Project(plan, named))
 
     def with_columns(self, *exprs: Expr, **named: Expr) -> Dataset:
         """Add columns, or replace same-named ones in place; keep every other column."""
@@ -105,7 +121,7 @@ class Dataset:
         by_name = {e.output_name(): e for e in new}
         existing = self.schema.names
         kept = [by_name.pop(name) if name in by_name else col(name) for name in existing]
-        return self._derive(Project(self._plan, tuple(kept + list(by_name.values()))))
+        return self._project(tuple(kept + list(by_name.values())))
 
     def rename(self, mapping: Mapping[str, str] | None = None, **renames: str) -> Dataset:
         """Rename columns: rename({"old": "new"}) or rename(old="new")."""
@@ -235,6 +251,7 @@ class Dataset:
             return
         physical = plan_physical(optimize(plan))
         runner = get_runner(context.config.runner)
+        context.stats.physical_plan = physical
         self._last_stats = context.stats
         session.runs.append(context.stats)
         started = time.perf_counter()
@@ -337,9 +354,20 @@ class Dataset:
     def physical_plan(self) -> PhysicalPlan:
         return plan_physical(optimize(self._plan))
 
-    def explain(self, *, show: bool = True) -> str | None:
-        """Print the logical, optimized and physical plans (or return them with show=False)."""
-        text = explain_plan(self._plan)
+    def explain(self, *, show: bool = True, analyze: bool = False) -> str | None:
+        """Print the logical, optimized and physical plans (or return them with show=False).
+
+        With analyze=True the pipeline runs first (its output is discarded), and the physical
+        plan is annotated with what each stage did: rows, bytes and time per operator, the
+        spread of exchange partitions and reduce tasks, skewed keys and adaptive decisions.
+        """
+        if analyze:
+            for _ in self._execute(self._plan):
+                pass
+            from .observe.analyze import analyzed_plan
+            text = analyzed_plan(self._last_stats)
+        else:
+            text = explain_plan(self._plan)
         if show:
             print(text)
             return None

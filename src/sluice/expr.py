@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -90,6 +91,31 @@ class Expr:
             raise ExpressionTypeError(f"quantile({q!r}): q must be between 0 and 1.")
         return Aggregation("quantile", self, (float(q),))
     def collect_list(self) -> Expr: return Aggregation("collect_list", self)
+
+    # Window functions: evaluated over the rows of a partition, once `.over(...)` says which
+    def lag(self, n: int = 1, default=None) -> Expr: return _window("lag", self, (_offset(n, "lag"), default))
+    def lead(self, n: int = 1, default=None) -> Expr: return _window("lead", self, (_offset(n, "lead"), default))
+    def cum_sum(self) -> Expr: return _window("cum_sum", self)
+    def cum_min(self) -> Expr: return _window("cum_min", self)
+    def cum_max(self) -> Expr: return _window("cum_max", self)
+    def cum_count(self) -> Expr: return _window("cum_count", self)
+    def rolling_sum(self, window: int | str, closed: str = "right") -> Expr: return _rolling("sum", self, window, closed)
+    def rolling_mean(self, window: int | str, closed: str = "right") -> Expr:
+        return _rolling("mean", self, window, closed)
+    def rolling_min(self, window: int | str, closed: str = "right") -> Expr: return _rolling("min", self, window, closed)
+    def rolling_max(self, window: int | str, closed: str = "right") -> Expr: return _rolling("max", self, window, closed)
+    def rolling_count(self, window: int | str, closed: str = "right") -> Expr:
+        return _rolling("count", self, window, closed)
+
+    def over(self, partition_by: str | Iterable[str] | None = None, order_by: str | Iterable[str] | None = None,
+             descending: bool | Iterable[bool] = False) -> Expr:
+        """Evaluate this window function or aggregation per partition, rows ordered by `order_by`."""
+        partition = _names(partition_by, "partition_by")
+        order = _names(order_by, "order_by")
+        flags = (bool(descending),) * len(order) if isinstance(descending, bool) else tuple(map(bool, descending))
+        if len(flags) != len(order):
+            raise ExpressionTypeError(f"over(): descending has {len(flags)} flags for {len(order)} order_by columns.")
+        return Over(self, partition, order, flags)
 
     @property
     def str(self) -> StringFunctions: return StringFunctions(self)
@@ -229,6 +255,97 @@ class Aggregation(Expr):
     def __repr__(self):
         inner = ", ".join(repr(p) for p in self.params)
         return "count()" if self.arg is None else f"{self.arg!r}.{self.fn}({inner})"
+
+
+@dataclass(frozen=True, eq=False)
+class WindowFunction(Expr):
+    """A function of a row's position in its ordered partition: lag, cum_sum, rolling_mean, row_number..."""
+
+    fn: str
+    arg: Expr | None
+    params: tuple = ()
+
+    @property
+    def children(self): return () if self.arg is None else (self.arg,)
+    def with_children(self, children): return WindowFunction(self.fn, children[0] if children else None, self.params)
+    def output_name(self): return self.fn if self.arg is None else self.arg.output_name()
+    def _own_key(self): return (self.fn, repr(self.params))
+
+    def __repr__(self):
+        inner = ", ".join(repr(p) for p in self.params)
+        return f"{self.fn}({inner})" if self.arg is None else f"{self.arg!r}.{self.fn}({inner})"
+
+
+@dataclass(frozen=True, eq=False)
+class Over(Expr):
+    """`function.over(partition_by, order_by)`: a window function or aggregation per partition."""
+
+    function: Expr
+    partition_by: tuple[str, ...]
+    order_by: tuple[str, ...]
+    descending: tuple[bool, ...]
+
+    @property
+    def children(self): return (self.function,)
+    def with_children(self, children): return Over(children[0], self.partition_by, self.order_by, self.descending)
+    def _own_key(self): return (self.partition_by, self.order_by, self.descending)
+
+    def __repr__(self):
+        order = ", ".join(f"{c}{' desc' if d else ''}" for c, d in zip(self.order_by, self.descending))
+        return f"{self.function!r}.over(partition_by={list(self.partition_by)}, order_by=[{order}])"
+
+
+ROLLING_DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
+ROLLING_CLOSED = ("right", "left", "both", "none")
+
+
+def _window(fn: str, arg: Expr | None, params: tuple = ()) -> WindowFunction:
+    return WindowFunction(fn, arg, params)
+
+
+def _offset(n, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ExpressionTypeError(f"{name}({n!r}): the offset must be a non-negative integer.")
+    return n
+
+
+def _rolling(fn: str, arg: Expr, window, closed: str) -> WindowFunction:
+    if closed not in ROLLING_CLOSED:
+        raise ExpressionTypeError(f"rolling_{fn}(closed={closed!r}): use one of {', '.join(ROLLING_CLOSED)}.")
+    if isinstance(window, bool) or not isinstance(window, (int, str)):
+        raise ExpressionTypeError(f"rolling_{fn}({window!r}): give a row count such as 3, or a time span such as '7d'.")
+    if isinstance(window, int) and window < 1:
+        raise ExpressionTypeError(f"rolling_{fn}({window}): a window covers at least 1 row.")
+    if isinstance(window, str) and not ROLLING_DURATION.match(window):
+        raise ExpressionTypeError(
+            f"rolling_{fn}({window!r}): unknown time span. Use a count and a unit, e.g. '7d', '12h', '30m', "
+            f"'1mo' (units ns, us, ms, s, m, h, d, w, mo, q, y).")
+    return WindowFunction(f"rolling_{fn}", arg, (window, closed))
+
+
+def _names(value, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = (value,) if isinstance(value, str) else tuple(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise ExpressionTypeError(f"over({what}=...) takes column names, got {name!r}.")
+    return names
+
+
+def row_number() -> WindowFunction:
+    """1, 2, 3... in `order_by` order within each partition (use with `.over(...)`)."""
+    return WindowFunction("row_number", None)
+
+
+def rank() -> WindowFunction:
+    """SQL RANK(): rows that tie on `order_by` share a rank, and the next rank skips (1, 1, 3)."""
+    return WindowFunction("rank", None)
+
+
+def dense_rank() -> WindowFunction:
+    """SQL DENSE_RANK(): ties share a rank, with no gaps (1, 1, 2)."""
+    return WindowFunction("dense_rank", None)
 
 
 def count() -> Aggregation:
@@ -425,6 +542,10 @@ def to_polars(expr: Expr) -> pl.Expr:
     if isinstance(expr, Aggregation):
         from .aggregates import single_phase
         return single_phase(expr)
+    if isinstance(expr, (Over, WindowFunction)):
+        raise ExpressionTypeError(
+            f"`{expr!r}` is a window function; it can be used in select(), with_columns() and filter(), "
+            f"with .over(partition_by=..., order_by=...).")
     if isinstance(expr, When):
         b = expr.branches
         chain = pl.when(to_polars(b[0])).then(to_polars(b[1]))

@@ -230,6 +230,20 @@ def apply_random_op(draw, ds: sl.Dataset, counter: list[int]) -> tuple[sl.Datase
     return ds, "nothing"
 
 
+def apply_random_window(draw, ds: sl.Dataset) -> tuple[sl.Dataset, str]:
+    """A window over partition `k` whose values do not depend on how ties are ordered, then a
+    filter on the partition column that the optimizer may push below it."""
+    schema_kinds = kinds(ds)
+    numeric = names_of(schema_kinds, "numeric")
+    if "k" not in schema_kinds or not numeric:
+        return ds, "no window"
+    column = draw(st.sampled_from(numeric))
+    window = draw(st.sampled_from([col(column).sum().over("k"), sl.rank().over("k", order_by=column),
+                                   sl.count().over("k"), col(column).max().over("k")]))
+    ds = ds.with_columns(w=window).filter(col("k") != "v")
+    return ds, f"with_columns(w={window!r}).filter(k != 'v')"
+
+
 def run_unoptimized(ds: sl.Dataset) -> pa.Table:
     """Execute the logical plan exactly as written: no optimize() on the way."""
     context = RunContext(current())
@@ -267,6 +281,10 @@ def test_optimized_plan_gives_the_same_result(table, source, data):
         for _ in range(data.draw(st.integers(1, 6), label="number of operations")):
             ds, step = apply_random_op(data.draw, ds, counter)
             steps.append(step)
+        windowed = data.draw(st.booleans(), label="end with a window")
+        if windowed:
+            ds, step = apply_random_window(data.draw, ds)
+            steps.append(step)
         data.draw(st.just(" -> ".join(steps)), label="pipeline")
 
         expected = run_unoptimized(ds)
@@ -275,8 +293,10 @@ def test_optimized_plan_gives_the_same_result(table, source, data):
         assert actual.schema.names == expected.schema.names
         assert [f.type for f in actual.schema] == [f.type for f in expected.schema], (
             f"optimized types {actual.schema} differ from unoptimized {expected.schema}")
-        if has_limit(ds.plan):
+        if has_limit(ds.plan) and not windowed:
             # Output order is deterministic, and a limit makes the chosen rows depend on it.
+            # (A window's output order follows its partitions, whose count follows size estimates
+            # that pruning changes; the window comes last, so the rows it sees are the same.)
             assert rows_of(actual) == rows_of(expected)
         else:
             assert Counter(rows_of(actual)) == Counter(rows_of(expected))

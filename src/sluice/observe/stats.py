@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -50,6 +51,7 @@ class RunStats:
     reduce_tasks: dict[int, list[int]] = field(default_factory=dict)  # stage -> rows read by each reduce task
     skewed_keys: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    physical_plan: Any = field(default=None, repr=False)  # the PhysicalPlan this run executed
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_shuffle(self, written: int = 0, read: int = 0) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
-    Write,
+    Window, Write,
 )
 
 ROW_WIDTH_GUESS = 64
@@ -23,7 +23,7 @@ def estimated_bytes(node: LogicalNode) -> int | None:
         return estimate
     if isinstance(node, (Filter, MapBatches, Distinct, Sort, Repartition, Write)):
         return estimated_bytes(node.input)
-    if isinstance(node, Project):
+    if isinstance(node, (Project, Window)):
         inner = estimated_bytes(node.input)
         before, after = node.input.schema, node.schema
         if inner is None or before is None or after is None or not len(before):

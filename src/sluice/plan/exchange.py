@@ -14,6 +14,7 @@ skew, switch to broadcast) once the map side has finished and real sizes are kno
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -242,6 +243,27 @@ class JoinReducer(Reducer):
 
     def describe(self):
         return self.node.label()
+
+
+@dataclass(frozen=True, eq=False)
+class WindowReducer(Reducer):
+    """All rows of each window partition arrive in one task; sort them and add the window columns.
+
+    `steps` holds (spec, functions) pairs that share partition columns, applied in order.
+    """
+
+    steps: tuple[tuple[Any, tuple], ...]  # (sluice.window.WindowSpec, aliased functions)
+    name = "Window"
+
+    def reduce(self, inputs):
+        from ..window import apply_window
+        frame = arrow_to_polars(inputs[0])
+        for spec, functions in self.steps:
+            frame = apply_window(frame, spec, functions)
+        return polars_to_arrow(frame)
+
+    def describe(self):
+        return "window " + "; then ".join(spec.describe() for spec, _ in self.steps)
 
 
 @dataclass(frozen=True, eq=False)

@@ -435,6 +435,34 @@ class Repartition(SingleInputNode):
         return f"Repartition {self.n}" + (f" by [{', '.join(self.by)}]" if self.by else " round-robin")
 
 
+@dataclass(frozen=True, eq=False)
+class Window(SingleInputNode):
+    """Add window-function columns, each computed over its row's partition in `spec`'s order."""
+
+    input: LogicalNode
+    spec: Any  # sluice.window.WindowSpec
+    functions: tuple[Expr, ...]  # each aliased to its output column
+
+    def __post_init__(self):
+        from ..window import check_window
+        if self.input.schema is not None:
+            check_window(self.spec, self.functions, self.input.schema)
+
+    def key(self) -> tuple:
+        spec = self.spec
+        return ("Window", self.input.key(), (spec.partition_by, spec.order_by, spec.descending),
+                tuple(f.key() for f in self.functions))
+
+    @cached_property
+    def schema(self) -> pa.Schema | None:
+        from ..window import window_output_schema
+        schema = self.input.schema
+        return None if schema is None else window_output_schema(schema, self.spec, self.functions)
+
+    def label(self):
+        return f"Window {self.spec.describe()} [{_exprs_text(self.functions)}]"
+
+
 def _require_columns(names, schema: pa.Schema, context: str) -> None:
     for name in names:
         if name not in schema.names:

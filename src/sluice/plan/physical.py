@@ -27,10 +27,11 @@ from .estimates import estimated_bytes
 from .exchange import (
     BlockDistinct, BlockTopK, ConcatReducer, DistinctReducer, FinalAggregate, HashPartitioner, JoinReducer,
     PartialAggregate, Partitioner, RangePartitioner, Reducer, RoundRobinPartitioner, SinglePartitioner, SortReducer,
+    WindowReducer,
 )
 from .logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
-    Write,
+    Window, Write,
 )
 from .operators import GlobalLimit, LocalLimit, MapBatchesStep, Operator, PolarsStep, Rebatch, StreamOp, WriteStep
 
@@ -125,7 +126,8 @@ class PhysicalPlan:
         visit(self.root)
         return seen
 
-    def explain(self) -> str:
+    def explain(self, annotate: Callable[[Stage], list[str]] | None = None) -> str:
+        """One block of lines per stage; `annotate` adds lines to each (measured figures, for analyze)."""
         lines = []
         for stage in self.stages():
             lines.append(stage.name)
@@ -154,6 +156,8 @@ class PhysicalPlan:
                 lines.append(f"    stream: {stage.stream_op.describe()}")
             lines += [f"    op: {op.describe()}" for op in stage.operators]
             lines += [f"    note: {note}" for note in stage.notes]
+            if annotate is not None:
+                lines += [f"    {line}" for line in annotate(stage)]
         return "\n".join(lines)
 
 
@@ -275,6 +279,20 @@ def _plan_repartition(node: Repartition, builder: _Builder) -> Stage:
     partitioner = HashPartitioner(node.by) if node.by else RoundRobinPartitioner()
     return _shuffle_stage(builder, node, builder.plan(node.input), partitioner, node.schema, ConcatReducer(),
                           fixed_partitions=node.n)
+
+
+@planner(Window)
+def _plan_window(node: Window, builder: _Builder) -> Stage:
+    """Windows stacked on the same partition columns share one exchange and run in one reduce task."""
+    keys = node.spec.partition_by
+    steps = [(node.spec, node.functions)]
+    bottom = node
+    while isinstance(bottom.input, Window) and bottom.input.spec.partition_by == keys:
+        bottom = bottom.input
+        steps.insert(0, (bottom.spec, bottom.functions))
+    partitioner = HashPartitioner(keys) if keys else SinglePartitioner()
+    return _shuffle_stage(builder, bottom, builder.plan(bottom.input), partitioner, bottom.input.schema,
+                          WindowReducer(tuple(steps)))
 
 
 @planner(Join)

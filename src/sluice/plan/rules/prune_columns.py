@@ -2,7 +2,8 @@
 
 Walking down from the root, each node passes on the columns its parent needs plus the ones it
 uses itself. A scan keeps only those, so Parquet reads fewer column chunks; a projection drops
-outputs nobody reads. `map_batches` needs every input column, since user code may read any.
+outputs nobody reads, and a window drops functions nobody reads. `map_batches` needs every
+input column, since user code may read any.
 A join keeps a left column that shares its name with a needed right column, because dropping
 it would change the right column's output name (the suffix is only added on a clash).
 """
@@ -15,7 +16,7 @@ from ...expr import columns_of
 from ...types import narrowest_column
 from ..logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
-    Write,
+    Window, Write,
 )
 
 
@@ -44,6 +45,8 @@ def _prune(node: LogicalNode, required: set[str] | None) -> LogicalNode:
         return _rebuild(node, (_prune(node.input, needed),))
     if isinstance(node, Join):
         return _rebuild(node, _prune_join(node, required))
+    if isinstance(node, Window):
+        return _prune_window(node, required)
     uses = _extra_columns(node)
     if isinstance(node, (Filter, Limit, Union, Sort, TopK, Repartition, Distinct)):
         needed = None if required is None or uses is None else required | uses
@@ -64,6 +67,25 @@ def _extra_columns(node: LogicalNode) -> set[str] | None:
     if isinstance(node, Distinct):
         return None if node.subset is None else set(node.subset)
     return set()
+
+
+def _prune_window(node: Window, required: set[str] | None) -> LogicalNode:
+    """Drop window columns nobody reads (and the window, if none is left); read what the rest use."""
+    functions = node.functions
+    if required is not None:
+        functions = tuple(f for f in node.functions if f.output_name() in required)
+        if not functions:
+            return _prune(node.input, required)
+    needed = None
+    if required is not None:
+        made = {f.output_name() for f in node.functions}
+        needed = (required - made) | set(node.spec.partition_by) | set(node.spec.order_by)
+        for function in functions:
+            needed |= columns_of(function)
+    child = _prune(node.input, needed)
+    if child is node.input and len(functions) == len(node.functions):
+        return node
+    return Window(child, node.spec, functions)
 
 
 def _prune_join(node: Join, required: set[str] | None) -> tuple[LogicalNode, LogicalNode]:

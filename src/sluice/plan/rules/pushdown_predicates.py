@@ -3,7 +3,8 @@
 A filter moves below a projection (its column references rewritten to the projection's
 inputs), below `with_columns`, into every input of a union, below a sort or a repartition,
 below a distinct when it reads only the distinct columns, below an aggregate when it reads
-only the grouping keys, and into the side of a join whose rows it judges (the left side of
+only the grouping keys, below a window when it reads only the partition columns (it keeps or
+drops whole partitions), and into the side of a join whose rows it judges (the left side of
 an inner, left, semi or anti join; the right side of an inner or right join). At a scan it
 becomes one of the scan's predicates; the source then prunes partitions by path and row
 groups by their statistics, and filters rows while decoding. A filter never moves below a
@@ -17,7 +18,7 @@ import dataclasses
 
 from ...expr import Column, Expr, columns_of, conjoin, split_conjuncts, transform, unalias
 from ..logical import (
-    Aggregate, Distinct, Filter, Join, LogicalNode, Project, Repartition, Scan, Sort, Union, transform_down,
+    Aggregate, Distinct, Filter, Join, LogicalNode, Project, Repartition, Scan, Sort, Union, Window, transform_down,
 )
 
 
@@ -79,6 +80,10 @@ def _push(node: LogicalNode) -> LogicalNode:
         return child.with_children((Filter(child.input, node.predicate),))
     if isinstance(child, Aggregate) and child.keys:
         pushed, kept = _split(node, lambda c: columns_of(c) <= set(child.keys))
+        if pushed:
+            return _with_remaining(child.with_children((Filter(child.input, conjoin(pushed)),)), kept)
+    if isinstance(child, Window) and child.spec.partition_by:
+        pushed, kept = _split(node, lambda c: columns_of(c) <= set(child.spec.partition_by))
         if pushed:
             return _with_remaining(child.with_children((Filter(child.input, conjoin(pushed)),)), kept)
     if isinstance(child, Join):

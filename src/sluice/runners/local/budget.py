@@ -20,7 +20,6 @@ import psutil
 import pyarrow as pa
 
 MIN_DATA_SHARE = 0.25  # however large the process already is, blocks get at least this share
-ALLOCATOR_DECAY_MS = {"fast": 100, "strict": 0}  # by SLUICE_ALLOCATOR mode: ms before freed pages go back
 ALLOCATOR_SLACK = 0.1  # of the budget, kept back for fragmentation and kernels' scratch the estimates miss
 WORK_FACTOR = 2  # a running task needs room for its input and its output (and the kernels' scratch)
 
@@ -62,17 +61,19 @@ def allocator_mode() -> str:
 def use_prompt_allocator() -> None:
     """Make Arrow hand freed memory back to the OS, so RSS follows what blocks hold.
 
-    Arrow's default allocator keeps freed pages for reuse; that is fast, but the process then
-    sits hundreds of MiB above what the budget admitted. sluice switches Arrow to jemalloc,
-    and sets Polars' jemalloc alike (through _RJEM_MALLOC_CONF, in sluice/__init__.py):
-    - SLUICE_ALLOCATOR=fast (default): freed pages go back after 100 ms. A few percent of
-      throughput; RSS can run over a tight budget for a moment.
-    - SLUICE_ALLOCATOR=strict: freed pages go back at once. RSS stays within budget + 25% even
-      while exchanges spill (tests/integration/test_spill.py), at 2-3x the time on scan-heavy
-      work (bench core suite). For runs whose budget is tight against the machine's memory.
+    Arrow's allocators keep freed pages for reuse (mimalloc for a second by default); that is
+    fast, but the process then sits hundreds of MiB above what the budget admitted. sluice
+    picks Arrow's allocator and how soon it returns pages, and sets Polars' jemalloc alike
+    (through MIMALLOC_PURGE_DELAY and _RJEM_MALLOC_CONF, in sluice/__init__.py):
+    - SLUICE_ALLOCATOR=fast (default): Arrow on mimalloc, freed pages back after 10 ms; Polars'
+      jemalloc after 100 ms. RSS can run over a tight budget for a moment.
+    - SLUICE_ALLOCATOR=strict: Arrow on jemalloc, and both return freed pages at once. RSS
+      stays within budget + 25% even while exchanges spill (tests/integration/test_spill.py),
+      at about twice the time of arrow-compute-heavy work. For runs whose budget is tight
+      against the machine's memory.
     - SLUICE_ALLOCATOR=keep: leave Arrow's and Polars' allocators as they are.
-    Importing sluice before pyarrow makes Arrow's C++ code use jemalloc too (through
-    ARROW_DEFAULT_MEMORY_POOL); otherwise only allocations made from Python move.
+    Importing sluice before pyarrow makes Arrow's C++ code use the chosen allocator too
+    (through ARROW_DEFAULT_MEMORY_POOL); otherwise only allocations made from Python move.
     """
     global _allocator_configured
     with _allocator_lock:
@@ -80,9 +81,11 @@ def use_prompt_allocator() -> None:
         if _allocator_configured or mode == "keep":
             return
         _allocator_configured = True
+        wanted = "jemalloc" if mode == "strict" else "mimalloc"
         try:
-            if pa.default_memory_pool().backend_name != "jemalloc":
-                pa.set_memory_pool(pa.jemalloc_memory_pool())
-            pa.jemalloc_set_decay_ms(ALLOCATOR_DECAY_MS[mode])
+            if pa.default_memory_pool().backend_name != wanted:
+                pa.set_memory_pool(pa.jemalloc_memory_pool() if wanted == "jemalloc" else pa.mimalloc_memory_pool())
+            if wanted == "jemalloc":
+                pa.jemalloc_set_decay_ms(0)
         except (NotImplementedError, pa.ArrowNotImplementedError):
-            pass  # this pyarrow build has no jemalloc; keep its default allocator
+            pass  # this pyarrow build lacks that allocator; keep its default

@@ -24,6 +24,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 from ...observe.stats import format_bytes
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 DEFAULT_PARTITIONS = 64
 MAX_PARTITIONS = 1024
 SAMPLE_ROWS_PER_BLOCK = 256
+HOT_KEY_SHARE = 10  # a key holding at least 1/10 of a skewed partition's rows is reported as hot
 SORT_WORK_FACTOR = 2  # a sort task holds its partition twice (input and sorted copy): make partitions smaller
 
 
@@ -243,6 +245,7 @@ class ShuffleStage:
 
     def _report_hot_keys(self, table: pa.Table, keys: list[str]) -> None:
         counts = arrow_to_polars(table.select(keys)).group_by(keys).len().sort("len", descending=True).head(3)
+        counts = counts.filter(pl.col("len") * HOT_KEY_SHARE >= table.num_rows)
         for row in counts.iter_rows(named=True):
             rows = row.pop("len")
             self.stats.skewed_keys.append({"stage": self.stage.id, "key": row, "rows": rows})
