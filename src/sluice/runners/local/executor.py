@@ -147,7 +147,7 @@ class _StageRun:
             block = self.timed(operator, block)
         return block
 
-    def _record(self, name: str, rows_in: int, bytes_in: int, action: Callable[[], Any], rows_out, bytes_out):
+    def measured(self, name: str, rows_in: int, bytes_in: int, action: Callable[[], Any], rows_out, bytes_out):
         started, cpu_started = time.perf_counter(), time.thread_time()
         result = action()
         self.context.stats.record(self.stage.id, name, rows_in, rows_out(result), bytes_in, bytes_out(result),
@@ -155,15 +155,15 @@ class _StageRun:
         return result
 
     def timed(self, operator, block: pa.Table) -> pa.Table:
-        return self._record(operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
+        return self.measured(operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
                             lambda t: t.num_rows, lambda t: t.nbytes)
 
     def timed_reduce(self, reducer, inputs: list[pa.Table]) -> pa.Table:
-        return self._record(reducer.name, sum(t.num_rows for t in inputs), sum(t.nbytes for t in inputs),
+        return self.measured(reducer.name, sum(t.num_rows for t in inputs), sum(t.nbytes for t in inputs),
                             lambda: reducer.reduce(inputs), lambda t: t.num_rows, lambda t: t.nbytes)
 
     def timed_partition(self, partitioner, block: pa.Table, partitions: int) -> list[tuple[int, pa.Table]]:
-        return self._record("Partition", block.num_rows, block.nbytes, lambda: partitioner.assign(block, partitions),
+        return self.measured("Partition", block.num_rows, block.nbytes, lambda: partitioner.assign(block, partitions),
                             lambda pieces: sum(p.num_rows for _, p in pieces),
                             lambda pieces: sum(p.nbytes for _, p in pieces))
 

@@ -28,9 +28,10 @@ import polars as pl
 import pyarrow as pa
 
 from ...observe.stats import format_bytes
-from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
+from ...plan import holistic_split
+from ...plan.exchange import FinalAggregate, Partitioner, RangePartitioner, SinglePartitioner
 from ...plan.physical import ShuffleRead
-from ...types import arrow_to_polars
+from ...types import arrow_to_polars, polars_to_arrow
 from .buffer import ExchangeBuffer
 
 if TYPE_CHECKING:
@@ -77,7 +78,11 @@ class ShuffleStage:
             else:
                 partitions = stage.fixed_partitions or self._default_partitions(stage.shuffle[0])
                 buffer = self._map_side(stage.shuffle[0], partitions)
-                yield from self._reduce([buffer], self._plan_items([buffer]))
+                split = self._holistic_skew(buffer)
+                items = self._plan_items([buffer], exclude=split)
+                yield from self._reduce([buffer], items)
+                for partition in sorted(split):
+                    yield self._split_aggregate(buffer, partition)
         finally:
             for buffer in self.buffers:
                 buffer.close()
@@ -189,7 +194,8 @@ class ShuffleStage:
 
     # ------------------------------------------------------------ reduce side
 
-    def _plan_items(self, buffers: list[ExchangeBuffer], probe_index: int | None = None) -> list[ReduceItem]:
+    def _plan_items(self, buffers: list[ExchangeBuffer], probe_index: int | None = None,
+                    exclude: set[int] = frozenset()) -> list[ReduceItem]:
         stage = self.stage
         count = buffers[0].num_partitions
         sizes = [sum(b.bytes[p] for b in buffers) for p in range(count)]
@@ -200,7 +206,7 @@ class ShuffleStage:
             return [ReduceItem((0,), 0, releases=(0,))] if stage.reduce_when_empty else []
         if not self.config.adaptive or stage.fixed_partitions:
             return [ReduceItem((p,), sizes[p], releases=(p,)) for p in live]
-        skewed = self._skewed(buffers, probe_index, live) if probe_index is not None else set()
+        skewed = self._skewed(buffers, probe_index, live) if probe_index is not None else set(exclude)
         items, group, group_bytes = [], [], 0
         target = self.task_bytes
         for p in live:
@@ -215,10 +221,10 @@ class ShuffleStage:
             items.append(ReduceItem(tuple(group), group_bytes, releases=tuple(group)))
         if len(items) > 1:
             self._note(f"coalesced {len(live) - len(skewed)} partitions into {len(items)} reduce tasks")
-        if skewed:
-            chunk_rows = max(1, int(median([sum(rows[p] for p in item.partitions) for item in items] or [1])))
+        self._chunk_rows = max(1, int(median([sum(rows[p] for p in item.partitions) for item in items] or [1])))
+        if skewed and probe_index is not None:
             for p in sorted(skewed):
-                items += self._split(buffers, probe_index, p, chunk_rows)
+                items += self._split(buffers, probe_index, p, self._chunk_rows)
         return items
 
     def _skewed(self, buffers, probe_index: int, live: list[int]) -> set[int]:
@@ -226,6 +232,57 @@ class ShuffleStage:
         typical = median([probe.bytes[p] for p in live])
         return {p for p in live if probe.bytes[p] > self.config.skew_factor * typical
                 and probe.bytes[p] > self.config.skew_min_bytes}
+
+    # ------------------------------------------------------------ holistic aggregates on skewed keys
+
+    def _holistic_skew(self, buffer: ExchangeBuffer) -> set[int]:
+        """Skewed partitions of a raw-row aggregation that can be aggregated in two levels."""
+        reducer = self.stage.reducer
+        if not (self.config.adaptive and isinstance(reducer, FinalAggregate) and not reducer.plan.two_phase
+                and reducer.plan.keys and not self.stage.fixed_partitions):
+            return set()
+        live = [p for p in range(buffer.num_partitions) if buffer.rows[p]]
+        if len(live) < 2:
+            return set()
+        skewed = self._skewed([buffer], 0, live)
+        if skewed:
+            empty = arrow_to_polars(buffer.schema.empty_table())
+            reason = holistic_split.split_reason(
+                reducer.plan, empty.select(holistic_split.holistic_value(reducer.plan)).to_series().dtype)
+            if reason is not None:
+                self._note(f"{len(skewed)} skewed partition(s) not split: {reason}")
+                return set()
+        return skewed
+
+    def _split_aggregate(self, buffer: ExchangeBuffer, partition: int) -> pa.Table:
+        """A skewed partition, sliced by value and aggregated in parallel (see plan/holistic_split.py)."""
+        plan = self.stage.reducer.plan
+        table = buffer.read([partition])
+        self._report_hot_keys(table, list(plan.keys))
+        frame = arrow_to_polars(table)
+        output_schema = frame.clear().group_by(list(plan.keys)).agg(plan.single()).schema
+        split = holistic_split.plan_split(
+            plan, frame, holistic_split.slice_count(table.num_rows, self._chunk_rows, self.config.num_threads))
+        slices = holistic_split.assign_slices(split, frame)
+        del frame, table
+        buffer.release(partition)
+        self._note(f"split skewed partition {partition} ({sum(len(f) for f in slices):,} rows) into "
+                   f"{len(slices)} slices by {'value range' if split.ranked else 'value hash'}, aggregated in two levels")
+        for piece in slices:
+            self.stats.add_reduce_task(self.stage.id, len(piece))
+
+        def level(name, fn, items):
+            work = lambda item: self.run.measured(name, 0, 0, lambda: fn(item), len, lambda f: f.estimated_size())  # noqa: E731
+            return list(self.run.parallel(work, ((item, 1) for item in items)))
+
+        partials = level("SplitAggregate", lambda piece: holistic_split.slice_partials(split, piece), slices)
+        picked = None
+        if split.ranked:
+            wanted = holistic_split.wanted_ranks(split, partials)
+            picked = level("SplitRanks", lambda pair: holistic_split.values_at_ranks(split, *pair),
+                           list(zip(slices, wanted)))
+        merged = holistic_split.merge(split, partials, picked, output_schema)
+        return self.run.process(polars_to_arrow(merged))
 
     def _split(self, buffers, probe_index: int, partition: int, chunk_rows: int) -> list[ReduceItem]:
         """Slices of a skewed partition's streamed side, each with the whole other side."""
