@@ -30,7 +30,8 @@ from .config import configure
 from .dataset import Dataset
 from .errors import (
     ColumnNotFoundError, CorruptFileError, ExpressionTypeError, PlanError, RunnerError, SchemaMismatchError,
-    SinkError, SluiceError, SourceError, SourceNotFoundError, UdfOutputError, UserCodeError,
+    SinkError, SluiceError, SourceError, SourceNotFoundError, TooManyBadRecordsError, TransientError, UdfOutputError,
+    UserCodeError,
 )
 from .expr import Expr, col, count, dense_rank, lit, rank, row_number, when
 from .io.memory import ArrowSource, RangeSource
@@ -112,4 +113,5 @@ __all__ = [
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",
+    "TransientError", "TooManyBadRecordsError",
 ]

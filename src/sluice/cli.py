@@ -1,4 +1,4 @@
-"""The `sluice` command: run or explain a pipeline script, and run the demo."""
+"""The `sluice` command: run or explain a pipeline script, inspect past runs and their bad records, the demo."""
 
 from __future__ import annotations
 
@@ -62,6 +62,78 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def _runs_dir(args) -> str:
+    return args.runs_dir or config.current().runs_dir
+
+
+def cmd_runs(args) -> int:
+    from rich.table import Table
+
+    from .observe.history import list_runs, run_directory
+    from .observe.stats import format_bytes, report_console
+    console = report_console()
+    runs_dir = _runs_dir(args)
+    if args.action == "show":
+        if not args.run:
+            raise SluiceError("`sluice runs show` needs a run id: `sluice runs show RUN`.")
+        import json
+        with open(os.path.join(run_directory(runs_dir, args.run), "run.json")) as f:
+            run = json.load(f)
+        console.print(f"run {run['run_id']}: {run['status']} in {run['wall_s']:.2f}s; settings {run['settings']}")
+        for op in run["operators"]:
+            console.print(f"  stage {op['stage_id']} {op['name']}: {op['rows_in']:,} -> {op['rows_out']:,} rows, "
+                          f"{format_bytes(op['bytes_out'])} out, {op['wall_s']:.2f}s wall")
+        if run.get("bad_records"):
+            console.print(f"  [bold red]{run['bad_records']:,} bad records[/] in {run['bad_records_path']}")
+        if run.get("plan"):
+            console.print(run["plan"], markup=False, highlight=False)
+        return 0
+    runs = list_runs(runs_dir)
+    if not runs:
+        console.print(f"No runs recorded in {runs_dir}.")
+        return 0
+    table = Table(title=f"sluice runs in {runs_dir}")
+    for column in ("run", "status", "started", "wall s", "rows out", "bad records", "retries"):
+        table.add_column(column, justify="left" if column in ("run", "status", "started") else "right")
+    import datetime
+    for run in runs[:args.limit]:
+        started = datetime.datetime.fromtimestamp(run.get("started_at", 0)).strftime("%Y-%m-%d %H:%M:%S")
+        rows = max((op["rows_out"] for op in run["operators"] if op["stage_id"] == max(
+            o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
+        bad = run.get("bad_records", 0)
+        table.add_row(run["run_id"], run["status"], started, f"{run['wall_s']:.2f}", f"{rows:,}",
+                      f"[bold red]{bad:,}[/]" if bad else "0", str(run.get("retries", 0)))
+    console.print(table)
+    return 0
+
+
+def cmd_bad_records(args) -> int:
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from .observe.history import run_directory
+    directory = os.path.join(run_directory(_runs_dir(args), args.run), "bad_records")
+    if not os.path.isdir(directory):
+        print(f"Run {args.run} quarantined no records.")
+        return 0
+    table = pq.read_table(directory, columns=["stage", "operator", "source_file", "row_position", "exception_type",
+                                              "message", "record_json"])
+    print(f"{table.num_rows:,} bad record(s) in {directory} (read them with sluice.read_parquet):")
+    with pl.Config(tbl_rows=args.limit, fmt_str_lengths=80, tbl_width_chars=200):
+        print(pl.from_arrow(table).with_row_index("record"))
+    return 0
+
+
+def cmd_repro(args) -> int:
+    from .observe.history import run_directory
+    from .reliability.repro import write_repro
+    script, test = write_repro(run_directory(_runs_dir(args), args.run), args.record, args.out)
+    print(f"wrote {script}\nwrote {test}\n"
+          f"`python {script}` or `python -m pytest {test}` fails the way the run did; once it passes, keep the "
+          f"test as a regression test.")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.dir, args.rows)
@@ -82,6 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("script")
     explain.add_argument("script_args", nargs=argparse.REMAINDER)
     explain.set_defaults(fn=cmd_explain)
+    runs = commands.add_parser("runs", help="list recorded runs, or `runs show RUN` for one")
+    runs.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    runs.add_argument("run", nargs="?")
+    runs.add_argument("--limit", type=int, default=30)
+    runs.add_argument("--runs-dir", default=None, help="where runs are recorded (default: SLUICE_RUNS_DIR)")
+    runs.set_defaults(fn=cmd_runs)
+    bad = commands.add_parser("bad-records", help="list the records a run quarantined")
+    bad.add_argument("run")
+    bad.add_argument("--limit", type=int, default=20)
+    bad.add_argument("--runs-dir", default=None)
+    bad.set_defaults(fn=cmd_bad_records)
+    repro = commands.add_parser("repro", help="write a script and a pytest file that replay a bad record")
+    repro.add_argument("run")
+    repro.add_argument("--record", type=int, default=0, help="which bad record (default 0; see bad-records)")
+    repro.add_argument("--out", default=".", help="directory for the files (default: here)")
+    repro.add_argument("--runs-dir", default=None)
+    repro.set_defaults(fn=cmd_repro)
     demo = commands.add_parser("demo", help="generate a synthetic lake and run a pipeline over it")
     demo.add_argument("--dir", default=None, help="where to put the lake (default: a temporary folder)")
     demo.add_argument("--rows", type=int, default=1_000_000, help="number of click events (default 1,000,000)")

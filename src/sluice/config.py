@@ -43,6 +43,11 @@ class Config:
     skew_min_bytes: int = 16 * 1024 * 1024  # ...and above this size
     broadcast_fraction: float = 1 / 16  # of the memory budget: the largest side a join broadcasts
     spill_dir: str | None = None  # default: the system temporary directory
+    on_error: str = "quarantine"  # "quarantine": bad rows go to the dead-letter dataset; "raise": fail
+    max_bad_records: float = 0.001  # a count (int >= 1) or a fraction of the operator's input rows
+    retry_attempts: int = 3  # tries of a task that failed with a transient error, the first included
+    retry_backoff_s: float = 0.2  # first backoff; doubles each retry, with jitter
+    transient_errors: tuple[str, ...] = ("OSError", "TimeoutError", "ConnectionError")
 
     @property
     def broadcast_threshold(self) -> int:
@@ -56,12 +61,40 @@ class Config:
 def _from_environment() -> Config:
     threads = int(os.environ.get("SLUICE_NUM_THREADS") or os.cpu_count() or 1)
     budget = os.environ.get("SLUICE_MEMORY_BUDGET")
+    extra = {}
+    if os.environ.get("SLUICE_ON_ERROR"):
+        extra["on_error"] = os.environ["SLUICE_ON_ERROR"]
+    if os.environ.get("SLUICE_MAX_BAD_RECORDS"):
+        extra["max_bad_records"] = parse_bad_records(os.environ["SLUICE_MAX_BAD_RECORDS"])
     return Config(
+        **extra,
         num_threads=max(1, threads),
         memory_budget=parse_bytes(budget) if budget else int(psutil.virtual_memory().total * DEFAULT_MEMORY_SHARE),
         runner=os.environ.get("SLUICE_RUNNER", "local"),
         runs_dir=os.environ.get("SLUICE_RUNS_DIR", os.path.join(os.path.expanduser("~"), ".sluice", "runs")),
     )
+
+
+ON_ERROR = ("quarantine", "raise")
+
+
+def check_on_error(value: str) -> str:
+    if value not in ON_ERROR:
+        raise SluiceError(f"on_error={value!r}: use 'quarantine' (bad rows go to the dead-letter dataset and the "
+                          f"job goes on) or 'raise' (the first bad row fails the job).")
+    return value
+
+
+def parse_bad_records(value) -> float:
+    """max_bad_records: a count (an integer >= 0) or a fraction of input rows (0 < f < 1)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0 or (number >= 1 and number != int(number)):
+        raise SluiceError(f"max_bad_records={value!r}: give a count such as 100, or a fraction of the input rows "
+                          f"such as 0.001.")
+    return int(number) if number >= 1 or number == 0 else number
 
 
 _overrides: dict = {}
@@ -76,16 +109,28 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
     """Override settings for this process; pass None to leave a setting as it is.
 
     Engine settings: adaptive (bool), target_partition_bytes, skew_factor, skew_min_bytes,
-    broadcast_fraction, spill_dir.
+    broadcast_fraction, spill_dir. Reliability: on_error ("quarantine" or "raise"),
+    max_bad_records (a count, or a fraction of input rows), retry_attempts, retry_backoff_s,
+    transient_errors (exception class names retried with backoff).
     """
-    known = {"adaptive", "target_partition_bytes", "skew_factor", "skew_min_bytes", "broadcast_fraction", "spill_dir"}
+    known = {"adaptive", "target_partition_bytes", "skew_factor", "skew_min_bytes", "broadcast_fraction", "spill_dir",
+             "on_error", "max_bad_records", "retry_attempts", "retry_backoff_s", "transient_errors"}
     unknown = sorted(set(engine) - known)
     if unknown:
         raise SluiceError(f"Unknown setting(s) {unknown}. Known: num_threads, memory_budget, runner, runs_dir, "
                           f"{', '.join(sorted(known))}.")
     for key, value in engine.items():
-        if value is not None:
-            _overrides[key] = parse_bytes(value) if key.endswith("_bytes") else value
+        if value is None:
+            continue
+        if key.endswith("_bytes"):
+            value = parse_bytes(value)
+        elif key == "on_error":
+            value = check_on_error(value)
+        elif key == "max_bad_records":
+            value = parse_bad_records(value)
+        elif key == "transient_errors":
+            value = tuple(value)
+        _overrides[key] = value
     if num_threads is not None:
         if num_threads < 1:
             raise SluiceError(f"num_threads must be at least 1, got {num_threads}.")

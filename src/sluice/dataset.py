@@ -21,10 +21,12 @@ from .types import narrowest_column
 from .window import extract_windows, has_window
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from .observe import session
+from .observe.history import record_run
 from .observe.stats import RunStats
+from .io.memory import ArrowSource
 from .plan.logical import (
-    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Sort, SortSpec, Union,
-    Write,
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, SortSpec,
+    UdfOptions, Union, Write,
 )
 from .plan.optimizer import optimize
 from .plan.physical import PhysicalPlan, plan_physical
@@ -139,19 +141,55 @@ class Dataset:
         return self._derive(Project(self._plan, tuple(col(n) for n in kept)))
 
     def map_batches(self, fn: Callable, *, batch_format: str = "arrow", batch_size: int | None = None,
-                    fn_kwargs: Mapping[str, Any] | None = None, schema: pa.Schema | None = None) -> Dataset:
+                    fn_kwargs: Mapping[str, Any] | None = None, schema: pa.Schema | None = None,
+                    compute: str = "processes", concurrency: int | tuple[int, int] | None = None,
+                    num_cpus: float = 1.0, num_gpus: float = 0.0, memory: int | str | None = None,
+                    max_tasks_in_flight: int = 2, fn_constructor_args: Sequence[Any] = (),
+                    fn_constructor_kwargs: Mapping[str, Any] | None = None) -> Dataset:
         """Apply `fn` to each batch. It receives the batch in `batch_format` and returns a batch.
 
-        The output schema is learned by calling `fn` once on an empty batch; pass `schema=` to
-        skip that. With `batch_size`, every batch but the last has exactly that many rows.
+        `fn` is a function, or a class whose instances are callable: each worker then builds
+        one instance (`__init__` once, with fn_constructor_args/kwargs) and calls it per batch,
+        which is how to keep a model loaded; a `close()` method is called at shutdown.
+
+        compute="processes" (the default) runs it in worker processes, past the GIL, with
+        blocks passed through shared memory; compute="threads" runs a function on the
+        engine's threads, for code that releases the GIL (pyarrow.compute, numpy, torch).
+        concurrency is the number of workers, or (min, max) to scale with the queue; by
+        default one per CPU (num_cpus each). num_gpus (fractions allowed) gives each worker
+        its own CUDA_VISIBLE_DEVICES where GPUs exist. memory= declares what one task needs
+        (e.g. "3GiB"); without it sluice uses what earlier runs measured, and sizes the
+        number of workers to fit the memory budget.
+
+        The output schema is learned by calling a function once on an empty batch (a class's
+        when its workers run); pass `schema=` to skip that. With `batch_size`, every batch but
+        the last has exactly that many rows.
         """
+        from .config import parse_bytes
         if not callable(fn):
-            raise PlanError(f"map_batches() needs a function, got {fn!r}.")
+            raise PlanError(f"map_batches() needs a function or a callable class, got {fn!r}.")
         if batch_format not in BATCH_FORMATS:
             raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
         if batch_size is not None and batch_size < 1:
             raise PlanError(f"batch_size must be a positive number of rows, got {batch_size}.")
-        node = MapBatches(self._plan, fn, batch_format, batch_size, tuple(sorted((fn_kwargs or {}).items())), schema)
+        if compute not in ("processes", "threads"):
+            raise PlanError(f"compute={compute!r}: use 'processes' (worker processes, the default) or 'threads' "
+                            f"(the engine's threads, for functions that release the GIL).")
+        if isinstance(fn, type) and compute == "threads":
+            raise PlanError(f"{fn.__name__} is a class: it runs as a pool of worker processes, each holding one "
+                            f"instance. Drop compute='threads', or pass a function.")
+        if num_cpus <= 0 or num_gpus < 0 or max_tasks_in_flight < 1:
+            raise PlanError("map_batches(): num_cpus must be > 0, num_gpus >= 0 and max_tasks_in_flight >= 1.")
+        if not isinstance(fn, type) and (fn_constructor_args or fn_constructor_kwargs):
+            raise PlanError("fn_constructor_args/kwargs apply to a class; this fn is a function.")
+        from .runners.local.resources import parse_concurrency
+        if concurrency is not None:
+            parse_concurrency(concurrency, 1)
+        options = UdfOptions(compute, concurrency, float(num_cpus), float(num_gpus),
+                             parse_bytes(memory) if memory is not None else None, max_tasks_in_flight,
+                             tuple(fn_constructor_args), tuple(sorted((fn_constructor_kwargs or {}).items())))
+        node = MapBatches(self._plan, fn, batch_format, batch_size, tuple(sorted((fn_kwargs or {}).items())), schema,
+                          options)
         return self._derive(node)
 
     def limit(self, n: int) -> Dataset:
@@ -267,6 +305,28 @@ class Dataset:
         finally:
             context.stats.wall_s = time.perf_counter() - started
             context.progress.close()
+            self._record_run(context)
+
+    @staticmethod
+    def _record_run(context: RunContext) -> None:
+        stats = context.stats
+        try:
+            record_run(context.run_dir, stats, context.config)
+        except OSError as exc:
+            stats.notes.append(f"could not record the run in {context.run_dir}: {exc}")
+        if stats.bad_records:
+            import sys
+            print(f"sluice: {stats.bad_records:,} bad record(s) were quarantined in run {stats.run_id} "
+                  f"({stats.bad_records_path}). `sluice bad-records {stats.run_id}` lists them.", file=sys.stderr)
+
+    def bad_records(self) -> Dataset:
+        """The dead-letter dataset of this dataset's last run: one row per quarantined record."""
+        stats = self.stats()
+        if not stats.bad_records:
+            from .reliability.quarantine import DEAD_LETTER_SCHEMA
+            return Dataset(Scan(ArrowSource(DEAD_LETTER_SCHEMA.empty_table(), "bad records")))
+        from . import read_parquet
+        return read_parquet(stats.bad_records_path)
 
     def iter_batches(self, *, batch_size: int | None = None, batch_format: str = "arrow") -> Iterator[Any]:
         """Stream the result batch by batch; at most the memory budget is held in flight."""
@@ -325,7 +385,7 @@ class Dataset:
             list(self._execute(Write(self._plan, sink)))
             return WriteResult(sink.shown_path, (), 0, 0)
         context = RunContext(config_module.current())
-        sink.prepare(context.run_id)
+        sink.prepare(context.run_id, context)
         try:
             written = []
             for block in self._execute(Write(self._plan, sink), context):

@@ -27,6 +27,10 @@ class ExpressionTypeError(PlanError):
     """An expression applies an operation to a type it does not fit."""
 
 
+class ExpressionEvaluationError(ExpressionTypeError):
+    """An expression failed on the values of a block (a cast that does not fit, say)."""
+
+
 class SourceError(SluiceError):
     """An input cannot be read: missing, corrupt, or inconsistent."""
 
@@ -59,6 +63,14 @@ class RunnerError(SluiceError):
     """The requested runner is unknown or unavailable."""
 
 
+class TooManyBadRecordsError(SluiceError):
+    """More rows failed than `max_bad_records` allows; the failures are in the dead-letter dataset."""
+
+
+class TransientError(SluiceError):
+    """An operation kept failing with a transient error (I/O, timeout) after every retry."""
+
+
 def format_schema(schema) -> str:
     """Render an Arrow schema as indented `name: type` lines for error messages."""
     return "\n".join(f"    {field.name}: {field.type}" for field in schema)
@@ -79,3 +91,51 @@ def column_not_found(name: str, schema, context: str = "") -> ColumnNotFoundErro
         f"Column {name!r} does not exist{where}.{hint}\n"
         f"  The input has these columns:\n{format_schema(schema)}"
     )
+
+
+class RemoteUserCodeError(UserCodeError):
+    """User code raised in a UDF worker process. Carries what the worker saw.
+
+    `exc_type` and `exc_message` name the user's exception; `remote_traceback` is its traceback
+    text with sluice's frames trimmed; `worker_pid` is the process it ran in. The original
+    exception, if it could be sent back, is the `__cause__`.
+    """
+
+    def __init__(self, message: str, *, exc_type: str = "", exc_message: str = "", remote_traceback: str = "",
+                 worker_pid: int | None = None, task_id: int | None = None, rows: int | None = None):
+        super().__init__(message)
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.remote_traceback = remote_traceback
+        self.worker_pid = worker_pid
+        self.task_id = task_id
+        self.rows = rows
+
+    def __reduce__(self):
+        return (self.__class__, (str(self),), self.__dict__)
+
+
+class UdfInitError(RemoteUserCodeError):
+    """A map_batches UDF could not start in a worker: `__init__` raised, or it could not be sent there."""
+
+
+class UdfTaskError(RemoteUserCodeError):
+    """A map_batches UDF raised on a block in a worker process."""
+
+
+class WorkerError(SluiceError):
+    """A UDF worker pool failed for a reason other than the user's code raising: a crash, or a closed pool."""
+
+
+class WorkerCrashedError(WorkerError):
+    """A UDF worker process died (e.g. killed by the OOM killer) on a task more times than retries allow.
+
+    `deaths` lists each death (workers.WorkerDeath: exit signal, task, last known RSS).
+    """
+
+    def __init__(self, message: str, deaths: list | None = None):
+        super().__init__(message)
+        self.deaths = list(deaths or [])
+
+    def __reduce__(self):
+        return (self.__class__, (str(self), self.deaths))

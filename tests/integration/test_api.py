@@ -110,8 +110,19 @@ def test_map_batches_batch_size_is_exact(runner):
         sizes.append(batch.num_rows)
         return batch
 
-    sl.range(1000).map_batches(record, batch_size=64, schema=pa.schema([("id", pa.int64())])).to_arrow()
+    sl.range(1000).map_batches(record, batch_size=64, schema=pa.schema([("id", pa.int64())]),
+                               compute="threads").to_arrow()
     assert sizes == [64] * 15 + [40]
+
+
+def test_map_batches_batch_size_is_exact_in_worker_processes(runner):
+    def tag(batch):
+        return batch.append_column("size", pa.array([batch.num_rows] * batch.num_rows, pa.int64()))
+
+    out = sl.range(1000).map_batches(tag, batch_size=64).to_arrow()
+    assert out["id"].to_pylist() == list(range(1000))
+    sizes = out["size"].to_pylist()
+    assert [sizes[i] for i in range(0, 1000, 64)] == [64] * 15 + [40]
 
 
 def test_map_batches_kwargs_and_schema_inference(people):

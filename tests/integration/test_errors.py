@@ -133,7 +133,7 @@ def test_udf_exception_keeps_user_traceback_on_top(table):
     def explode(batch):
         raise ZeroDivisionError("boom in user code")
 
-    dataset = sl.from_arrow(table).map_batches(explode, schema=table.schema)
+    dataset = sl.from_arrow(table).map_batches(explode, schema=table.schema, compute="threads")
     with pytest.raises(sl.UserCodeError) as info:
         dataset.to_arrow()
     cause = info.value.__cause__
@@ -141,6 +141,20 @@ def test_udf_exception_keeps_user_traceback_on_top(table):
     first_frame = cause.__traceback__.tb_frame.f_code
     assert first_frame.co_name == "explode"
     assert "explode" in str(info.value) and "ZeroDivisionError" in str(info.value)
+
+
+def test_udf_exception_in_a_worker_process_shows_the_user_traceback_first(table):
+    def explode(batch):
+        raise ZeroDivisionError("boom in user code")
+
+    dataset = sl.from_arrow(table).map_batches(explode, schema=table.schema, compute="processes")
+    with pytest.raises(sl.UserCodeError) as info:
+        dataset.to_arrow()
+    message = str(info.value)
+    assert "ZeroDivisionError: boom in user code" in message
+    frames = [line for line in message.splitlines() if line.strip().startswith("File ")]
+    assert frames and __file__.rstrip("c") in frames[0] and "in explode" in frames[0], message
+    assert not any("/sluice/" in f and "/tests/" not in f for f in frames), message
 
 
 def test_bad_write_mode_and_existing_output(tmp_path, table):

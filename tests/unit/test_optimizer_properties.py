@@ -235,7 +235,7 @@ def apply_random_window(draw, ds: sl.Dataset) -> tuple[sl.Dataset, str]:
     filter on the partition column that the optimizer may push below it."""
     schema_kinds = kinds(ds)
     numeric = names_of(schema_kinds, "numeric")
-    if "k" not in schema_kinds or not numeric:
+    if schema_kinds.get("k") != "string" or not numeric:
         return ds, "no window"
     column = draw(st.sampled_from(numeric))
     window = draw(st.sampled_from([col(column).sum().over("k"), sl.rank().over("k", order_by=column),

@@ -3,6 +3,12 @@
 A path may be a local path, any URI pyarrow.fs understands (`s3://`, `gs://`, `file://`), a
 directory (listed recursively, skipping hidden `_`/`.` entries as Spark and Hive do), a glob,
 or a list of any of these. A path that matches nothing is an error that names it.
+
+A directory that sluice wrote holds a commit log (`_sluice_manifest_*.json` files, see
+`reliability/manifest.py`); its data is then exactly the files the committed manifests list,
+so files staged or half-published by a crashed write are never read. That also holds when a
+hive partition directory under such a root is read directly. Listing is retried on
+transient errors (`reliability/retry.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from ..errors import SourceNotFoundError, close_matches
+from ..errors import SourceError, SourceNotFoundError, close_matches
+from ..reliability.manifest import ManifestLog, has_log, list_root, read_log
+from ..reliability.retry import retrying
 
 GLOB_CHARS = "*?["
 
@@ -60,20 +68,60 @@ def _entry(info: pafs.FileInfo) -> FileEntry:
     return FileEntry(info.path, info.size or 0, info.mtime_ns)
 
 
-def _list_directory(fs: pafs.FileSystem, directory: str) -> list[FileEntry]:
-    infos = fs.get_file_info(pafs.FileSelector(directory, recursive=True))
+def _list_directory(fs: pafs.FileSystem, directory: str, shown: str) -> list[FileEntry]:
+    infos = retrying(lambda: fs.get_file_info(pafs.FileSelector(directory, recursive=True)),
+                     what=f"listing {shown!r}")
     prefix = directory.rstrip("/") + "/"
+    if has_log(infos, directory):
+        return _committed_files(directory, infos, read_log(fs, directory, infos), "", shown)
+    root = _managed_root(fs, directory)
+    if root is not None:
+        return _committed_files(root, infos, read_log(fs, root), directory[len(root) + 1:].rstrip("/"), shown)
     return [
         _entry(info) for info in infos
         if info.type == pafs.FileType.File and not _is_hidden(info.path[len(prefix):])
     ]
 
 
+def _managed_root(fs: pafs.FileSystem, directory: str) -> str | None:
+    """For a hive partition directory (`.../key=value`), the sluice-written dataset root above it, if any."""
+    path = directory.rstrip("/")
+    while "=" in path.rsplit("/", 1)[-1] and "/" in path:
+        path = path.rsplit("/", 1)[0]
+        if has_log(list_root(fs, path), path):
+            return path
+    return None
+
+
+def _committed_files(root: str, infos: list[pafs.FileInfo], log: ManifestLog, under: str,
+                     shown: str) -> list[FileEntry]:
+    """The files the commit log under `root` lists (those below `under`, if given), with sizes."""
+    if not log.committed:
+        runs = ", ".join(log.pending) or "unknown"
+        raise SourceNotFoundError(
+            f"The directory {shown!r} holds no committed data: the first write into it (run {runs}) did not "
+            f"finish, and its files stay invisible. Re-run the write that produces it.")
+    found = {info.path: info for info in infos if info.type == pafs.FileType.File}
+    entries = []
+    for relative in log.live():
+        if under and not relative.startswith(under + "/"):
+            continue
+        info = found.get(f"{root}/{relative}")
+        if info is None:
+            raise SourceError(
+                f"The file {root + '/' + relative!r} is part of the dataset {root!r} by its commit log "
+                f"(the _sluice_manifest_* files there), but it is gone. Something other than sluice deleted it; "
+                f"restore it, or re-write the dataset with mode='overwrite'.")
+        entries.append(_entry(info))
+    return entries
+
+
 def _glob(fs: pafs.FileSystem, pattern: str) -> list[FileEntry]:
     first_glob = min(pattern.find(c) for c in GLOB_CHARS if c in pattern)
     root = pattern[:first_glob].rsplit("/", 1)[0] or "/"
     try:
-        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        infos = retrying(lambda: fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)),
+                         what=f"listing {root!r} for the glob {pattern!r}")
     except OSError:
         return []
     return [_entry(i) for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, pattern)]
@@ -112,11 +160,11 @@ def resolve_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
             entries += found
             roots.append(path[: min(path.find(c) for c in GLOB_CHARS if c in path)].rsplit("/", 1)[0])
             continue
-        info = fs.get_file_info(path)
+        info = retrying(lambda path=path: fs.get_file_info(path), what=f"looking up {shown!r}")
         if info.type == pafs.FileType.NotFound:
             raise _not_found(fs, path, shown)
         if info.type == pafs.FileType.Directory:
-            found = _list_directory(fs, path)
+            found = _list_directory(fs, path, shown)
             if not found:
                 raise SourceNotFoundError(f"The directory {shown!r} contains no data files.")
             entries += found

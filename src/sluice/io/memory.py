@@ -12,7 +12,10 @@ import numpy as np
 import pyarrow as pa
 
 from ..types import without_view_types
-from .source import TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, apply_request_in_memory
+from .source import (
+    TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, apply_request_in_memory, apply_request_keeping_positions,
+    with_positions,
+)
 
 MEMORY_TASK_ROWS = 1 << 20
 
@@ -46,6 +49,8 @@ class ArrowSource(Source):
                 read=lambda piece=piece: iter([apply_request_in_memory(piece, request)]),
                 estimated_bytes=max(selected.slice(start, rows_per_task).nbytes, 1),
                 description=f"{self.label} rows {start}-{start + piece.num_rows}",
+                read_positions=lambda piece=piece, start=start: iter([
+                    apply_request_keeping_positions(with_positions(piece, None, start), request)]),
             ))
         return tasks
 
@@ -77,7 +82,10 @@ class RangeSource(Source):
         return [
             ReadTask(read=lambda first=first: self._read(first, min(per_task, rows - first), request),
                      estimated_bytes=max(8 * min(per_task, rows - first), 1),
-                     description=f"range rows {first}-{min(first + per_task, rows)}")
+                     description=f"range rows {first}-{min(first + per_task, rows)}",
+                     read_positions=lambda first=first: (
+                         apply_request_keeping_positions(with_positions(t.select(["id"]), None, first), request)
+                         for t in self._read(first, min(per_task, rows - first), _all_rows(request))))
             for first in range(0, max(rows, 1), per_task)
         ]
 
@@ -85,3 +93,9 @@ class RangeSource(Source):
         begin = self.start + first * self.step
         values = np.arange(begin, begin + max(count, 0) * self.step, self.step, dtype=np.int64)
         yield apply_request_in_memory(pa.table({"id": values}), request)
+
+
+def _all_rows(request: ScanRequest) -> ScanRequest:
+    """The request without its filters: positions are numbered before rows are filtered out."""
+    import dataclasses
+    return dataclasses.replace(request, predicates=(), limit=None, columns=None)

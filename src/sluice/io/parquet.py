@@ -20,9 +20,10 @@ import pyarrow.fs as pafs
 
 from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
 from ..expr import to_polars
+from ..reliability.retry import is_transient, retrying
 from ..types import polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
-from .source import ReadTask, ScanRequest, Source, scale_estimate
+from .source import ReadTask, ScanRequest, Source, apply_request_keeping_positions, scale_estimate, with_positions
 
 PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates
 
@@ -52,10 +53,22 @@ class ParquetSource(Source):
             return ds.dataset(self.files.paths, filesystem=self.files.filesystem, format="parquet",
                               partitioning=self._partitioning, partition_base_dir=self.files.base_dir, schema=schema)
 
+        def open_checked(schema):
+            try:
+                return open_dataset(schema)
+            except (pa.ArrowInvalid, OSError) as exc:
+                if isinstance(exc, OSError) and is_transient(exc):
+                    raise
+                raise CorruptFileError(
+                    f"Cannot read {first!r} as Parquet: {exc}. Remove or replace the file, "
+                    f"or list the good files explicitly."
+                ) from None
+
+        what = f"reading the Parquet footer of {first!r}"
         try:
-            dataset = open_dataset(self._full_user_schema())
+            dataset = retrying(lambda: open_checked(self._full_user_schema()), what=what)
             schema = without_view_types(dataset.schema)
-            return dataset if schema.equals(dataset.schema) else open_dataset(schema)
+            return dataset if schema.equals(dataset.schema) else retrying(lambda: open_checked(schema), what=what)
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorruptFileError(
                 f"Cannot read {first!r} as Parquet: {exc}. Remove or replace the file, "
@@ -133,11 +146,15 @@ class ParquetSource(Source):
         return tasks
 
     def _split_large_file(self, fragment, columns, request) -> list[ReadTask]:
-        try:
-            pieces = fragment.split_by_row_group(filter=request.arrow_filter, schema=self.schema)
-            metadata = fragment.metadata
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise self._corrupt(fragment.path, exc) from None
+        def footer():
+            try:
+                return fragment.split_by_row_group(filter=request.arrow_filter, schema=self.schema), fragment.metadata
+            except (pa.ArrowInvalid, OSError) as exc:
+                if isinstance(exc, OSError) and is_transient(exc):
+                    raise
+                raise self._corrupt(fragment.path, exc) from None
+
+        pieces, metadata = retrying(footer, what=f"reading the Parquet footer of {fragment.path!r}")
         tasks, group, group_bytes = [], [], 0
 
         def flush():
@@ -167,7 +184,18 @@ class ParquetSource(Source):
                            and isinstance(self.files.filesystem, pafs.LocalFileSystem))
         read = self._read_with_polars if polars_can_read else self._read
         return ReadTask(read=lambda: read(fragments, columns, request), estimated_bytes=max(estimate, 1),
-                        description=description, files=tuple(paths))
+                        description=description, files=tuple(paths),
+                        read_positions=lambda: self._read_positions(fragments, request))
+
+    def _read_positions(self, fragments, request: ScanRequest) -> Iterator[pa.Table]:
+        """Each fragment whole, numbered by row within its file, then filtered as the scan was."""
+        for fragment in fragments:
+            first_row = 0
+            if fragment.row_groups and len(fragment.row_groups) < fragment.metadata.num_row_groups:
+                first = fragment.row_groups[0].id
+                first_row = sum(fragment.metadata.row_group(i).num_rows for i in range(first))
+            table = fragment.to_table(schema=self.schema)
+            yield apply_request_keeping_positions(with_positions(table, fragment.path, first_row), request)
 
     def _read(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
         arrow_filter = request.arrow_filter
@@ -175,20 +203,32 @@ class ParquetSource(Source):
         for fragment in fragments:
             if remaining is not None and remaining <= 0:
                 return
-            try:
-                self._check_file_schema(fragment, columns)
-                batches = fragment.to_batches(schema=self.schema, columns=columns, filter=arrow_filter)
-                for batch in batches:
-                    if remaining is not None:
-                        batch = batch.slice(0, remaining)
-                        remaining -= batch.num_rows
-                    yield pa.Table.from_batches([batch])
-                    if remaining is not None and remaining <= 0:
-                        return
-            except FileNotFoundError:
-                raise self._vanished(fragment.path) from None
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise self._corrupt(fragment.path, exc) from None
+            # each file is read whole inside the retried call, so a retry never repeats rows
+            tables = retrying(lambda: self._read_fragment(fragment, columns, arrow_filter, remaining),
+                              what=f"reading {fragment.path!r}")
+            for table in tables:
+                if remaining is not None:
+                    remaining -= table.num_rows
+                yield table
+
+    def _read_fragment(self, fragment, columns, arrow_filter, remaining: int | None) -> list[pa.Table]:
+        tables = []
+        try:
+            self._check_file_schema(fragment, columns)
+            for batch in fragment.to_batches(schema=self.schema, columns=columns, filter=arrow_filter):
+                if remaining is not None:
+                    batch = batch.slice(0, remaining)
+                    remaining -= batch.num_rows
+                tables.append(pa.Table.from_batches([batch]))
+                if remaining is not None and remaining <= 0:
+                    break
+        except FileNotFoundError:
+            raise self._vanished(fragment.path) from None
+        except (pa.ArrowInvalid, OSError) as exc:
+            if is_transient(exc):
+                raise
+            raise self._corrupt(fragment.path, exc) from None
+        return tables
 
     def _read_with_polars(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
         """Whole local files through Polars' reader, which decodes filtered columns lazily.
@@ -202,23 +242,28 @@ class ParquetSource(Source):
         for fragment in fragments:
             if remaining is not None and remaining <= 0:
                 return
-            try:
-                self._check_file_schema(fragment, columns)
-                frame = pl.scan_parquet(fragment.path, glob=False, hive_partitioning=False)
-                if partition_fields:
-                    keys = ds.get_partition_keys(fragment.partition_expression)
-                    frame = frame.with_columns(pl.lit(keys.get(f.name), dtype=to_polars_type(f.type)).alias(f.name)
-                                               for f in partition_fields)
-                for predicate in predicates:
-                    frame = frame.filter(predicate)
-                frame = frame.select(columns)
-                if remaining is not None:
-                    frame = frame.head(remaining)
-                table = polars_to_arrow(frame.collect())
-            except FileNotFoundError:
-                raise self._vanished(fragment.path) from None
-            except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
-                raise self._corrupt(fragment.path, exc) from None
+            def read_file(fragment=fragment, remaining=remaining) -> pa.Table:
+                try:
+                    self._check_file_schema(fragment, columns)
+                    frame = pl.scan_parquet(fragment.path, glob=False, hive_partitioning=False)
+                    if partition_fields:
+                        keys = ds.get_partition_keys(fragment.partition_expression)
+                        frame = frame.with_columns(pl.lit(keys.get(f.name), dtype=to_polars_type(f.type)).alias(f.name)
+                                                   for f in partition_fields)
+                    for predicate in predicates:
+                        frame = frame.filter(predicate)
+                    frame = frame.select(columns)
+                    if remaining is not None:
+                        frame = frame.head(remaining)
+                    return polars_to_arrow(frame.collect())
+                except FileNotFoundError:
+                    raise self._vanished(fragment.path) from None
+                except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
+                    if isinstance(exc, OSError) and is_transient(exc):
+                        raise
+                    raise self._corrupt(fragment.path, exc) from None
+
+            table = retrying(read_file, what=f"reading {fragment.path!r}")
             if remaining is not None:
                 remaining -= table.num_rows
             yield table

@@ -1,19 +1,48 @@
-"""File sinks: Parquet, CSV and NDJSON writers with hive partitioning, staged then committed.
+"""File sinks: Parquet, CSV and NDJSON writers with hive partitioning and an exactly-once commit.
 
-Tasks write their files under `<dest>/_sluice_staging/<run id>/`, a hidden directory that no
-reader lists. Only when every task has succeeded does the job move the files into place and
-write `_SUCCESS`, so a failed job leaves no output that looks complete. (The crash-safe,
-resumable version of this protocol, with a manifest, belongs to the reliability layer.)
+A write must never leave output that looks complete when it is not, and re-running or
+resuming a run must never duplicate rows. The protocol:
+
+1. `prepare(run_id)` checks the mode against the destination and creates the staging area
+   `<dest>/_sluice_staging/<run id>/`, a hidden directory no reader lists.
+2. Each task writes its blocks there as `part-<n>-<run id>-<attempt>.<ext>`: names unique to
+   the run and to this attempt at it, so no retried or re-run task overwrites another's file.
+   Only the files that tasks report as written are published, so the leftovers of a failed
+   task attempt stay in staging and are deleted with it.
+3. `commit(written)`, once every task has succeeded, extends the commit log in `<dest>`
+   (`_sluice_manifest_*.json`; format and replay rules in `reliability/manifest.py`):
+   a. if the log already has a manifest for this run id, the run is committed: do nothing
+      (idempotent per run id);
+   b. files that were there before sluice managed the directory are adopted into the log
+      first, so they stay visible (and an overwrite that crashes does not hide them);
+   c. an intent file `_sluice_pending_<run id>.json` marks the directory as managed;
+   d. the staged files move to `part-<position>-<run id>.<ext>`, numbered in block order
+      (deterministic, so committing one run twice yields the same names);
+   e. the manifest is written in one atomic step: this is the commit point. Until then
+      readers see the previous state; after it, the new one;
+   f. the intent file goes, `_SUCCESS` is (re)written;
+   g. `overwrite` and `overwrite-partitions` delete the files they superseded (best effort:
+      a leftover is invisible to sluice's readers, which read what the log lists);
+   h. the staging area is removed.
+
+Modes: `error` (fail if the destination holds data), `overwrite`, `append`, and
+`overwrite-partitions` (replace the hive partitions present in the new data, keep the
+others; needs partition_by). Every filesystem call is retried on transient errors.
+
+For crash tests, the environment variable SLUICE_TEST_CRASH_AT=<point> (one of
+CRASH_POINTS) makes the process exit at once at that point of the commit.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import os
 import posixpath
 import threading
+import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 from urllib.parse import quote
 
 import polars as pl
@@ -22,14 +51,37 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..errors import SinkError, column_not_found
+from ..errors import SinkError, SluiceError, column_not_found
+from ..reliability.manifest import (
+    STAGING_DIR,
+    SUCCESS_MARKER,
+    Manifest,
+    ManifestFile,
+    ManifestLog,
+    is_log_file,
+    pending_name,
+    read_log,
+)
+from ..reliability.retry import retrying
 from ..types import arrow_to_polars
-from .files import filesystem_for
+from .files import _is_hidden, filesystem_for
 
-MODES = ("error", "overwrite", "append")
+T = TypeVar("T")
+MODES = ("error", "overwrite", "append", "overwrite-partitions")
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
-STAGING_DIR = "_sluice_staging"
-SUCCESS_MARKER = "_SUCCESS"
+CRASH_POINTS = ("before-commit", "mid-publish", "before-manifest", "after-manifest")
+CRASH_EXIT_CODE = 86
+
+
+def _special(name: str) -> bool:
+    """Entries of the destination that belong to the commit machinery, not to the data."""
+    return name in (STAGING_DIR, SUCCESS_MARKER) or is_log_file(name)
+
+
+def _crash_point(point: str) -> None:
+    """Test hook: exit the process here, without cleanup, when SLUICE_TEST_CRASH_AT names this point."""
+    if os.environ.get("SLUICE_TEST_CRASH_AT") == point:
+        os._exit(CRASH_EXIT_CODE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +105,10 @@ class FileSink:
                  filesystem: pafs.FileSystem | None = None):
         if mode not in MODES:
             raise SinkError(f"mode={mode!r} is not a write mode. Use one of {', '.join(repr(m) for m in MODES)}.")
+        if mode == "overwrite-partitions" and not partition_by:
+            raise SinkError(f"mode='overwrite-partitions' replaces the partitions present in the new data, so it "
+                            f"needs partition_by=[...] to write {str(path)!r}. Pass partition_by, or use "
+                            f"mode='overwrite' to replace everything.")
         self.shown_path = str(path)
         self.filesystem, self.path = filesystem_for(str(path), filesystem)
         self.path = self.path.rstrip("/")
@@ -61,6 +117,10 @@ class FileSink:
         self._counter = itertools.count()
         self._lock = threading.Lock()
         self._run_id = ""
+        self._attempt = uuid.uuid4().hex[:8]  # this process's attempt at the run
+        self._config = None
+        self._stats = None
+        self._made_dirs: set[str] = set()  # destination directories the commit created
 
     def describe(self) -> str:
         parts = f" partition_by={list(self.partition_by)}" if self.partition_by else ""
@@ -80,23 +140,67 @@ class FileSink:
     def staging_dir(self) -> str:
         return f"{self.path}/{STAGING_DIR}/{self._run_id}"
 
-    def prepare(self, run_id: str) -> None:
-        """Check the mode against what is at the destination, then create the staging area."""
+    # ------------------------------------------------------------ retries
+
+    def _retry(self, fn: Callable[[], T], what: str) -> T:
+        return retrying(fn, self._config, self._run_stats(), what)
+
+    def _run_stats(self):
+        """The stats of the run writing through this sink: given to prepare(), else found by run id."""
+        if self._stats is None and self._run_id:
+            from ..observe import session
+            self._stats = next((s for s in reversed(session.runs) if s.run_id == self._run_id), None)
+        return self._stats
+
+    def _info(self, path: str) -> pafs.FileInfo:
+        return self._retry(lambda: self.filesystem.get_file_info(path), f"looking up {path!r}")
+
+    def _listing(self, path: str, recursive: bool) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(path, recursive=recursive, allow_not_found=True)
+        return self._retry(lambda: self.filesystem.get_file_info(selector), f"listing {path!r}")
+
+    def _read_log(self) -> ManifestLog:
+        return read_log(self.filesystem, self.path, self._listing(self.path, recursive=False))
+
+    # ------------------------------------------------------------ staging
+
+    def prepare(self, run_id: str, context=None) -> None:
+        """Check the mode against what is at the destination, then create the staging area.
+
+        `context` (a RunContext) gives the retry settings and the stats that record retries;
+        without it they come from the current configuration and the run's stats, by run id.
+        """
+        from .. import config as config_module
         self._run_id = run_id
-        info = self.filesystem.get_file_info(self.path)
+        self._config = context.config if context is not None else config_module.current()
+        self._stats = context.stats if context is not None else None
+        info = self._info(self.path)
         if info.type == pafs.FileType.File:
             raise SinkError(f"The output path {self.shown_path!r} is a file; writers need a directory. "
                             f"Choose another path or remove the file.")
-        if info.type == pafs.FileType.Directory and self.mode == "error" and self._existing_outputs():
+        if info.type == pafs.FileType.Directory:
+            log = self._read_log()
+            if log.find(run_id) is None:
+                self._check_mode(log)
+        self._retry(lambda: self.filesystem.create_dir(self.staging_dir, recursive=True),
+                    f"creating the staging directory {self.staging_dir!r}")
+
+    def _check_mode(self, log: ManifestLog) -> None:
+        if self.mode == "error" and (log.committed or (not log.managed and self._unmanaged_entries())):
             raise SinkError(
                 f"The output path {self.shown_path!r} already holds data. Pass mode='overwrite' to replace "
-                f"it, mode='append' to add to it, or choose an empty path."
-            )
-        self.filesystem.create_dir(self.staging_dir, recursive=True)
+                f"it, mode='append' to add to it, mode='overwrite-partitions' to replace only the partitions "
+                f"this write produces, or choose an empty path.")
+        existing = log.partition_by
+        if self.mode in ("append", "overwrite-partitions") and existing is not None \
+                and existing != self.partition_by:
+            raise SinkError(
+                f"The dataset at {self.shown_path!r} is partitioned by {list(existing)}, but this write uses "
+                f"partition_by={list(self.partition_by)}. Use the same partition_by to add to it, or "
+                f"mode='overwrite' to replace it with the new layout.")
 
-    def _existing_outputs(self) -> list[pafs.FileInfo]:
-        infos = self.filesystem.get_file_info(pafs.FileSelector(self.path, recursive=False))
-        return [i for i in infos if not i.base_name.startswith(STAGING_DIR)]
+    def _unmanaged_entries(self) -> list[pafs.FileInfo]:
+        return [i for i in self._listing(self.path, recursive=False) if not _special(i.base_name)]
 
     def write_block(self, table: pa.Table) -> list[tuple[str, int, int]]:
         """Write one block to staging; return (relative path, rows, bytes) for each file written."""
@@ -116,42 +220,186 @@ class FileSink:
     def _write_file(self, directory: str, table: pa.Table) -> tuple[str, int, int]:
         with self._lock:
             sequence = next(self._counter)
-        name = f"part-{sequence:05d}-{self._run_id}{self.extension}"
+        name = f"part-{sequence:05d}-{self._run_id}-{self._attempt}{self.extension}"
         relative = f"{directory}/{name}" if directory else name
         target = f"{self.staging_dir}/{relative}"
-        if directory:
-            self.filesystem.create_dir(posixpath.dirname(target), recursive=True)
         payload = self._encode(table)
-        with self.filesystem.open_output_stream(target) as out:
-            out.write(payload)
+
+        def put():
+            if directory:
+                self.filesystem.create_dir(posixpath.dirname(target), recursive=True)
+            with self.filesystem.open_output_stream(target) as out:
+                out.write(payload)
+
+        self._retry(put, f"writing the staged file {target!r}")
         return relative, table.num_rows, len(payload)
 
     def _encode(self, table: pa.Table) -> bytes:
         raise NotImplementedError
 
+    # ------------------------------------------------------------ commit
+
     def commit(self, written: list[tuple[str, int, int]]) -> WriteResult:
-        """Publish the staged files: replace old output if asked, move files, write _SUCCESS."""
-        fs = self.filesystem
-        if self.mode == "overwrite":
-            for info in self._existing_outputs():
-                if info.type == pafs.FileType.Directory:
-                    fs.delete_dir(info.path)
-                else:
-                    fs.delete_file(info.path)
-        final = []
-        for position, (relative, _, _) in enumerate(written):
+        """Publish the staged files and commit them with a manifest; a no-op if this run id is committed."""
+        log = self._read_log()
+        done = log.find(self._run_id)
+        if done is not None:
+            self._remove_staging()
+            return self._result(done)
+        _crash_point("before-commit")
+        if self.mode == "error" and log.committed:
+            self.abort()
+            raise SinkError(f"Another job wrote to {self.shown_path!r} while this one ran, so mode='error' "
+                            f"stops here; nothing was published. Re-run with mode='append' or 'overwrite'.")
+        try:
+            self._check_mode(log)
+        except SinkError:
+            self.abort()
+            raise
+        sequence = log.next_sequence
+        if not log.managed:
+            sequence = self._adopt_existing(sequence)
+        files, moves = self._plan_publication(written)
+        published: list[str] = []
+        manifest: Manifest | None = None
+        try:
+            self._put_atomic(f"{self.path}/{pending_name(self._run_id)}",
+                             Manifest(sequence, self._run_id, self.mode, files, self.format_name,
+                                      self.partition_by).to_json())
+            for staged, final in moves:
+                self._publish(staged, final)
+                published.append(final)
+                if len(published) == 1:
+                    _crash_point("mid-publish")
+            _crash_point("before-manifest")
+            latest = self._read_log()
+            replaced = tuple(sorted({posixpath.dirname(f.path) for f in files})) \
+                if self.mode == "overwrite-partitions" else ()
+            manifest = Manifest(max(sequence, latest.next_sequence), self._run_id, self.mode, files,
+                                self.format_name, self.partition_by, replaced)
+            self._put_atomic(f"{self.path}/{manifest.name}", manifest.to_json())
+        except BaseException:
+            if manifest is None or not self._landed(manifest):
+                self._roll_back(published)
+                raise
+            # the manifest landed though a reply was lost: the run is committed
+        _crash_point("after-manifest")
+        self._best_effort(lambda: self.filesystem.delete_file(f"{self.path}/{pending_name(self._run_id)}"),
+                          "removing the commit intent file")
+        self._retry(lambda: self._write_bytes(f"{self.path}/{SUCCESS_MARKER}", b""), "writing the _SUCCESS marker")
+        if self.mode in ("overwrite", "overwrite-partitions"):
+            self._best_effort(lambda: self._collect_garbage(latest, manifest), "removing superseded files")
+        self._remove_staging()
+        return self._result(manifest)
+
+    def _plan_publication(self, written) -> tuple[tuple[ManifestFile, ...], list[tuple[str, str]]]:
+        files, moves = [], []
+        for position, (relative, rows, size) in enumerate(written):
             # tasks finish in any order; published names follow the dataset's block order
             directory = posixpath.dirname(relative)
             name = f"part-{position:05d}-{self._run_id}{self.extension}"
-            target = f"{self.path}/{directory}/{name}" if directory else f"{self.path}/{name}"
-            if directory:
-                fs.create_dir(posixpath.dirname(target), recursive=True)
-            fs.move(f"{self.staging_dir}/{relative}", target)
-            final.append(target)
-        with fs.open_output_stream(f"{self.path}/{SUCCESS_MARKER}") as out:
-            out.write(b"")
+            final = f"{directory}/{name}" if directory else name
+            files.append(ManifestFile(final, rows, size))
+            moves.append((f"{self.staging_dir}/{relative}", f"{self.path}/{final}"))
+        return tuple(files), moves
+
+    def _adopt_existing(self, sequence: int) -> int:
+        """Record files written before sluice managed this directory, so they stay part of it."""
+        prefix = self.path + "/"
+        adopted = tuple(
+            ManifestFile(i.path[len(prefix):], 0, i.size or 0) for i in self._listing(self.path, recursive=True)
+            if i.type == pafs.FileType.File and not _is_hidden(i.path[len(prefix):]))
+        if not adopted:
+            return sequence
+        manifest = Manifest(sequence, f"adopted-{self._run_id}", "adopt", tuple(sorted(adopted, key=lambda f: f.path)))
+        self._put_atomic(f"{self.path}/{manifest.name}", manifest.to_json())
+        return sequence + 1
+
+    def _publish(self, staged: str, final: str) -> None:
+        fs = self.filesystem
+        directory = posixpath.dirname(final)
+
+        def move():
+            try:
+                if directory != self.path and directory not in self._made_dirs:
+                    fs.create_dir(directory, recursive=True)
+                    self._made_dirs.add(directory)
+                fs.move(staged, final)
+            except OSError:
+                # an earlier try may have moved it and lost the reply
+                if fs.get_file_info(staged).type == pafs.FileType.NotFound and \
+                        fs.get_file_info(final).type == pafs.FileType.File:
+                    return
+                raise
+
+        self._retry(move, f"publishing {staged!r} as {final!r}")
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        with self.filesystem.open_output_stream(path) as out:
+            out.write(data)
+
+    def _put_atomic(self, path: str, data: bytes) -> None:
+        """Write `path` so that readers see all of it or nothing: write in staging, then move."""
+        temporary = f"{self.staging_dir}/_tmp-{posixpath.basename(path)}"
+        self._retry(lambda: self.filesystem.create_dir(posixpath.dirname(path), recursive=True),
+                    f"creating {posixpath.dirname(path)!r}")
+        self._retry(lambda: self._write_bytes(temporary, data), f"writing {temporary!r}")
+        self._publish(temporary, path)
+
+    def _landed(self, manifest: Manifest) -> bool:
+        try:
+            return self._info(f"{self.path}/{manifest.name}").type == pafs.FileType.File
+        except (OSError, SluiceError):
+            return False
+
+    def _roll_back(self, published: list[str]) -> None:
+        """The commit failed before its manifest: remove what it published (invisible anyway) and its intent."""
+        for path in published + [f"{self.path}/{pending_name(self._run_id)}"]:
+            self._best_effort(lambda path=path: self.filesystem.delete_file(path), f"removing {path!r}")
         self._remove_staging()
-        return WriteResult(self.shown_path, tuple(final), sum(w[1] for w in written), sum(w[2] for w in written))
+
+    def _collect_garbage(self, log: ManifestLog, manifest: Manifest) -> None:
+        """Delete the files (and, after an overwrite, the manifests) that this commit superseded."""
+        live = set(ManifestLog(log.root, log.committed + (manifest,)).live())
+        prefix = self.path + "/"
+        if self.mode == "overwrite":
+            scopes = [""]
+            for old in log.committed:
+                if (old.sequence, old.run_id) < (manifest.sequence, manifest.run_id):
+                    self._best_effort(lambda name=old.name: self.filesystem.delete_file(f"{self.path}/{name}"),
+                                      "removing a superseded manifest")
+        else:
+            scopes = [p + "/" for p in manifest.replaced_partitions]
+        live_dirs = {posixpath.dirname(p) for p in live}
+        live_dirs |= {d.rsplit("/", k)[0] for d in list(live_dirs) for k in range(1, d.count("/") + 1)}
+        directories = []
+        for info in self._listing(self.path, recursive=True):
+            relative = info.path[len(prefix):]
+            if _special(relative.split("/", 1)[0]) or not any(relative.startswith(s) for s in scopes):
+                continue
+            if info.type == pafs.FileType.File and relative not in live:
+                self._best_effort(lambda path=info.path: self.filesystem.delete_file(path),
+                                  f"removing the superseded file {info.path!r}")
+            elif info.type == pafs.FileType.Directory and relative not in live_dirs:
+                directories.append(info.path)
+        for directory in sorted(directories, key=lambda d: -d.count("/")):
+            self._best_effort(lambda d=directory: self.filesystem.delete_dir(d), f"removing {directory!r}")
+
+    def _best_effort(self, action: Callable[[], None], what: str) -> None:
+        """Cleanup after the commit point: a failure leaves an invisible leftover, noted in the stats."""
+        try:
+            self._retry(action, what)
+        except FileNotFoundError:
+            pass
+        except (OSError, SluiceError) as exc:
+            stats = self._run_stats()
+            if stats is not None:
+                stats.notes.append(f"{self.shown_path}: {what} failed ({type(exc).__name__}: {exc}); "
+                                   f"the leftover is not part of the dataset")
+
+    def _result(self, manifest: Manifest) -> WriteResult:
+        return WriteResult(self.shown_path, tuple(f"{self.path}/{f.path}" for f in manifest.files),
+                           manifest.rows, manifest.bytes)
 
     def abort(self) -> None:
         """Remove this run's staged files after a failure; the destination is left as it was."""

@@ -23,12 +23,19 @@ TARGET_TASK_BYTES = 64 * 1024 * 1024
 MIN_TASK_BYTES = 4 * 1024 * 1024
 
 
+FILE_COLUMN, ROW_COLUMN = "__sluice_file", "__sluice_row"
+POSITION_COLUMNS = (FILE_COLUMN, ROW_COLUMN)
+
+
 @dataclass(frozen=True)
 class ReadTask:
     read: Callable[[], Iterator[pa.Table]]
     estimated_bytes: int
     description: str
     files: tuple[str, ...] = field(default=())
+    # The same rows as `read`, each with its source file and row position in POSITION_COLUMNS.
+    # Only called to say where a bad record came from, so it favours simplicity over speed.
+    read_positions: Callable[[], Iterator[pa.Table]] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,26 @@ def apply_request_in_memory(table: pa.Table, request: ScanRequest) -> pa.Table:
     read_columns = request.read_columns(table.schema)
     if table.column_names != read_columns:
         table = table.select(read_columns)
+    if request.limit is not None and request.residual is None and table.num_rows > request.limit:
+        table = table.slice(0, request.limit)
+    return table
+
+
+def with_positions(table: pa.Table, file: str | None, first_row: int = 0) -> pa.Table:
+    """`table` with its source file and each row's position in it, as POSITION_COLUMNS."""
+    n = table.num_rows
+    files = pa.array([file] * n, pa.string()) if file is not None else pa.nulls(n, pa.string())
+    rows = pa.array(range(first_row, first_row + n), pa.int64())
+    return table.append_column(FILE_COLUMN, files).append_column(ROW_COLUMN, rows)
+
+
+def apply_request_keeping_positions(table: pa.Table, request: ScanRequest) -> pa.Table:
+    """`apply_request_in_memory` for a table that carries POSITION_COLUMNS: they survive the selection."""
+    arrow_filter = request.arrow_filter
+    if arrow_filter is not None and table.num_rows:
+        table = table.filter(arrow_filter)
+    read_columns = request.read_columns(pa.schema([f for f in table.schema if f.name not in POSITION_COLUMNS]))
+    table = table.select(read_columns + list(POSITION_COLUMNS))
     if request.limit is not None and request.residual is None and table.num_rows > request.limit:
         table = table.slice(0, request.limit)
     return table

@@ -16,8 +16,12 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 
 from ..errors import CorruptFileError
+from ..reliability.retry import retrying
 from .files import hive_partition_schema, partition_values, resolve_files
-from .source import ReadTask, ScanRequest, Source, apply_request_in_memory, scale_estimate
+from .source import (
+    ReadTask, ScanRequest, Source, apply_request_in_memory, apply_request_keeping_positions, scale_estimate,
+    with_positions,
+)
 
 TEXT_EXPANSION = 2
 SCHEMA_SAMPLE_BYTES = 4 * 1024 * 1024
@@ -47,7 +51,8 @@ class TextSource(Source):
             partition_names = set(self._partition_schema.names) if self._partition_schema else set()
             return pa.schema([f for f in self._user_schema if f.name not in partition_names])
         first = self.files.paths[0]
-        return self._guard(first, lambda: self._infer_schema(first))
+        return retrying(lambda: self._guard(first, lambda: self._infer_schema(first)),
+                        what=f"reading the start of {first!r}")
 
     @cached_property
     def schema(self) -> pa.Schema:
@@ -70,17 +75,21 @@ class TextSource(Source):
         return [
             ReadTask(read=lambda path=entry.path: self._read(path, request),
                      estimated_bytes=scale_estimate(entry.size * TEXT_EXPANSION, self.schema, columns) or 1,
-                     description=entry.path, files=(entry.path,))
+                     description=entry.path, files=(entry.path,),
+                     read_positions=lambda path=entry.path: self._read(path, request, positions=True))
             for entry in self.files.files
         ]
 
-    def _read(self, path: str, request: ScanRequest) -> Iterator[pa.Table]:
-        table = self._guard(path, lambda: self._read_file(path))
+    def _read(self, path: str, request: ScanRequest, positions: bool = False) -> Iterator[pa.Table]:
+        table = retrying(lambda: self._guard(path, lambda: self._read_file(path)), what=f"reading {path!r}")
         if self._partition_schema is not None:
             values = partition_values(path, self.files.base_dir or "", self._partition_schema)
             for field in self._partition_schema:
                 table = table.append_column(field, pa.array([values[field.name]] * table.num_rows, field.type))
-        yield apply_request_in_memory(table, request)
+        if positions:
+            yield apply_request_keeping_positions(with_positions(table, path), request)
+        else:
+            yield apply_request_in_memory(table, request)
 
     def _open(self, path: str):
         return self.files.filesystem.open_input_stream(path, compression=_compression(path))

@@ -52,6 +52,10 @@ class RunStats:
     skewed_keys: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     physical_plan: Any = field(default=None, repr=False)  # the PhysicalPlan this run executed
+    retries: int = 0  # task attempts repeated after a transient error
+    retry_errors: list[str] = field(default_factory=list)  # the transient errors retried, first ones
+    bad_records: int = 0  # rows quarantined to the dead-letter dataset
+    bad_records_path: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_shuffle(self, written: int = 0, read: int = 0) -> None:
@@ -63,6 +67,12 @@ class RunStats:
         with self._lock:
             self.spilled_bytes += memory_bytes
             self.spill_file_bytes += file_bytes
+
+    def add_retry(self, error: BaseException) -> None:
+        with self._lock:
+            self.retries += 1
+            if len(self.retry_errors) < 20:
+                self.retry_errors.append(f"{type(error).__name__}: {error}")
 
     def add_reduce_task(self, stage_id: int, rows: int) -> None:
         with self._lock:
@@ -102,7 +112,9 @@ class RunStats:
             "stages": [vars(s).copy() for s in self.stages.values()],
             "shuffle_bytes_written": self.shuffle_bytes_written, "shuffle_bytes_read": self.shuffle_bytes_read,
             "spilled_bytes": self.spilled_bytes, "exchanges": self.exchanges, "skewed_keys": self.skewed_keys,
-            "reduce_tasks": self.reduce_tasks, "notes": self.notes,
+            "reduce_tasks": self.reduce_tasks, "notes": self.notes, "retries": self.retries,
+            "retry_errors": self.retry_errors, "bad_records": self.bad_records,
+            "bad_records_path": self.bad_records_path,
         }
 
     def table(self):
@@ -117,6 +129,11 @@ class RunStats:
 
     def footer_lines(self) -> list[str]:
         lines = []
+        if self.bad_records:
+            lines.append(f"[bold red]{self.bad_records:,} BAD RECORDS quarantined[/] in {self.bad_records_path}: "
+                         f"`sluice bad-records {self.run_id}` lists them, `sluice repro {self.run_id}` rebuilds one")
+        if self.retries:
+            lines.append(f"{self.retries:,} task attempt(s) retried after transient errors, e.g. {self.retry_errors[0]}")
         if self.shuffle_bytes_written or self.spilled_bytes:
             lines.append(f"shuffle: {format_bytes(self.shuffle_bytes_written)} written, "
                          f"{format_bytes(self.shuffle_bytes_read)} read; spilled {format_bytes(self.spilled_bytes)} "

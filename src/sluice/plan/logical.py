@@ -183,6 +183,30 @@ def infer_projection_schema(schema: pa.Schema, exprs: tuple[Expr, ...]) -> pa.Sc
     return polars_to_arrow(frame).schema
 
 
+@dataclass(frozen=True)
+class UdfOptions:
+    """Where and how wide a map_batches function runs (see Dataset.map_batches)."""
+
+    compute: str = "processes"  # "processes": worker processes; "threads": the engine's thread pool
+    concurrency: int | tuple[int, int] | None = None  # workers; (min, max) autoscales on queue depth
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    memory: int | None = None  # bytes one task needs; else learned from earlier runs
+    max_tasks_in_flight: int = 2  # per worker
+    constructor_args: tuple = ()
+    constructor_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def describe(self) -> str:
+        parts = [self.compute]
+        if self.concurrency is not None:
+            parts.append(f"concurrency={self.concurrency}")
+        if self.num_gpus:
+            parts.append(f"num_gpus={self.num_gpus:g}")
+        if self.memory is not None:
+            parts.append(f"memory={self.memory}")
+        return ", ".join(parts)
+
+
 @dataclass(frozen=True, eq=False)
 class MapBatches(SingleInputNode):
     input: LogicalNode
@@ -191,24 +215,29 @@ class MapBatches(SingleInputNode):
     batch_size: int | None = None
     fn_kwargs: tuple[tuple[str, Any], ...] = ()
     declared_schema: pa.Schema | None = None
+    options: UdfOptions = UdfOptions()
 
     @property
     def fn_name(self) -> str:
         return getattr(self.fn, "__qualname__", None) or type(self.fn).__name__
+
+    @property
+    def is_class(self) -> bool:
+        return isinstance(self.fn, type)
 
     @cached_property
     def schema(self) -> pa.Schema | None:
         if self.declared_schema is not None:
             return self.declared_schema
         input_schema = self.input.schema
-        if input_schema is None:
-            return None
+        if input_schema is None or self.is_class:
+            return None  # a class's schema is learned when its workers run (or pass schema=)
         from .operators import call_udf_on_empty
         return call_udf_on_empty(self, input_schema)
 
     def label(self):
         size = f", batch_size={self.batch_size}" if self.batch_size else ""
-        return f"MapBatches {self.fn_name} (format={self.batch_format}{size})"
+        return f"MapBatches {self.fn_name} (format={self.batch_format}{size}; {self.options.describe()})"
 
 
 @dataclass(frozen=True, eq=False)

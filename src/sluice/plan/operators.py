@@ -7,14 +7,15 @@ Polars and stay zero-copy in Arrow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ExpressionTypeError, UdfOutputError
+from ..errors import ExpressionEvaluationError, UdfOutputError
 from ..expr import Alias, Column, Expr, to_polars
+from ..io.source import POSITION_COLUMNS
 from ..types import arrow_to_polars, polars_to_arrow
 from ..udf import call_user_function, from_batch_output, to_batch_format
 from .logical import MapBatches
@@ -44,9 +45,10 @@ class PolarsStep(Operator):
         return PolarsStep(self.steps + ((kind, payload),))
 
     def apply(self, table: pa.Table) -> pa.Table:
+        carried = [c for c in POSITION_COLUMNS if c in table.column_names]  # only when tracing bad records
         if all(kind == "select" and _is_plain_selection(p) for kind, p in self.steps):
             for _, exprs in self.steps:
-                table = _arrow_select(table, exprs)
+                table = _arrow_select(table, exprs, carried)
             return table
         frame = arrow_to_polars(table).lazy()
         for kind, payload in self.steps:
@@ -54,11 +56,13 @@ class PolarsStep(Operator):
                 frame = frame.filter(to_polars(payload))
             else:
                 # with_columns, not select: a literal-only select would give one row, not one per input row
-                frame = frame.with_columns([to_polars(e) for e in payload]).select([e.output_name() for e in payload])
+                frame = frame.with_columns([to_polars(e) for e in payload]).select(
+                    [e.output_name() for e in payload] + carried)
         try:
             return polars_to_arrow(frame.collect())
         except pl.exceptions.PolarsError as exc:
-            raise ExpressionTypeError(f"Evaluating {self.describe()} failed: {str(exc).splitlines()[0]}") from None
+            raise ExpressionEvaluationError(
+                f"Evaluating {self.describe()} failed: {str(exc).splitlines()[0]}") from None
 
     def describe(self) -> str:
         parts = []
@@ -72,23 +76,57 @@ def _is_plain_selection(exprs) -> bool:
     return all(isinstance(e, Column) or (isinstance(e, Alias) and isinstance(e.expr, Column)) for e in exprs)
 
 
-def _arrow_select(table: pa.Table, exprs: tuple[Expr, ...]) -> pa.Table:
+def _arrow_select(table: pa.Table, exprs: tuple[Expr, ...], carried: list[str]) -> pa.Table:
     sources = [e.name if isinstance(e, Column) else e.expr.name for e in exprs]
-    selected = table.select(sources)
-    return selected.rename_columns([e.output_name() for e in exprs])
+    selected = table.select(sources + carried)
+    return selected.rename_columns([e.output_name() for e in exprs] + carried)
 
 
 @dataclass(frozen=True, eq=False)
 class MapBatchesStep(Operator):
+    """A map_batches call per block: on the calling thread, or in the run's worker pool for it.
+
+    The runner puts its `UdfPools` in `runtime["pools"]` for processes-compute steps; without
+    it (plan-time schema inference, a repro) the function runs in this process.
+    """
+
     node: MapBatches
+    runtime: dict = field(default_factory=dict, compare=False, repr=False)
     name = "MapBatches"
+
+    @property
+    def in_processes(self) -> bool:
+        return self.node.options.compute == "processes"
 
     def apply(self, table: pa.Table) -> pa.Table:
         node = self.node
-        batch = to_batch_format(table, node.batch_format)
-        where = f"a block of {table.num_rows} rows"
-        result = call_user_function(node.fn, batch, dict(node.fn_kwargs), node.fn_name, where)
-        return from_batch_output(result, node.fn_name)
+        carried = [c for c in POSITION_COLUMNS if c in table.column_names]  # only when tracing bad records
+        positions = table.select(carried) if carried else None
+        if carried:
+            table = table.drop_columns(carried)
+        pools = self.runtime.get("pools")
+        if pools is not None:
+            result = self._apply_in_pool(pools, table)
+        else:
+            batch = to_batch_format(table, node.batch_format)
+            where = f"a block of {table.num_rows} rows"
+            result = from_batch_output(call_user_function(node.fn, batch, dict(node.fn_kwargs), node.fn_name, where),
+                                       node.fn_name)
+        if positions is not None and result.num_rows == positions.num_rows:
+            for name in carried:
+                result = result.append_column(name, positions[name])
+        return result
+
+    def _apply_in_pool(self, pools, table: pa.Table) -> pa.Table:
+        from ..errors import WorkerCrashedError
+        from ..runners.local.udf_pools import crashed_error
+        pool, key = pools.pool_for(self, table.schema)
+        try:
+            result = pool.run(table)
+        except WorkerCrashedError as exc:
+            raise crashed_error(self.node.fn_name, exc) from exc
+        pools.record(key, result)
+        return result.table
 
     def describe(self) -> str:
         return self.node.label()

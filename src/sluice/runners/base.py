@@ -37,6 +37,20 @@ class RunContext:
 
     def __post_init__(self):
         self.stats = RunStats(self.run_id)
+        self._dead_letters = None
+
+    @property
+    def run_dir(self) -> str:
+        import os
+        return os.path.join(self.config.runs_dir, self.run_id)
+
+    @property
+    def dead_letters(self):
+        """The run's dead-letter dataset, created when the first bad record is quarantined."""
+        if self._dead_letters is None:
+            from ..reliability.quarantine import DeadLetters
+            self._dead_letters = DeadLetters(self.run_dir, self.run_id, self.config, self.stats)
+        return self._dead_letters
 
 
 class Runner(ABC):

@@ -19,11 +19,14 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
-from ...plan.operators import normalize_block
+from ...plan.operators import MapBatchesStep, normalize_block
+from ...reliability.quarantine import is_row_error, isolate
 from ...plan.physical import PhysicalPlan, Stage
+from ...reliability.retry import retrying
 from ..base import RunContext, Runner
-from ...io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES
+from ...io.source import MIN_TASK_BYTES, POSITION_COLUMNS, TARGET_TASK_BYTES
 from .budget import WORK_FACTOR, MemoryBudget, use_prompt_allocator
+from .udf_pools import UdfPools
 
 
 class LocalRunner(Runner):
@@ -31,13 +34,28 @@ class LocalRunner(Runner):
 
     def execute(self, plan: PhysicalPlan, context: RunContext) -> Iterator[pa.Table]:
         use_prompt_allocator()
-        pool = ThreadPoolExecutor(max_workers=context.config.num_threads, thread_name_prefix="sluice")
         budget = MemoryBudget(context.config.memory_budget)
+        udf_steps = [op for stage in plan.stages() for op in stage.operators
+                     if isinstance(op, MapBatchesStep) and op.in_processes]
+        udf_pools = UdfPools(context, budget) if udf_steps else None
+        for step in udf_steps:
+            step.runtime["pools"] = udf_pools
+        # Threads that wait on worker processes use no CPU: twice as many keep the workers fed.
+        threads = context.config.num_threads * (2 if udf_steps else 1)
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sluice")
+        failed = True
         try:
             yield from _StageRun(plan.root, context, pool, budget).blocks()
+            if context._dead_letters is not None:
+                context.dead_letters.finish()  # the exact error budget, before anything is committed
+            failed = False
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             context.stats.peak_reserved_bytes = budget.peak
+            if udf_pools is not None:
+                udf_pools.close(failed)
+            if context._dead_letters is not None:
+                context.dead_letters.flush()
 
 
 class _StageRun:
@@ -134,18 +152,65 @@ class _StageRun:
     def _read_and_process(self, task) -> pa.Table:
         schema = self.read_schema
         started, cpu_started = time.perf_counter(), time.thread_time()
-        pieces = list(task.read())
+        # the whole task is read inside the retried call, so a retry never repeats rows
+        pieces = retrying(lambda: list(task.read()), self.context.config, self.context.stats,
+                          f"reading {task.description}")
         block = pa.concat_tables(pieces) if pieces else schema.empty_table()
         block = normalize_block(block, schema)
         self.context.stats.record(self.stage.id, "Scan", 0, block.num_rows, 0, block.nbytes,
                                   time.perf_counter() - started, time.thread_time() - cpu_started)
-        return self.process(block)
+        return self.process(block, task)
 
-    def process(self, block: pa.Table) -> pa.Table:
-        """Run the stage's per-block operator chain."""
-        for operator in self.stage.operators:
-            block = self.timed(operator, block)
+    def process(self, block: pa.Table, task=None) -> pa.Table:
+        """Run the stage's per-block operator chain; bad rows go to the dead-letter dataset."""
+        for index, operator in enumerate(self.stage.operators):
+            try:
+                block = self.timed(operator, block)
+            except Exception as exc:
+                if not (is_row_error(exc) and self.context.config.on_error == "quarantine"):
+                    raise
+                block = self._quarantine(index, operator, block, task, exc)
         return block
+
+    def _quarantine(self, index: int, operator, block: pa.Table, task, error: Exception) -> pa.Table:
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        outputs, bad = isolate(operator.apply, block, error)
+        result = pa.concat_tables(outputs, promote_options="permissive") if outputs else \
+            _empty_output(operator, block, error)
+        stats = self.context.stats
+        stats.record(self.stage.id, operator.name, block.num_rows, result.num_rows, block.nbytes, result.nbytes,
+                     time.perf_counter() - started, time.thread_time() - cpu_started)
+        seen = stats.operators[(self.stage.id, operator.name)].rows_in
+        self.context.dead_letters.record(self.stage.id, operator, f"stage{self.stage.id}-op{index}", block, bad,
+                                         self._positions(task, index, block.num_rows), seen)
+        return result
+
+    def _positions(self, task, index: int, rows: int) -> pa.Table | None:
+        """Source file and row of each row entering operator `index`, by re-reading the task."""
+        if task is None or task.read_positions is None:
+            return None
+        try:
+            pieces = list(task.read_positions())
+            table = pa.concat_tables(pieces) if pieces else None
+            if table is None:
+                return None
+            positions = table.select(list(POSITION_COLUMNS))
+            table = normalize_block(table.drop_columns(list(POSITION_COLUMNS)), self.read_schema)
+            for name in POSITION_COLUMNS:
+                table = table.append_column(name, positions[name])
+            for operator in self.stage.operators[:index]:
+                try:
+                    table = operator.apply(table)
+                except Exception as exc:  # noqa: BLE001 - rows quarantined earlier fail again: skip them
+                    if not is_row_error(exc):
+                        return None
+                    outputs, _ = isolate(operator.apply, table, exc)
+                    table = pa.concat_tables(outputs, promote_options="permissive") if outputs else None
+                if table is None or not set(POSITION_COLUMNS) <= set(table.column_names):
+                    return None
+        except Exception:  # noqa: BLE001 - provenance is best effort; the bad rows are recorded regardless
+            return None
+        return table.select(list(POSITION_COLUMNS)) if table.num_rows == rows else None
 
     def measured(self, name: str, rows_in: int, bytes_in: int, action: Callable[[], Any], rows_out, bytes_out):
         started, cpu_started = time.perf_counter(), time.thread_time()
@@ -166,6 +231,18 @@ class _StageRun:
         return self.measured("Partition", block.num_rows, block.nbytes, lambda: partitioner.assign(block, partitions),
                             lambda pieces: sum(p.num_rows for _, p in pieces),
                             lambda pieces: sum(p.nbytes for _, p in pieces))
+
+
+def _empty_output(operator, block: pa.Table, error: Exception) -> pa.Table:
+    """What an operator gives for no rows, when every row of a block was bad."""
+    try:
+        return operator.apply(block.slice(0, 0))
+    except Exception:  # noqa: BLE001 - a UDF may reject empty input; fall back to its declared schema
+        node = getattr(operator, "node", None)
+        schema = getattr(node, "schema", None)
+        if schema is None:
+            raise error from None
+        return schema.empty_table()
 
 
 def _concat(streams: list[Iterator[pa.Table]]) -> Iterator[pa.Table]:

@@ -1,0 +1,223 @@
+"""Bad records: find the rows an operator fails on, set them aside with their story, go on.
+
+When a UDF or an expression fails on a block, `isolate` splits the block into pieces and
+re-runs the operator on each, recursing into the pieces that still fail until single rows
+remain. The good pieces' results go on, in order; each failing row becomes a dead-letter
+record: run id, stage, operator, source file and row position, exception type, message,
+traceback, and the row itself (as JSON, and as Arrow IPC bytes that keep its exact types).
+Splitting 16 ways, k bad rows in a block of n rows cost about n * (1 + k / 15) rows of
+re-work, instead of the n * k of a binary search.
+
+When every row of a block fails (or the first 32 rows tried alone all fail while no piece
+has succeeded), the operator itself is broken, and its error is raised as it is, instead
+of quarantining the whole input row by row.
+
+This assumes the operator treats rows independently (as a per-row expression or a
+vectorized function does); a function whose output for one row depends on the others in
+its batch should run with on_error="raise".
+
+`DeadLetters` writes the records as Parquet under the run directory and enforces the error
+budget: `max_bad_records` as a count fails the run as soon as it is exceeded; as a fraction
+of the rows that reached the failing operators, it fails the run when the count clearly
+exceeds it (over 100 bad rows and over the fraction of rows seen so far) and, exactly, at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import ExpressionEvaluationError, TooManyBadRecordsError, UdfOutputError, UserCodeError
+
+FANOUT = 16
+BROKEN_AFTER = 32  # single rows failing, with no piece of the block succeeding yet
+EARLY_ABORT_MIN = 100
+FLUSH_EVERY = 1000
+DEAD_LETTER_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("stage", pa.int32()), ("operator", pa.string()), ("operator_id", pa.string()),
+    ("source_file", pa.string()), ("row_position", pa.int64()), ("exception_type", pa.string()),
+    ("message", pa.string()), ("traceback", pa.string()), ("record_json", pa.string()), ("record_ipc", pa.binary()),
+    ("recorded_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def is_row_error(exc: BaseException) -> bool:
+    """Errors a bad row can cause: user code raising, or an expression failing on a value."""
+    if isinstance(exc, UdfOutputError):
+        return False  # a function returning the wrong kind of batch is a bug, whatever the rows
+    return isinstance(exc, (UserCodeError, ExpressionEvaluationError))
+
+
+@dataclass
+class BadRow:
+    index: int  # position in the block given to the operator
+    error: BaseException
+
+
+def isolate(apply: Callable[[pa.Table], pa.Table], block: pa.Table, first_error: BaseException
+            ) -> tuple[list[pa.Table], list[BadRow]]:
+    """The operator's outputs for the good parts of `block`, in order, and the rows it fails on."""
+    outputs: list[pa.Table] = []
+    bad: list[BadRow] = []
+
+    def visit(offset: int, piece: pa.Table, error: BaseException | None) -> None:
+        if error is None:
+            try:
+                outputs.append(apply(piece))
+                return
+            except Exception as exc:  # noqa: BLE001 - classified right below
+                if not is_row_error(exc):
+                    raise
+                error = exc
+        if piece.num_rows == 1:
+            bad.append(BadRow(offset, error))
+            if len(bad) >= BROKEN_AFTER and not outputs:
+                raise first_error  # every row tried fails: the function is broken, not the rows
+            return
+        size = -(-piece.num_rows // FANOUT)
+        for start in range(0, piece.num_rows, size):
+            visit(offset + start, piece.slice(start, size), None)
+
+    visit(0, block, first_error)
+    if block.num_rows > 1 and len(bad) == block.num_rows:
+        raise first_error  # every row fails: the function is broken, these are not bad records
+    return outputs, bad
+
+
+def error_text(error: BaseException) -> tuple[str, str, str]:
+    """(type, message, traceback) of what the user's code raised, not sluice's wrapper."""
+    remote = getattr(error, "remote_traceback", None)
+    if remote is not None:  # raised in a worker process: its traceback came back as text
+        return getattr(error, "exc_type", type(error).__name__), getattr(error, "exc_message", str(error)), remote
+    cause = error.__cause__ if isinstance(error, UserCodeError) and error.__cause__ is not None else error
+    trace = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    return type(cause).__name__, str(cause), trace
+
+
+def row_json(row: pa.Table) -> str:
+    values = row.to_pylist()[0] if row.num_rows else {}
+    return json.dumps(values, default=str, ensure_ascii=False)
+
+
+def row_ipc(row: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, row.schema) as writer:
+        writer.write_table(row)
+    return sink.getvalue()
+
+
+def read_row_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
+
+
+class DeadLetters:
+    """The run's dead-letter dataset and error budget. Thread-safe."""
+
+    def __init__(self, run_dir: str, run_id: str, config, stats):
+        self.directory = os.path.join(run_dir, "bad_records")
+        self.operators_directory = os.path.join(run_dir, "operators")
+        self.run_id = run_id
+        self.config = config
+        self.stats = stats
+        self._pending: list[dict] = []
+        self._parts = 0
+        self._lock = threading.Lock()
+        self._saved_operators: set[str] = set()
+        self._failing: set[tuple[int, str]] = set()  # (stage, operator name): whose input rows the budget counts
+
+    def record(self, stage: int, operator, operator_id: str, block: pa.Table, bad: list[BadRow],
+               positions: pa.Table | None, rows_seen: int) -> None:
+        self._save_operator(operator, operator_id)
+        self._failing.add((stage, operator.name))
+        now = time.time()
+        records = []
+        for row in bad:
+            values = block.slice(row.index, 1)
+            kind, message, trace = error_text(row.error)
+            source_file = position = None
+            if positions is not None:
+                source_file = positions.column(0)[row.index].as_py()
+                position = positions.column(1)[row.index].as_py()
+            records.append({
+                "run_id": self.run_id, "stage": stage, "operator": operator.describe(), "operator_id": operator_id,
+                "source_file": source_file, "row_position": position, "exception_type": kind, "message": message,
+                "traceback": trace, "record_json": row_json(values), "record_ipc": row_ipc(values),
+                "recorded_at": now,
+            })
+        with self._lock:
+            self._pending += records
+            self.stats.bad_records += len(records)
+            self.stats.bad_records_path = self.directory
+            total = self.stats.bad_records
+            if len(self._pending) >= FLUSH_EVERY:
+                self._flush_locked()
+        self._check_budget(total, rows_seen, final=False)
+
+    def _check_budget(self, bad: int, rows: int, final: bool) -> None:
+        limit = self.config.max_bad_records
+        if isinstance(limit, int):
+            over = bad > limit
+            allowed = f"max_bad_records={limit}"
+        else:
+            over = bad > limit * rows if final else bad > max(EARLY_ABORT_MIN, limit * rows)
+            allowed = f"max_bad_records={limit:g} of {rows:,} rows = {int(limit * rows):,}"
+        if over:
+            self.flush()
+            raise TooManyBadRecordsError(
+                f"{bad:,} bad records exceed the error budget ({allowed}); the run stops. Each one is in the "
+                f"dead-letter dataset {self.directory} with its error and source row: "
+                f"`sluice bad-records {self.run_id}` lists them, `sluice repro {self.run_id}` rebuilds one. "
+                f"Raise max_bad_records to let the run finish, or fix the input or the function.")
+
+    def finish(self) -> None:
+        """At the end of a successful run: write what is pending and apply the exact budget."""
+        self.flush()
+        if self.stats.bad_records:
+            rows = sum(self.stats.operators[key].rows_in for key in self._failing if key in self.stats.operators)
+            self._check_budget(self.stats.bad_records, rows, final=True)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._pending:
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        table = pa.Table.from_pylist(self._pending, schema=DEAD_LETTER_SCHEMA)
+        name = f"part-{self._parts:05d}.parquet"
+        staging = os.path.join(self.directory, f".{name}.tmp")  # hidden from readers until renamed
+        pq.write_table(table, staging)
+        os.replace(staging, os.path.join(self.directory, name))
+        self._parts += 1
+        self._pending = []
+
+    def _save_operator(self, operator, operator_id: str) -> None:
+        """Keep what `sluice repro` needs to rebuild the operator: a pickle, and the function's name."""
+        with self._lock:
+            if operator_id in self._saved_operators:
+                return
+            self._saved_operators.add(operator_id)
+        from .repro import describe_operator, pickle_operator
+        os.makedirs(self.operators_directory, exist_ok=True)
+        base = os.path.join(self.operators_directory, operator_id)
+        with open(base + ".json", "w") as f:
+            json.dump(describe_operator(operator), f, indent=2)
+        try:
+            data = pickle_operator(operator)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            with open(base + ".unpicklable", "w") as f:
+                f.write(f"{type(exc).__name__}: {exc}\n")
+            return
+        with open(base + ".pkl", "wb") as f:
+            f.write(data)

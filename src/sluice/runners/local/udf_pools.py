@@ -1,0 +1,160 @@
+"""The worker pools of one run's map_batches operators, sized from memory that was measured.
+
+Each `map_batches` that runs in processes gets one `WorkerPool` per run, started when its
+first block arrives and closed when the run ends. How many workers it gets:
+
+- `concurrency=` when the user gave it;
+- else one per CPU (`num_cpus` each), lowered so that the workers' memory fits the budget:
+  a task's memory is what `memory=` declared, or else the peak RSS growth per task that
+  earlier runs of the same operator measured (the profile store below).
+
+Every task reports its worker's peak RSS growth; the largest is saved at the end of the run
+under `<runs dir>/_profiles/<fingerprint>.json`, keyed by a fingerprint of the function's
+code and the schema of its input, so the next run of the same operator starts with the
+right concurrency. A worker killed by SIGKILL (the OOM killer, most likely) makes the pool
+shrink by one worker, and its task is retried; when retries run out, the error names the
+operator, the memory it was seen using and how to declare it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+
+import pyarrow as pa
+
+from ...errors import WorkerCrashedError
+from ...observe.stats import format_bytes
+from .resources import default_concurrency
+from .workers import WorkerPool
+
+PROFILE_DIR = "_profiles"
+
+
+def fingerprint(node, input_schema: pa.Schema) -> str:
+    """Same function code, options and input schema: same fingerprint."""
+    fn = node.fn
+    parts = [getattr(fn, "__module__", ""), node.fn_name, node.batch_format, str(node.batch_size),
+             repr(node.fn_kwargs), str(input_schema)]
+    targets = [fn] if not isinstance(fn, type) else [getattr(fn, "__init__", None), getattr(fn, "__call__", None)]
+    for target in targets:
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            parts += [code.co_code.hex(), repr(code.co_consts)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+
+
+class ProfileStore:
+    """Peak memory per task of each operator, learned from runs; one small JSON file per operator."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, f"{key}.json")
+
+    def learned(self, key: str) -> dict | None:
+        try:
+            with open(self._path(key)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def save(self, key: str, profile: dict) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        path = self._path(key)
+        with open(path + ".tmp", "w") as f:
+            json.dump(profile, f, indent=2)
+        os.replace(path + ".tmp", path)
+
+
+class UdfPools:
+    def __init__(self, context, budget):
+        self.context = context
+        self.budget = budget
+        self.store = ProfileStore(os.path.join(context.config.runs_dir, PROFILE_DIR))
+        self._pools: dict[int, tuple[WorkerPool, str]] = {}
+        self._peaks: dict[str, int] = {}
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def pool_for(self, step, input_schema: pa.Schema) -> tuple[WorkerPool, str]:
+        key = id(step)
+        with self._lock:
+            if key in self._pools:
+                return self._pools[key]
+            node, options = step.node, step.node.options
+            print_key = fingerprint(node, input_schema)
+            concurrency = options.concurrency
+            if concurrency is None:
+                concurrency = self._fitting_concurrency(node, print_key)
+            stats = self.context.stats
+            pool = WorkerPool(
+                node.fn, batch_format=node.batch_format, batch_size=None, fn_kwargs=dict(node.fn_kwargs),
+                fn_constructor_args=options.constructor_args,
+                fn_constructor_kwargs=dict(options.constructor_kwargs), concurrency=concurrency,
+                num_cpus=options.num_cpus, num_gpus=options.num_gpus, max_tasks_in_flight=options.max_tasks_in_flight,
+                name=node.fn_name)
+            pool._on_worker_death = lambda death, pool=pool: self._on_death(pool, node.fn_name, death)
+            pool.start()
+            stats.notes.append(f"map_batches {node.fn_name}: {pool.size} worker process(es)"
+                               f" (concurrency {pool.concurrency[0]}-{pool.concurrency[1]})")
+            self._pools[key] = (pool, print_key)
+            self._names[print_key] = node.fn_name
+            return self._pools[key]
+
+    def _fitting_concurrency(self, node, key: str) -> int:
+        options = node.options
+        wanted = default_concurrency(options.num_cpus)
+        per_task, source = options.memory, "declared"
+        if per_task is None:
+            profile = self.store.learned(key)
+            per_task, source = (profile or {}).get("peak_task_bytes"), "learned"
+        if not per_task:
+            return wanted
+        fits = max(1, int(self.budget.limit // per_task))
+        if fits < wanted:
+            self.context.stats.notes.append(
+                f"map_batches {node.fn_name}: {fits} worker(s), not {wanted}: a task needs "
+                f"{format_bytes(per_task)} ({source}) and the memory budget has {format_bytes(self.budget.limit)}")
+        return min(wanted, fits)
+
+    def record(self, key: str, result) -> None:
+        growth = max(0, result.peak_rss_bytes - result.rss_before_bytes)
+        with self._lock:
+            if growth > self._peaks.get(key, 0):
+                self._peaks[key] = growth
+
+    def _on_death(self, pool: WorkerPool, name: str, death) -> None:
+        note = f"map_batches {name}: a worker died ({death.describe()})"
+        if death.likely_oom and pool.size > 1:
+            pool.resize(max(1, pool.size - 1))
+            note += f"; the pool shrinks to {pool.size} worker(s) and the task is retried"
+        self.context.stats.notes.append(note)
+
+    def close(self, failed: bool) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool, _ in pools:
+            pool.close(graceful=not failed)
+        for key, peak in self._peaks.items():
+            previous = (self.store.learned(key) or {}).get("peak_task_bytes", 0)
+            try:
+                self.store.save(key, {"operator": self._names.get(key), "peak_task_bytes": max(peak, previous),
+                                      "last_run": self.context.run_id})
+            except OSError as exc:
+                self.context.stats.notes.append(f"could not save the memory profile of {self._names.get(key)}: {exc}")
+
+
+def crashed_error(name: str, error: WorkerCrashedError) -> WorkerCrashedError:
+    """The pool's give-up error, restated for the user: which operator, how much memory, what to do."""
+    seen = max((d.peak_sampled_rss_bytes or d.last_rss_bytes or 0 for d in error.deaths), default=0)
+    used = f"seen using up to {format_bytes(seen)}" if seen else "memory use unknown"
+    return WorkerCrashedError(
+        f"map_batches {name}: its worker processes were killed {len(error.deaths)} time(s) ({used}), most likely by "
+        f"the out-of-memory killer, even with fewer workers. Declare what one task needs, e.g. "
+        f"map_batches(..., memory='4GiB'), so fewer run at once; or pass a smaller batch_size, or raise the "
+        f"memory budget (SLUICE_MEMORY_BUDGET). Details: {error}", error.deaths)
