@@ -112,7 +112,7 @@ def test_map_batches_batch_size_is_exact(runner):
 
     sl.range(1000).map_batches(record, batch_size=64, schema=pa.schema([("id", pa.int64())]),
                                compute="threads").to_arrow()
-    assert sizes == [64] * 15 + [40]
+    assert sorted(sizes) == [40] + [64] * 15  # threads finish in any order
 
 
 def test_map_batches_batch_size_is_exact_in_worker_processes(runner):

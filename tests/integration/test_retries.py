@@ -286,7 +286,7 @@ def test_user_code_errors_are_not_retried(tmp_path, fast_retries):
         calls.append(1)
         raise ConnectionResetError(errno.ECONNRESET, "user code raising an OSError is still user code")
 
-    ds = sl.range(100).map_batches(explode, schema=pa.schema([("id", pa.int64())]))
+    ds = sl.range(100).map_batches(explode, schema=pa.schema([("id", pa.int64())]), compute="threads")
     with pytest.raises(sl.UserCodeError):
         ds.to_arrow()
     assert len(calls) == 1
