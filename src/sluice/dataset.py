@@ -31,7 +31,7 @@ from .plan.logical import (
 from .plan.optimizer import optimize
 from .plan.physical import PhysicalPlan, plan_physical
 from .runners.base import RunContext, get_runner
-from .udf import BATCH_FORMATS, to_batch_format
+from .udf import BATCH_FORMATS, check_udf_arguments, to_batch_format
 
 
 class Dataset:
@@ -166,12 +166,7 @@ class Dataset:
         the last has exactly that many rows.
         """
         from .config import parse_bytes
-        if not callable(fn):
-            raise PlanError(f"map_batches() needs a function or a callable class, got {fn!r}.")
-        if batch_format not in BATCH_FORMATS:
-            raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
-        if batch_size is not None and batch_size < 1:
-            raise PlanError(f"batch_size must be a positive number of rows, got {batch_size}.")
+        check_udf_arguments(fn, batch_format, batch_size, fn_constructor_args, fn_constructor_kwargs)
         if compute not in ("processes", "threads"):
             raise PlanError(f"compute={compute!r}: use 'processes' (worker processes, the default) or 'threads' "
                             f"(the engine's threads, for functions that release the GIL).")
@@ -180,8 +175,6 @@ class Dataset:
                             f"instance. Drop compute='threads', or pass a function.")
         if num_cpus <= 0 or num_gpus < 0 or max_tasks_in_flight < 1:
             raise PlanError("map_batches(): num_cpus must be > 0, num_gpus >= 0 and max_tasks_in_flight >= 1.")
-        if not isinstance(fn, type) and (fn_constructor_args or fn_constructor_kwargs):
-            raise PlanError("fn_constructor_args/kwargs apply to a class; this fn is a function.")
         from .runners.local.resources import parse_concurrency
         if concurrency is not None:
             parse_concurrency(concurrency, 1)

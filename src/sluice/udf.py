@@ -88,3 +88,18 @@ def call_user_function(fn: Callable, batch: Any, kwargs: dict, fn_name: str, whe
             f"map_batches function {fn_name} raised {type(exc).__name__}: {exc}\n  while processing {where}.\n"
             f"  The function's own traceback is shown above."
         ) from cause
+
+
+def check_udf_arguments(fn, batch_format: str, batch_size: int | None, constructor_args, constructor_kwargs) -> bool:
+    """Plan-time checks of map_batches arguments; returns whether `fn` is a class (an actor)."""
+    from .errors import PlanError
+    if not callable(fn):
+        raise PlanError(f"map_batches() needs a function or a callable class, got {fn!r}.")
+    if batch_format not in BATCH_FORMATS:
+        raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
+    if batch_size is not None and batch_size < 1:
+        raise PlanError(f"batch_size must be a positive number of rows, got {batch_size}.")
+    is_class = isinstance(fn, type)
+    if not is_class and (constructor_args or constructor_kwargs):
+        raise PlanError("fn_constructor_args and fn_constructor_kwargs apply only when map_batches gets a class.")
+    return is_class

@@ -10,6 +10,7 @@ the time zone a tz-aware timestamp is displayed in).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import math
@@ -458,3 +459,45 @@ def sample():
         time.sleep(0.002)
 threading.Thread(target=sample, daemon=True).start()
 """
+
+
+# ---------------------------------------------------------------- S3 through moto's server
+
+
+@contextlib.contextmanager
+def moto_s3(bucket: str, set_environment: bool = False):
+    """moto's S3 server on a free loopback port, a pyarrow S3FileSystem on it, and `bucket` made.
+
+    With set_environment, AWS_* variables point s3:// URIs at it for the duration.
+    Yields (filesystem, endpoint).
+    """
+    import os
+    import socket
+
+    import pyarrow.fs as pafs
+    pytest.importorskip("moto.server")
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+    saved = {k: os.environ.get(k) for k in names}
+    if set_environment:
+        os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+                          AWS_ENDPOINT_URL=endpoint)
+    try:
+        fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="test", secret_key="test", region="us-east-1",
+                               scheme="http", allow_bucket_creation=True)
+        fs.create_dir(bucket)
+        yield fs, endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -10,7 +10,6 @@ commit log) and, where the files on disk matter, DuckDB (which sees every file).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_same, q, sqlpath
+from conftest import assert_same, moto_s3, q, sqlpath
 
 import sluice as sl
 from sluice import col, lit
@@ -290,20 +289,8 @@ def test_readers_ignore_staged_files(tmp_path, runner, duck):
 
 @pytest.fixture(scope="module")
 def s3():
-    pytest.importorskip("moto.server")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="test", secret_key="test", region="us-east-1",
-                           scheme="http", allow_bucket_creation=True)
-    fs.create_dir("commits")
-    yield fs, endpoint
-    server.stop()
+    with moto_s3("commits") as server:
+        yield server
 
 
 def test_s3_killed_append_and_overwrite_partitions(s3, tmp_path, runner):

@@ -1,11 +1,11 @@
 """Paths on S3 (moto's server on loopback) work like local ones: read, prune, write, commit."""
 
-import os
-import socket
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
+
+from conftest import moto_s3
 
 import sluice as sl
 from sluice import col
@@ -14,29 +14,9 @@ pytest.importorskip("moto.server")
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                                            "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=endpoint)
-    fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="test", secret_key="test", region="us-east-1",
-                           scheme="http", allow_bucket_creation=True)
-    fs.create_dir("lake")
-    yield fs
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def s3():
+    with moto_s3("lake", set_environment=True) as (fs, _):
+        yield fs
 
 
 def test_write_and_read_s3_uri_with_partition_pruning(s3, runner):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import threading
 
 import numpy as np
@@ -20,7 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_same, q, sqlpath
+from conftest import assert_same, moto_s3, q, sqlpath
 
 import sluice as sl
 from sluice import col
@@ -318,20 +317,8 @@ def test_flaky_writes_and_publishing_are_retried(tmp_path, fast_retries, duck):
 
 @pytest.fixture(scope="module")
 def s3():
-    pytest.importorskip("moto.server")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    fs = pafs.S3FileSystem(endpoint_override=endpoint, access_key="test", secret_key="test", region="us-east-1",
-                           scheme="http", allow_bucket_creation=True)
-    fs.create_dir("flaky")
-    yield fs
-    server.stop()
+    with moto_s3("flaky") as (fs, _):
+        yield fs
 
 
 def test_flaky_s3_read_and_write(s3, fast_retries):

@@ -30,8 +30,8 @@ from typing import Any, Callable, Mapping
 import psutil
 import pyarrow as pa
 
-from ...errors import PlanError, UdfInitError, WorkerError
-from ...udf import BATCH_FORMATS
+from ...errors import UdfInitError, WorkerError
+from ...udf import check_udf_arguments
 from .forkserver import Channel, WorkerProcess, exit_signal, start_worker
 from .shm import read_table, remove_file, write_table
 from .worker_reports import TaskResult, WorkerDeath, exit_text
@@ -51,15 +51,7 @@ def pack_udf(fn: Callable, batch_format: str, batch_size: int | None, fn_kwargs:
              fn_constructor_args: tuple, fn_constructor_kwargs: Mapping[str, Any] | None,
              name: str | None = None) -> dict:
     """Check a UDF's options and pickle it once, for every worker's boot message."""
-    if not callable(fn):
-        raise PlanError(f"map_batches() needs a function or a callable class, got {fn!r}.")
-    if batch_format not in BATCH_FORMATS:
-        raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
-    if batch_size is not None and batch_size < 1:
-        raise PlanError(f"batch_size must be a positive number of rows, got {batch_size}.")
-    is_class = isinstance(fn, type)
-    if not is_class and (fn_constructor_args or fn_constructor_kwargs):
-        raise PlanError("fn_constructor_args and fn_constructor_kwargs apply only when map_batches gets a class.")
+    is_class = check_udf_arguments(fn, batch_format, batch_size, fn_constructor_args, fn_constructor_kwargs)
     name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
     what = f"{'class' if is_class else 'function'} {name}"
     try:
