@@ -75,3 +75,94 @@ def ensure_tables(sf: float, tables) -> Path:
 def manifests(sf: float, tables) -> dict:
     """The generation manifests, recorded with results for reproducibility."""
     return {t: json.loads((sf_dir(sf) / f"{t}.json").read_text()) for t in tables}
+
+
+# ---------------------------------------------------------------- seeds suite data
+
+SEEDS_DIR = DATA_ROOT / "seeds"
+
+
+def _seeds_signature(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def ensure_seeds(params: dict) -> Path:
+    """Generate the seeds suite's tables once (numpy, fixed seed) into ``bench/data/seeds``.
+
+    ``params`` (``bench.suites.seeds.DATA``) fixes sizes and the seed; when they change
+    the tables are regenerated.  Each table is ``<table>/part-N.parquet`` plus a manifest
+    ``<table>.json`` written last, as for TPC-H.
+    """
+    manifest = SEEDS_DIR / "seeds.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("params") == params:
+        return SEEDS_DIR
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    print(f"generating seeds tables into {SEEDS_DIR} ...", file=sys.stderr)
+    t0 = time.perf_counter()
+    shutil.rmtree(SEEDS_DIR, ignore_errors=True)
+    SEEDS_DIR.mkdir(parents=True)
+    p = params
+    rng = np.random.default_rng(p["seed"])
+
+    def write(name, table, parts):
+        d = SEEDS_DIR / name
+        d.mkdir()
+        step = -(-table.num_rows // parts)
+        for i in range(parts):
+            pq.write_table(table.slice(i * step, step), d / f"part-{i}.parquet",
+                           row_group_size=1 << 20)
+
+    # events: unique events, then exact copies of some of them (the dedup workload)
+    n_unique = p["events"] - p["duplicates"]
+    event_id = rng.permutation(np.arange(n_unique, dtype=np.int64) * 7 + 3)
+    cols = {
+        "event_id": event_id,
+        "user_id": rng.integers(0, p["users"], n_unique, dtype=np.int64),
+        "item_id": rng.integers(0, p["items"], n_unique, dtype=np.int64),
+        "day": rng.integers(0, p["days"], n_unique, dtype=np.int32),
+        "amount": np.round(rng.exponential(20.0, n_unique), 2),
+    }
+    dup = rng.integers(0, n_unique, p["duplicates"])
+    order = rng.permutation(p["events"])
+    events = pa.table({k: np.concatenate([v, v[dup]])[order] for k, v in cols.items()})
+    write("events", events, p["parts"])
+    del events, cols
+
+    countries = np.array([f"C{i:02d}" for i in range(p["countries"])])
+    users = pa.table({
+        "user_id": np.arange(p["users"], dtype=np.int64),
+        "country": countries[rng.integers(0, p["countries"], p["users"])],
+        "segment": rng.integers(0, 5, p["users"], dtype=np.int32),
+    })
+    write("users", users, 1)
+    categories = np.array([f"cat{i:03d}" for i in range(p["categories"])])
+    items = pa.table({
+        "item_id": rng.permutation(np.arange(p["items"], dtype=np.int64)),
+        "category": categories[rng.integers(0, p["categories"], p["items"])],
+        "price": np.round(rng.uniform(1.0, 100.0, p["items"]), 2),
+    })
+    write("items", items, p["parts"])
+    del users, items
+
+    # skewed join: one key holds `hot_share` of the fact rows
+    keys = rng.integers(0, p["skew_dim"], p["skew_fact"], dtype=np.int64)
+    keys[rng.random(p["skew_fact"]) < p["hot_share"]] = p["hot_key"]
+    write("skew_fact", pa.table({"k": keys, "amount": rng.random(p["skew_fact"])}), p["parts"])
+    del keys
+    write("skew_dim", pa.table({"k": np.arange(p["skew_dim"], dtype=np.int64),
+                                "weight": rng.random(p["skew_dim"])}), 1)
+
+    manifest.write_text(json.dumps({
+        "params": params, "generator": f"numpy {np.__version__}, pyarrow {pa.__version__}",
+        "tables": {d.name: sorted(f.name for f in d.glob("*.parquet"))
+                   for d in sorted(SEEDS_DIR.iterdir()) if d.is_dir()},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }, indent=2) + "\n")
+    return SEEDS_DIR
+
+
+def seeds_manifest() -> dict:
+    return json.loads((SEEDS_DIR / "seeds.json").read_text())

@@ -15,7 +15,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
 
-ENGINES = ("sluice", "polars", "duckdb")
+ENGINES = ("sluice", "polars", "duckdb", "daft", "pyspark", "dask", "ray-data")
 
 
 def python_for(engine: str) -> str:
@@ -24,7 +24,7 @@ def python_for(engine: str) -> str:
 
 
 def command(engine: str, workload: str, data_dir) -> list:
-    return [python_for(engine), "-m", f"bench.engines.{engine}",
+    return [python_for(engine), "-m", f"bench.engines.{engine.replace('-', '_')}",
             "--workload", workload, "--data", str(data_dir)]
 
 

@@ -1,12 +1,16 @@
 """DuckDB engine: the SQL reference implementation and answer oracle.
 
-The core suite checks every engine's answer against this module's, so it is
-written as plain SQL mirroring the suite docstring.  Threads: ``SET threads``.
+Every suite checks the other engines' answers against this module's, so it is plain
+SQL: the core workload mirrors its suite docstring, TPC-H runs the official query text
+(``bench/tpch/sql/qNN.sql``) over views on the Parquet tables, and the seeds workloads
+are written out in ``bench/suites/seeds.py``'s SQL.  Threads: ``SET threads``.
 """
+import tempfile
+
 import duckdb
 
 from bench.engines import harness
-from bench.suites import core
+from bench.suites import core, seeds, tpch
 
 THREADS = harness.threads()
 VERSIONS = {"duckdb": duckdb.__version__}
@@ -33,7 +37,46 @@ def scan_filter_project_map(data: str) -> dict:
     return {"rows": int(rows), "sum_net": float(sum_net or 0.0)}
 
 
-WORKLOADS = {"scan_filter_project_map": scan_filter_project_map}
+def _views(con, data: str, tables) -> None:
+    for t in tables:
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{data}/{t}/*.parquet')")
+
+
+def _tpch(query: str):
+    sql = tpch.sql_text(query)   # read once, outside the clock
+
+    def run(data: str) -> dict:
+        con = _connect()
+        _views(con, data, tpch.TABLES)
+        cur = con.execute(sql)
+        columns = [d[0] for d in cur.description]
+        return tpch.rows_answer(columns, cur.fetchall())
+    run.__name__ = query
+    return run
+
+
+def _seeds(workload: str):
+    sql = seeds.SQL[workload]
+
+    def run(data: str) -> dict:
+        con = _connect()
+        _views(con, data, seeds.TABLES)
+        if workload not in seeds.WRITE_VALUE:
+            cur = con.execute(sql)
+            names = [d[0] for d in cur.description]
+            return seeds.dict_answer(**dict(zip(names, cur.fetchone())))
+        with tempfile.TemporaryDirectory(prefix="bench-duckdb-") as out:
+            con.execute(sql.format(out=out))
+            cur = con.execute(seeds.READ_BACK.format(out=out, value=seeds.WRITE_VALUE[workload]))
+            names = [d[0] for d in cur.description]
+            return seeds.dict_answer(**dict(zip(names, cur.fetchone())))
+    run.__name__ = workload
+    return run
+
+
+WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
+             **{q: _tpch(q) for q in tpch.WORKLOADS},
+             **{w: _seeds(w) for w in seeds.WORKLOADS}}
 
 if __name__ == "__main__":
     harness.main(VERSIONS, WORKLOADS)

@@ -1,24 +1,44 @@
 """sluice engine: the system under test, through its public API only.
 
-The map step is the point of the core workload: an arrow-native
-``map_batches`` UDF (pa.Table in, pa.Table out, computed with
-pyarrow.compute) rather than a built-in expression.  Threads:
-SLUICE_NUM_THREADS, set before import.
+- core: the map step is the point of the workload: an arrow-native ``map_batches``
+  UDF (pa.Table in, pa.Table out, computed with pyarrow.compute) rather than a
+  built-in expression.
+- tpch: ``bench/tpch/queries.py`` over ``load_tables``; the result table becomes the
+  answer (``bench.suites.tpch.columns_answer``).
+- seeds: see ``bench/suites/seeds.py``.  The windowed counts of ``daily_features``
+  use window expressions (``col(...).sum().over(...)``, sluice 677c6ec and later).
+
+Threads: SLUICE_NUM_THREADS, set before import.  ``BENCH_SLUICE_ADAPTIVE=0`` (the
+runner's ``sluice-noadaptive`` variant) runs with ``sluice.configure(adaptive=False)``.
 """
 import os
+import statistics
+import tempfile
 
 from bench.engines import harness
-from bench.suites import core
+from bench.suites import core, seeds, tpch
 
 THREADS = harness.threads()
 os.environ["SLUICE_NUM_THREADS"] = str(THREADS)
+os.environ.setdefault("SLUICE_PROGRESS", "0")
 
+import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 import sluice as sl  # noqa: E402
-from sluice import col  # noqa: E402
+from sluice import col, when  # noqa: E402
 
-VERSIONS = {"sluice": getattr(sl, "__version__", "unknown"), "pyarrow": pa.__version__}
+from bench.tpch.queries import QUERIES, load_tables  # noqa: E402
+
+ADAPTIVE = os.environ.get("BENCH_SLUICE_ADAPTIVE", "1") != "0"
+if not ADAPTIVE:
+    sl.configure(adaptive=False)
+
+VERSIONS = {"sluice": getattr(sl, "__version__", "unknown"), "pyarrow": pa.__version__,
+            **({} if ADAPTIVE else {"adaptive": "off"})}
+
+
+# ---------------------------------------------------------------- core
 
 
 def add_net(t: pa.Table) -> pa.Table:
@@ -34,7 +54,7 @@ def scan_filter_project_map(data: str) -> dict:
     ds = ds.filter((col("l_shipdate") >= core.SHIPDATE_FROM)
                    & (col("l_quantity") < core.QUANTITY_BELOW))
     ds = ds.select(*core.PROJECT)
-    ds = ds.map_batches(add_net, batch_format="arrow")
+    ds = ds.map_batches(add_net, batch_format="arrow", compute="threads")  # pyarrow.compute releases the GIL
     rows, total = 0, 0.0
     for batch in ds.iter_batches():
         rows += batch.num_rows
@@ -42,7 +62,119 @@ def scan_filter_project_map(data: str) -> dict:
     return {"rows": rows, "sum_net": total}
 
 
-WORKLOADS = {"scan_filter_project_map": scan_filter_project_map}
+# ---------------------------------------------------------------- tpch
+
+
+def arrow_answer(table: pa.Table) -> dict:
+    return tpch.columns_answer(table.column_names, [c.to_pylist() for c in table.columns])
+
+
+def _tpch(query: str):
+    def run(data: str) -> dict:
+        return arrow_answer(QUERIES[query](load_tables(data)).to_arrow())
+    run.__name__ = query
+    return run
+
+
+# ---------------------------------------------------------------- seeds
+
+
+def _read(data, table):
+    return sl.read_parquet(f"{data}/{table}")
+
+
+def _one_row(ds) -> dict:
+    return seeds.dict_answer(**ds.to_arrow().to_pylist()[0])
+
+
+def _write_and_read_back(ds, value: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-sluice-") as tmp:
+        ds.write_parquet(f"{tmp}/out")
+        back = _read(tmp, "out").agg(groups=sl.count(), n=col("n").sum(), **{value: col(value).sum()})
+        return _one_row(back)
+
+
+def join_broadcast_write(data: str) -> dict:
+    out = (_read(data, "events").join(_read(data, "users"), on="user_id")
+           .group_by("country", "day").agg(n=sl.count(), spend=col("amount").sum()))
+    return _write_and_read_back(out, "spend")
+
+
+def join_shuffle_write(data: str) -> dict:
+    # items (2M rows, ~50 MB) is under the broadcast threshold: ask for the shuffle join
+    out = (_read(data, "events").join(_read(data, "items"), on="item_id", strategy="shuffle")
+           .group_by("category", "day")
+           .agg(n=sl.count(), revenue=(col("amount") * col("price")).sum()))
+    return _write_and_read_back(out, "revenue")
+
+
+def dedup_event_id(data: str) -> dict:
+    return _one_row(_read(data, "events").distinct("event_id")
+                    .agg(rows=sl.count(), sum_event_id=col("event_id").sum(),
+                         amount=col("amount").sum()))
+
+
+def _reduce_task_note(stats) -> None:
+    """Rows read by the reduce tasks of the widest exchange (the join), and hot keys."""
+    tasks = stats.reduce_tasks
+    if not tasks:
+        return
+    rows = tasks[max(tasks, key=lambda s: sum(tasks[s]))]
+    harness.note("reduce_tasks", {"tasks": len(rows), "slowest_rows": max(rows),
+                                  "median_rows": statistics.median(rows), "total_rows": sum(rows)})
+    harness.note("skewed_keys", [{"key": str(k.get("key")), "rows": k.get("rows")}
+                                 for k in stats.skewed_keys])
+    harness.note("split_notes", [n for n in stats.notes if "skew" in n][:5])
+
+
+def skew_join(data: str) -> dict:
+    ds = (_read(data, "skew_fact").join(_read(data, "skew_dim"), on="k", strategy="shuffle")
+          .agg(n=sl.count(), amount=col("amount").sum(), weight=col("weight").sum()))
+    answer = _one_row(ds)
+    _reduce_task_note(ds.stats())
+    return answer
+
+
+def daily_features(data: str) -> dict:
+    daily = (_read(data, "events").group_by("user_id", "day")
+             .agg(n_day=sl.count(), spend=col("amount").sum())
+             .with_columns(week=col("day") // seeds.WEEK))
+    features = (daily.with_columns(n_week=col("n_day").sum().over(["user_id", "week"]),
+                                   n_user=col("n_day").sum().over("user_id"))
+                .join(_read(data, "users"), on="user_id")
+                .with_columns(share_week=col("n_day") / col("n_week"),
+                              share_user=col("n_week") / col("n_user"),
+                              avg_spend=col("spend") / col("n_day"),
+                              heavy=when(col("n_week") >= seeds.HEAVY_WEEK).then(1).otherwise(0))
+                .with_columns(weighted=col("segment") * col("avg_spend")))
+    return _one_row(features.agg(
+        rows=sl.count(), n_week=col("n_week").sum(), n_user=col("n_user").sum(),
+        share_week=col("share_week").sum(), share_user=col("share_user").sum(),
+        avg_spend=col("avg_spend").sum(), heavy=col("heavy").sum(),
+        weighted=col("weighted").sum(), countries=col("country").count_distinct()))
+
+
+def sort_checksum(data: str) -> dict:
+    ds = _read(data, "events").sort(["user_id", "day", "event_id"]).select("event_id")
+    pos, checksum = 0, 0
+    for batch in ds.iter_batches():
+        ids = batch.column(0).to_numpy()
+        checksum += int(np.dot(np.arange(pos, pos + len(ids), dtype=np.int64),
+                               ids % seeds.CHECKSUM_MOD))
+        pos += len(ids)
+    return seeds.dict_answer(rows=pos, checksum=checksum)
+
+
+WORKLOADS = {
+    "scan_filter_project_map": scan_filter_project_map,
+    **{q: _tpch(q) for q in tpch.WORKLOADS},
+    "join_broadcast_write": join_broadcast_write,
+    "join_shuffle_write": join_shuffle_write,
+    "dedup_event_id": dedup_event_id,
+    "skew_join": skew_join,
+    "daily_features": daily_features,
+    "sort_checksum": sort_checksum,
+}
 
 if __name__ == "__main__":
     harness.main(VERSIONS, WORKLOADS)

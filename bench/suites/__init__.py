@@ -1,12 +1,15 @@
 """Registry of benchmark suites (``--suite NAME``).
 
 A suite is a stdlib-only module defining ``ENGINES`` (default engine list),
-``TABLES`` (TPC-H tables it needs), ``WORKLOADS`` (name -> one-line
-description), ``REFERENCE`` (engine whose answer is the truth) and
-``same_answer(a, b)``.  Engine modules import a suite's parameters so every
-engine runs the identical query.  Add a suite here and in RESULTS.md it gets
-its own section automatically.
+``WORKLOADS`` (name -> one-line description), ``REFERENCE`` (engine whose answer is
+the truth) and ``same_answer(a, b)``; optionally ``TABLES`` (TPC-H tables it needs) or
+``prepare(sf) -> (data_dir, manifests)`` for its own data, ``check(workload, answer,
+reference) -> None | reason`` (preferred over ``same_answer``), ``summary(answer)``
+(what the results JSON keeps of an answer), ``PROCESS_PER`` (``run`` or
+``workload``, see ``bench.runner``), ``TIMEOUT`` and ``DATA_NOTE``.  Engine modules
+import a suite's parameters so every engine runs the identical query.  Add a suite
+here and in RESULTS.md it gets its own section automatically.
 """
-from bench.suites import core
+from bench.suites import core, seeds, tpch
 
-SUITES = {"core": core}
+SUITES = {"core": core, "tpch": tpch, "seeds": seeds}

@@ -1,0 +1,151 @@
+"""Ray Data engine (``ray-data``): a local Ray cluster of ``BENCH_THREADS`` CPUs.
+
+``ray.init(num_cpus=N, include_dashboard=False)`` runs before the clock, followed by
+one tiny map_batches job so the N worker processes exist (with pyarrow imported): a
+cluster's start-up is set-up, not query time (it takes seconds; on a loaded 2-core
+machine the first tasks otherwise wait ~10 s for their worker processes).
+Ray Data then schedules read, map and shuffle tasks on those N CPUs.  Settings:
+
+- progress bars off; usage stats off (no network here anyway);
+- ``default_hash_shuffle_parallelism`` (groupby/aggregate partitions when not given,
+  default 200) and the ``num_partitions`` of every join: 2 x N.  200 partitions on
+  2 CPUs mostly measure task overhead; 2 x N keeps every CPU busy with a spare
+  partition for skew.
+
+Memory: the work runs in Ray worker processes, so the harness's peak RSS (the driver's
+``ru_maxrss``) misses it.  Each run therefore notes ``ray_processes_peak_rss_mib``: the
+sum over the Ray processes (raylet, GCS, workers) of their peak RSS (``VmHWM``), an
+upper bound, since the object store's shared memory counts in every process mapping it.
+
+core: read_parquet with the filter pushed into the scan, then an arrow-native
+``map_batches(batch_format="pyarrow")`` adding ``net`` (as in sluice), then a global
+aggregate.  TPC-H: ``bench/tpch/ray_data_queries.py``.
+"""
+import os
+import signal
+import time
+
+from bench.engines import harness
+from bench.suites import core
+from bench.suites.tpch import columns_answer
+
+THREADS = harness.threads()
+PARTITIONS = 2 * THREADS
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+import ray.data
+from ray.data.aggregate import Count, Sum
+from ray.data.expressions import col, lit
+
+from bench.tpch import ray_data_queries
+
+VERSIONS = {"ray": ray.__version__, "pyarrow": pa.__version__}
+
+
+_WATCHDOG = None
+
+
+def _reap_with_driver() -> None:
+    """Kill everything Ray started once this driver is gone, however it went.
+
+    The runner kills an engine process that runs past its timeout with SIGKILL, and
+    Ray's DashboardAgent and RuntimeEnvAgent then outlive it (re-parented to init).
+    So the driver becomes leader of its own process group, which Ray's processes
+    inherit, and a forked watchdog kills that group when the driver's pid goes away
+    (it also sweeps up after a normal exit; ``ray.shutdown()`` leaves nothing then).
+    """
+    global _WATCHDOG
+    os.setpgid(0, 0)
+    driver = os.getpid()
+    _WATCHDOG = os.fork()
+    if _WATCHDOG == 0:            # the watchdog: no harness or Ray code runs here
+        try:
+            while os.getppid() == driver:
+                time.sleep(0.5)
+            os.killpg(driver, signal.SIGKILL)
+        finally:
+            os._exit(0)
+
+
+def _start() -> None:
+    _reap_with_driver()
+    ray.init(num_cpus=THREADS, include_dashboard=False, log_to_driver=False,
+             configure_logging=True, logging_level="warning")
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.default_hash_shuffle_parallelism = PARTITIONS
+    # Start the worker processes (and their pyarrow import) before the clock, as a
+    # long-lived Ray cluster would have them: one arrow-native task per CPU.
+    ray.data.range(THREADS, override_num_blocks=THREADS) \
+        .map_batches(lambda b: b, batch_format="pyarrow").materialize()
+
+
+def _ray_peak_rss_mib() -> float:
+    """Sum of VmHWM over this process's descendants (Ray's daemons and workers), not
+    counting the watchdog (a fork of this process, sharing its pages)."""
+    children, me = {}, os.getpid()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(pid))
+    total, todo = 0, [p for p in children.get(me, []) if p != _WATCHDOG]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmHWM")), 0)
+        except OSError:
+            pass
+    return round(total / 1024, 1)
+
+
+def _net(batch: pa.Table) -> pa.Table:
+    f64 = pa.float64()
+    price, disc, tax = (pc.cast(batch[c], f64) for c in ("l_extendedprice", "l_discount", "l_tax"))
+    net = pc.multiply(pc.multiply(price, pc.subtract(1.0, disc)), pc.add(1.0, tax))
+    return batch.append_column("net", net)
+
+
+def scan_filter_project_map(data: str) -> dict:
+    t = ray_data_queries.Tables(data, PARTITIONS)
+    # the files' types (decimals stay decimal, as the suite specifies); only string_view
+    # becomes string, which pyarrow's scan filter needs (see ray_data_queries)
+    schema = t.schema("lineitem", float_money=False)
+    ds = ray.data.read_parquet(f"{data}/lineitem", schema=schema)
+    ds = ds.filter(expr=(col("l_shipdate") >= lit(core.SHIPDATE_FROM))
+                   & (col("l_quantity") < lit(pa.scalar(core.QUANTITY_BELOW, pa.decimal128(15, 2)))))
+    ds = ds.select_columns(list(core.PROJECT)).map_batches(_net, batch_format="pyarrow")
+    out = ds.aggregate(Count(alias_name="rows"), Sum("net", alias_name="sum_net"))
+    harness.note("ray_processes_peak_rss_mib", _ray_peak_rss_mib())
+    return {"rows": int(out["rows"]), "sum_net": float(out["sum_net"] or 0.0)}
+
+
+def _tpch(name: str):
+    query = ray_data_queries.QUERIES[name]
+
+    def run(data: str) -> dict:
+        table = query(ray_data_queries.Tables(data, PARTITIONS))
+        harness.note("ray_processes_peak_rss_mib", _ray_peak_rss_mib())
+        return columns_answer(table.column_names, [c.to_pylist() for c in table.columns])
+    run.__name__ = name
+    return run
+
+
+WORKLOADS = {"scan_filter_project_map": scan_filter_project_map}
+WORKLOADS.update({name: _tpch(name) for name in ray_data_queries.QUERIES})
+
+if __name__ == "__main__":
+    _start()
+    try:
+        harness.main(VERSIONS, WORKLOADS)
+    finally:
+        ray.shutdown()
