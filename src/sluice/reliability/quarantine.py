@@ -37,7 +37,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ExpressionEvaluationError, TooManyBadRecordsError, UdfOutputError, UserCodeError
+from ..errors import ExpressionEvaluationError, TooManyBadRecordsError, UdfInitError, UdfOutputError, UserCodeError
 
 FANOUT = 16
 BROKEN_AFTER = 32  # single rows failing, with no piece of the block succeeding yet
@@ -53,8 +53,8 @@ DEAD_LETTER_SCHEMA = pa.schema([
 
 def is_row_error(exc: BaseException) -> bool:
     """Errors a bad row can cause: user code raising, or an expression failing on a value."""
-    if isinstance(exc, UdfOutputError):
-        return False  # a function returning the wrong kind of batch is a bug, whatever the rows
+    if isinstance(exc, (UdfOutputError, UdfInitError)):
+        return False  # a function returning the wrong kind of batch, or a class that cannot start, is no row's fault
     return isinstance(exc, (UserCodeError, ExpressionEvaluationError))
 
 
@@ -88,6 +88,8 @@ def isolate(apply: Callable[[pa.Table], pa.Table], block: pa.Table, first_error:
         for start in range(0, piece.num_rows, size):
             visit(offset + start, piece.slice(start, size), None)
 
+    if block.num_rows == 0:
+        raise first_error  # no row to blame: it failed on an empty block
     visit(0, block, first_error)
     if block.num_rows > 1 and len(bad) == block.num_rows:
         raise first_error  # every row fails: the function is broken, these are not bad records

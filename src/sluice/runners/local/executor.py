@@ -49,6 +49,9 @@ class LocalRunner(Runner):
             if context._dead_letters is not None:
                 context.dead_letters.finish()  # the exact error budget, before anything is committed
             failed = False
+        except GeneratorExit:
+            failed = False  # the consumer stopped early (a break, take()): not a failure; close() the UDFs
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             context.stats.peak_reserved_bytes = budget.peak
@@ -115,34 +118,47 @@ class _StageRun:
         return lambda item: finish(work(item))
 
     def parallel(self, work: Callable[[Any], Any], items: Iterable[tuple[Any, int]]) -> Iterator[Any]:
-        """Run `work` over items on the pool, a bounded window at a time, yielding results in order."""
-        window: deque[tuple[Future, int]] = deque()
+        """Run `work` over items on the pool, a bounded window at a time, yielding results in order.
+
+        An item's estimate can be far below what its task makes: a read task's estimate knows only
+        the source's columns, not those that with_columns or a UDF add. So each estimate is scaled
+        by the largest ratio of a result's size to its item's estimate measured so far. A stage
+        that hands blocks to UDF worker processes reserves one more copy per task (the block's
+        copy in shared memory), and runs its first task alone until it has been measured.
+        """
+        window: deque[tuple[Future, int, int]] = deque()
         source = iter(items)
         waiting: tuple[Any, int] | None = None
         limit = self.context.config.max_tasks_in_flight
+        feeds_workers = any(isinstance(op, MapBatchesStep) and op.in_processes for op in self.stage.operators)
+        factor = WORK_FACTOR + (1 if feeds_workers else 0)
+        scale, measured = 1.0, not feeds_workers
         try:
             while True:
-                while len(window) < limit:
+                while len(window) < (limit if measured else 1):
                     if waiting is None:
                         waiting = next(source, None)
                         if waiting is None:
                             break
                     item, estimate = waiting
-                    estimate *= WORK_FACTOR
-                    if not self.budget.try_reserve(estimate, force=not window):
+                    reserve = int(estimate * scale) * factor
+                    if not self.budget.try_reserve(reserve, force=not window):
                         break
-                    window.append((self.pool.submit(work, item), estimate))
+                    window.append((self.pool.submit(work, item), reserve, estimate))
                     waiting = None
                 if not window:
                     return
-                future, reserved = window.popleft()
+                future, reserved, estimate = window.popleft()
                 try:
                     result = future.result()
+                    if isinstance(result, pa.Table) and estimate > 0:
+                        scale = max(scale, result.nbytes / estimate)
+                    measured = True
                     yield result  # the reservation covers the result until the consumer asks for the next
                 finally:
                     self.budget.release(reserved)
         finally:
-            for future, reserved in window:
+            for future, reserved, _ in window:
                 future.cancel()
                 self.budget.release(reserved)
             close = getattr(source, "close", None)

@@ -6,11 +6,13 @@ first block arrives and closed when the run ends. How many workers it gets:
 - `concurrency=` when the user gave it;
 - else one per CPU (`num_cpus` each), lowered so that the workers' memory fits the budget:
   a task's memory is what `memory=` declared, or else the peak RSS growth per task that
-  earlier runs of the same operator measured (the profile store below).
+  earlier runs of the same operator measured (the profile store below). The pools of one
+  run stream at the same time, so each one fits in what the pools started before it left.
 
 Every task reports its worker's peak RSS growth; the largest is saved at the end of the run
 under `<runs dir>/_profiles/<fingerprint>.json`, keyed by a fingerprint of the function's
-code and the schema of its input, so the next run of the same operator starts with the
+code (nested code objects included, hashed by content so the key is the same in every
+process) and the schema of its input, so the next run of the same operator starts with the
 right concurrency. A worker killed by SIGKILL (the OOM killer, most likely) makes the pool
 shrink by one worker, and its task is retried; when retries run out, the error names the
 operator, the memory it was seen using and how to declare it.
@@ -18,9 +20,11 @@ operator, the memory it was seen using and how to declare it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import threading
 
 import pyarrow as pa
@@ -34,16 +38,46 @@ PROFILE_DIR = "_profiles"
 
 
 def fingerprint(node, input_schema: pa.Schema) -> str:
-    """Same function code, options and input schema: same fingerprint."""
+    """Same function code, options and input schema: same fingerprint, in any process.
+
+    Code objects nested in the function (comprehensions before Python 3.12, lambdas, inner
+    functions) are hashed by their contents: their repr holds a memory address, which differs
+    from one process to the next, and would make every run look like a new operator.
+    """
     fn = node.fn
     parts = [getattr(fn, "__module__", ""), node.fn_name, node.batch_format, str(node.batch_size),
-             repr(node.fn_kwargs), str(input_schema)]
-    targets = [fn] if not isinstance(fn, type) else [getattr(fn, "__init__", None), getattr(fn, "__call__", None)]
+             _stable_repr(node.fn_kwargs), str(input_schema)]
+    while isinstance(fn, functools.partial):  # partial(score, model="a") and partial(score, model="b") differ
+        parts.append(_stable_repr((fn.args, sorted(fn.keywords.items()))))
+        fn = fn.func
+        parts.append(f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}")
+    if isinstance(fn, type):
+        targets = [getattr(fn, "__init__", None), getattr(fn, "__call__", None)]
+    elif hasattr(fn, "__code__"):
+        targets = [fn]
+    else:  # an instance of a callable class: its class's code
+        targets = [getattr(type(fn), "__call__", None)]
+        parts.append(f"{type(fn).__module__}.{type(fn).__qualname__}")
     for target in targets:
         code = getattr(target, "__code__", None)
         if code is not None:
-            parts += [code.co_code.hex(), repr(code.co_consts)]
+            parts.append(_code_digest(code))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _stable_repr(value) -> str:
+    """repr without memory addresses ("<object at 0x7f...>" differs between processes)."""
+    return _ADDRESS.sub("", repr(value))
+
+
+def _code_digest(code) -> str:
+    parts = [code.co_code.hex(), repr(code.co_names)]
+    for const in code.co_consts:
+        parts.append(_code_digest(const) if hasattr(const, "co_code") else _stable_repr(const))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 class ProfileStore:
@@ -78,6 +112,7 @@ class UdfPools:
         self._pools: dict[int, tuple[WorkerPool, str]] = {}
         self._peaks: dict[str, int] = {}
         self._names: dict[str, str] = {}
+        self._committed = 0  # memory the run's pools may use at once: per-task need x max workers, summed
         self._lock = threading.Lock()
 
     def pool_for(self, step, input_schema: pa.Schema) -> tuple[WorkerPool, str]:
@@ -87,9 +122,10 @@ class UdfPools:
                 return self._pools[key]
             node, options = step.node, step.node.options
             print_key = fingerprint(node, input_schema)
+            per_task, source = self._task_memory(node, print_key)
             concurrency = options.concurrency
             if concurrency is None:
-                concurrency = self._fitting_concurrency(node, print_key)
+                concurrency = self._fitting_concurrency(node, per_task, source)
             stats = self.context.stats
             pool = WorkerPool(
                 node.fn, batch_format=node.batch_format, batch_size=None, fn_kwargs=dict(node.fn_kwargs),
@@ -98,27 +134,35 @@ class UdfPools:
                 num_cpus=options.num_cpus, num_gpus=options.num_gpus, max_tasks_in_flight=options.max_tasks_in_flight,
                 name=node.fn_name)
             pool._on_worker_death = lambda death, pool=pool: self._on_death(pool, node.fn_name, death)
+            # Kept before it starts: if __init__ raises, later blocks (and the quarantine's retries
+            # of this one) get the pool's remembered UdfInitError at once instead of new workers.
+            self._pools[key] = (pool, print_key)
+            self._names[print_key] = node.fn_name
+            self._committed += (per_task or 0) * pool.concurrency[1]  # its pools run at once with later ones
             pool.start()
             stats.notes.append(f"map_batches {node.fn_name}: {pool.size} worker process(es)"
                                f" (concurrency {pool.concurrency[0]}-{pool.concurrency[1]})")
-            self._pools[key] = (pool, print_key)
-            self._names[print_key] = node.fn_name
             return self._pools[key]
 
-    def _fitting_concurrency(self, node, key: str) -> int:
-        options = node.options
-        wanted = default_concurrency(options.num_cpus)
-        per_task, source = options.memory, "declared"
-        if per_task is None:
-            profile = self.store.learned(key)
-            per_task, source = (profile or {}).get("peak_task_bytes"), "learned"
+    def _task_memory(self, node, key: str) -> tuple[int | None, str]:
+        """What one task needs: declared with memory=, else learned by earlier runs (None: unknown)."""
+        if node.options.memory is not None:
+            return node.options.memory, "declared"
+        return (self.store.learned(key) or {}).get("peak_task_bytes") or None, "learned"
+
+    def _fitting_concurrency(self, node, per_task: int | None, source: str) -> int:
+        """One worker per CPU, fewer if their tasks would not fit in what the run's other pools leave."""
+        wanted = default_concurrency(node.options.num_cpus)
         if not per_task:
             return wanted
-        fits = max(1, int(self.budget.limit // per_task))
+        available = max(0, self.budget.limit - self._committed)
+        fits = max(1, int(available // per_task))
         if fits < wanted:
+            where = (f"the memory budget has {format_bytes(self.budget.limit)}" if not self._committed else
+                     f"the memory budget has {format_bytes(available)} left by the run's other UDFs")
             self.context.stats.notes.append(
                 f"map_batches {node.fn_name}: {fits} worker(s), not {wanted}: a task needs "
-                f"{format_bytes(per_task)} ({source}) and the memory budget has {format_bytes(self.budget.limit)}")
+                f"{format_bytes(per_task)} ({source}) and {where}")
         return min(wanted, fits)
 
     def record(self, key: str, result) -> None:
@@ -130,7 +174,9 @@ class UdfPools:
     def _on_death(self, pool: WorkerPool, name: str, death) -> None:
         note = f"map_batches {name}: a worker died ({death.describe()})"
         if death.likely_oom and pool.size > 1:
-            pool.resize(max(1, pool.size - 1))
+            low, _ = pool.concurrency
+            high = max(1, pool.size - 1)
+            pool.resize((min(low, high), high))  # an autoscaling pool keeps scaling, below its new maximum
             note += f"; the pool shrinks to {pool.size} worker(s) and the task is retried"
         self.context.stats.notes.append(note)
 

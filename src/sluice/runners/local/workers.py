@@ -92,7 +92,7 @@ class WorkerPool:
         self._uncounted: set[int] = set()  # starting slots resize() took out of _live
         self._task_ids = itertools.count(1)
         self._live = self._outstanding = 0
-        self._started = self._closing = False
+        self._started = self._closing = self._aborting = False
         self._failure: dict | None = None
         self._deaths: list[WorkerDeath] = []
         self.close_errors: list[dict] = []
@@ -222,6 +222,7 @@ class WorkerPool:
         each instance's close(), wait for the workers to exit, remove the block files. Idempotent."""
         with self._cond:
             self._closing = True
+            self._aborting = self._aborting or not graceful  # I/O threads kill their workers, never ask for close()
             queued = list(self._queue)
             self._queue.clear()
             self._outstanding -= len(queued)
@@ -481,6 +482,10 @@ class WorkerPool:
         return self._start_in_slot(worker.slot) if replace else None
 
     def _stop_worker(self, worker: WorkerHandle) -> None:
+        if self._aborting:  # close(graceful=False): kill, as close() does, so that no worker runs close()
+            worker.kill()
+            worker.chan.close()
+            return
         closed = worker.stop(self._close_timeout, self._what)
         if closed:
             self.close_errors.append(closed)
