@@ -20,13 +20,11 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 
 from ...plan.operators import MapBatchesStep, normalize_block
-from ...reliability.quarantine import is_row_error, isolate
 from ...plan.physical import PhysicalPlan, Stage
 from ...reliability.retry import retrying
 from ..base import RunContext, Runner
 from ...io.source import MIN_TASK_BYTES, POSITION_COLUMNS, TARGET_TASK_BYTES
 from .budget import WORK_FACTOR, MemoryBudget, use_prompt_allocator
-from .udf_pools import UdfPools
 
 
 class LocalRunner(Runner):
@@ -37,7 +35,10 @@ class LocalRunner(Runner):
         budget = MemoryBudget(context.config.memory_budget)
         udf_steps = [op for stage in plan.stages() for op in stage.operators
                      if isinstance(op, MapBatchesStep) and op.in_processes]
-        udf_pools = UdfPools(context, budget) if udf_steps else None
+        udf_pools = None
+        if udf_steps:
+            from .udf_pools import UdfPools  # worker-process machinery, loaded only by plans that use it
+            udf_pools = UdfPools(context, budget)
         for step in udf_steps:
             step.runtime["pools"] = udf_pools
         # Threads that wait on worker processes use no CPU: twice as many keep the workers fed.
@@ -183,12 +184,14 @@ class _StageRun:
             try:
                 block = self.timed(operator, block)
             except Exception as exc:
+                from ...reliability.quarantine import is_row_error
                 if not (is_row_error(exc) and self.context.config.on_error == "quarantine"):
                     raise
                 block = self._quarantine(index, operator, block, task, exc)
         return block
 
     def _quarantine(self, index: int, operator, block: pa.Table, task, error: Exception) -> pa.Table:
+        from ...reliability.quarantine import isolate
         started, cpu_started = time.perf_counter(), time.thread_time()
         outputs, bad = isolate(operator.apply, block, error)
         result = pa.concat_tables(outputs, promote_options="permissive") if outputs else \
@@ -203,6 +206,7 @@ class _StageRun:
 
     def _positions(self, task, index: int, rows: int) -> pa.Table | None:
         """Source file and row of each row entering operator `index`, by re-reading the task."""
+        from ...reliability.quarantine import is_row_error, isolate
         if task is None or task.read_positions is None:
             return None
         try:
