@@ -1,4 +1,4 @@
-"""Progress bars per stage, on a terminal only.
+"""Progress bars per stage, on a terminal only, saying when a stage is held back and why.
 
 Bars show when stdout is a terminal, and never when SLUICE_PROGRESS=0. Anything else (a pipe,
 CI, a notebook capturing output) gets no bars, so logs stay clean.
@@ -28,12 +28,17 @@ class Progress:
                 TimeElapsedColumn
             self._progress = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                           TextColumn("{task.fields[rows]:>12,} rows"), TimeElapsedColumn(),
-                                          transient=False)
+                                          TextColumn("[yellow]{task.fields[state]}"), transient=False)
             self._progress.start()
 
     def start_stage(self, stage_id: int, name: str, total: int | None) -> None:
         if self._progress is not None:
-            self._bars[stage_id] = self._progress.add_task(name, total=total, rows=0)
+            self._bars[stage_id] = self._progress.add_task(name, total=total, rows=0, state="")
+
+    def set_state(self, stage_id: int, state: str) -> None:
+        """Why a stage is not producing right now (held back by memory, by a slow consumer), or ""."""
+        if self._progress is not None and stage_id in self._bars:
+            self._progress.update(self._bars[stage_id], state=state)
 
     def advance(self, stage_id: int, rows: int) -> None:
         if self._progress is not None and stage_id in self._bars:

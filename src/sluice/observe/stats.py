@@ -32,6 +32,11 @@ class StageStats:
     name: str
     tasks_total: int | None = None
     tasks_done: int = 0
+    held_s: dict[str, float] = field(default_factory=dict)  # seconds held back, by reason
+
+
+HELD_BY_MEMORY = "waiting for the memory budget"
+HELD_BY_CONSUMER = "held back by a slower consumer"
 
 
 @dataclass
@@ -98,6 +103,11 @@ class RunStats:
                 self.stages[stage_id] = StageStats(stage_id, name)
             return self.stages[stage_id]
 
+    def add_held(self, stage_id: int, reason: str, seconds: float) -> None:
+        with self._lock:
+            held = self.stages[stage_id].held_s
+            held[reason] = held.get(reason, 0.0) + seconds
+
     def task_done(self, stage_id: int) -> None:
         with self._lock:
             self.stages[stage_id].tasks_done += 1
@@ -140,6 +150,10 @@ class RunStats:
                          f"({format_bytes(self.spill_file_bytes)} on disk)")
         for key in self.skewed_keys:
             lines.append(f"skewed key in stage {key['stage']}: {key['key']} with {key['rows']:,} rows")
+        for stage in self.stages.values():
+            for reason, seconds in stage.held_s.items():
+                if seconds >= 0.1:
+                    lines.append(f"stage {stage.stage_id} was {reason} for {seconds:.1f}s")
         lines += self.notes
         return lines
 

@@ -24,6 +24,7 @@ from ...plan.physical import PhysicalPlan, Stage
 from ...reliability.retry import retrying
 from ..base import RunContext, Runner
 from ...io.source import MIN_TASK_BYTES, POSITION_COLUMNS, TARGET_TASK_BYTES
+from ...observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
 from .budget import WORK_FACTOR, MemoryBudget, use_prompt_allocator
 
 
@@ -134,6 +135,7 @@ class _StageRun:
         feeds_workers = any(isinstance(op, MapBatchesStep) and op.in_processes for op in self.stage.operators)
         factor = WORK_FACTOR + (1 if feeds_workers else 0)
         scale, measured = 1.0, not feeds_workers
+        held_by_memory = False
         try:
             while True:
                 while len(window) < (limit if measured else 1):
@@ -144,6 +146,7 @@ class _StageRun:
                     item, estimate = waiting
                     reserve = int(estimate * scale) * factor
                     if not self.budget.try_reserve(reserve, force=not window):
+                        held_by_memory = True
                         break
                     window.append((self.pool.submit(work, item), reserve, estimate))
                     waiting = None
@@ -151,11 +154,20 @@ class _StageRun:
                     return
                 future, reserved, estimate = window.popleft()
                 try:
-                    result = future.result()
+                    result = self._wait(future, HELD_BY_MEMORY if held_by_memory else None)
+                    held_by_memory = False
                     if isinstance(result, pa.Table) and estimate > 0:
                         scale = max(scale, result.nbytes / estimate)
                     measured = True
+                    # with its window full, the stage produces nothing more until the consumer asks
+                    held = HELD_BY_CONSUMER if len(window) + 1 >= limit else None
+                    if held:
+                        self.context.progress.set_state(self.stage.id, held)
+                    started = time.perf_counter()
                     yield result  # the reservation covers the result until the consumer asks for the next
+                    if held:
+                        self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
+                        self.context.progress.set_state(self.stage.id, "")
                 finally:
                     self.budget.release(reserved)
         finally:
@@ -165,6 +177,18 @@ class _StageRun:
             close = getattr(source, "close", None)
             if close is not None:
                 close()
+
+    def _wait(self, future: Future, held: str | None):
+        """The oldest task's result; time spent waiting is held time when admission was refused."""
+        if held is None or future.done():
+            return future.result()
+        self.context.progress.set_state(self.stage.id, held)
+        started = time.perf_counter()
+        try:
+            return future.result()
+        finally:
+            self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
+            self.context.progress.set_state(self.stage.id, "")
 
     def _read_and_process(self, task) -> pa.Table:
         schema = self.read_schema
