@@ -16,9 +16,10 @@ the query, executing it and turning the result into the answer), not interpreter
 start, imports or engine setup.  Peak RSS is the whole process's (``ru_maxrss``,
 imports and every run included).
 
-A workload function that raises ``NotApplicable`` (or ``NotImplementedError``), or that
-the engine does not define at all, is reported as ``n/a``: the engine cannot express
-it.  Any other exception is ``error``.  A function may call ``note(key, value)`` to
+A workload function that raises ``NotApplicable`` (or a plain ``NotImplementedError``),
+or that the engine does not define at all, is reported as ``n/a``: the engine cannot
+express it.  Any other exception is ``error``, including a library's subclass of
+NotImplementedError (pyarrow's ArrowNotImplementedError is a real failure).  A function may call ``note(key, value)`` to
 attach engine-side observations (e.g. sluice's reduce-task sizes) to the current run.
 
 Output: one ``BENCH_RESULT {json}`` line on stdout at the end, preceded by one
@@ -117,7 +118,11 @@ def run(versions: dict, workloads: dict, args) -> dict:
                 out["times_s"].append(seconds)
                 out["notes"].append(dict(_notes))
     except NotImplementedError as e:
-        out.update(status="n/a", message=str(e) or type(e).__name__)
+        if type(e) in (NotImplementedError, NotApplicable):
+            out.update(status="n/a", message=str(e) or type(e).__name__)
+        else:  # a library's subclass (pyarrow's ArrowNotImplementedError...) is a real failure
+            traceback.print_exc()
+            out.update(status="error", message=f"{type(e).__name__}: {e}")
     except Exception as e:  # noqa: BLE001 - reported, not hidden
         traceback.print_exc()
         out.update(status="error", message=f"{type(e).__name__}: {e}")

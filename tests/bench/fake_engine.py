@@ -27,6 +27,10 @@ def main(mode: str, log: str) -> None:
             raise harness.NotApplicable("fake engine cannot sum")
         if mode == "error":
             raise ValueError("fake engine broke")
+        if mode == "libnotimpl":
+            class LibraryNotImplemented(NotImplementedError):
+                pass
+            raise LibraryNotImplemented("a kernel is missing for this type")
         if mode == "crash":
             sys.exit(3)
         if mode == "slow":

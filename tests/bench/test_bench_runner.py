@@ -20,7 +20,7 @@ import fake_suite  # noqa: E402
 
 from bench import report, runner  # noqa: E402
 
-MODES = ("ref", "right", "wrong", "na", "error", "crash", "partial", "slow")
+MODES = ("ref", "right", "wrong", "na", "error", "crash", "partial", "slow", "libnotimpl")
 
 
 @pytest.fixture
@@ -82,6 +82,13 @@ def test_na_error_crash_and_missing_workloads_are_reported_not_dropped(setup):
     assert rows[("listing", "partial")]["status"] == "n/a"
     assert "not implemented" in rows[("listing", "partial")]["message"]
     assert rows[("total", "partial")]["status"] == "ok"
+
+
+def test_a_library_not_implemented_error_is_an_error_not_na(setup):
+    # pyarrow's ArrowNotImplementedError subclasses NotImplementedError: a real failure, not "cannot express"
+    rows, _ = run(setup, ["ref", "libnotimpl"], "workload", runs=1)
+    assert rows[("total", "libnotimpl")]["status"] == "error"
+    assert "LibraryNotImplemented" in rows[("total", "libnotimpl")]["message"]
 
 
 def test_no_reference_answer_means_no_timing(setup):
