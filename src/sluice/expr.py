@@ -453,11 +453,12 @@ def columns_of(expr: Expr) -> set[str]:
     return {node.name for node in walk(expr) if isinstance(node, Column)}
 
 
-def transform(expr: Expr, fn: Callable[[Expr], Expr]) -> Expr:
-    """Rebuild `expr` bottom-up, replacing each node by `fn(node)`."""
-    children = expr.children
+def transform(expr: Expr, fn: Callable[[Expr], Expr], descend: Callable[[Expr], bool] = lambda e: True) -> Expr:
+    """Rebuild `expr` bottom-up, replacing each node by `fn(node)`; nodes that `descend` rejects
+    are handed to `fn` whole, their insides untouched."""
+    children = expr.children if descend(expr) else ()
     if children:
-        new_children = tuple(transform(c, fn) for c in children)
+        new_children = tuple(transform(c, fn, descend) for c in children)
         if any(n is not o for n, o in zip(new_children, children)):
             expr = expr.with_children(new_children)
     return fn(expr)

@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 
 from .errors import ExpressionTypeError, PlanError, column_not_found
-from .expr import Aggregation, Alias, Column, Expr, Over, WindowFunction, to_polars, walk
+from .expr import Aggregation, Alias, Column, Expr, Over, WindowFunction, to_polars, transform, walk
 from .typecheck import NUMERIC, TEMPORAL, check_expression, kind_of_type
 
 ROW_NUMBER, TIE_GROUP = "__sluice_row", "__sluice_tie"
@@ -64,7 +64,8 @@ def extract_windows(plan, exprs: list[Expr]):
             found[key] = (f"__sluice_window_{len(found)}", node)
         return Column(found[key][0])
 
-    rewritten = [_transform_outer_windows(e, lift) for e in exprs]
+    outer_only = lambda node: not isinstance(node, (Over, WindowFunction))  # noqa: E731 - an Over is lifted whole
+    rewritten = [transform(e, lift, outer_only) for e in exprs]
     by_spec: dict[WindowSpec, list[Expr]] = {}
     for name, over in found.values():
         spec = WindowSpec(over.partition_by, over.order_by, over.descending)
@@ -72,18 +73,6 @@ def extract_windows(plan, exprs: list[Expr]):
     for spec, functions in by_spec.items():
         plan = Window(plan, spec, tuple(functions))
     return plan, rewritten
-
-
-def _transform_outer_windows(expr: Expr, fn) -> Expr:
-    """Like expr.transform, but an `Over` is replaced whole: its insides are the window's business."""
-    if isinstance(expr, (Over, WindowFunction)):
-        return fn(expr)
-    children = expr.children
-    if children:
-        new = tuple(_transform_outer_windows(c, fn) for c in children)
-        if any(n is not o for n, o in zip(new, children)):
-            expr = expr.with_children(new)
-    return expr
 
 
 def check_window(spec: WindowSpec, functions: tuple[Expr, ...], schema: pa.Schema) -> None:
