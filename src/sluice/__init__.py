@@ -29,8 +29,8 @@ import pyarrow as pa
 from .config import configure
 from .dataset import Dataset
 from .errors import (
-    ColumnNotFoundError, CorruptFileError, ExpressionTypeError, PlanError, RunnerError, SchemaMismatchError,
-    SinkError, SluiceError, SourceError, SourceNotFoundError, TooManyBadRecordsError, TransientError, UdfOutputError,
+    ColumnNotFoundError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError, RunnerError,
+    SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError, TooManyBadRecordsError, TransientError, UdfOutputError,
     UserCodeError,
 )
 from .expr import Expr, col, count, dense_rank, lit, rank, row_number, when
@@ -39,6 +39,7 @@ from .io.parquet import ParquetSource
 from .io.sinks import WriteResult
 from .io.text import CsvSource, JsonSource
 from .plan.logical import Scan
+from .reliability.resume import resume
 
 __version__ = "0.1.0"
 
@@ -113,5 +114,5 @@ __all__ = [
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",
-    "TransientError", "TooManyBadRecordsError",
+    "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
 ]

@@ -87,6 +87,14 @@ class AggregationPlan:
             exprs += [e.alias(f"__p{i}_{name}") for name, e in _partials(agg).items()]
         return exprs
 
+    def row_partials(self) -> list[pl.Expr]:
+        """Each row as its own partial state: what partial() gives for a group of one row, without
+        the group-by. For blocks where grouping barely reduces the rows (high-cardinality keys)."""
+        exprs = []
+        for i, agg in enumerate(self.outputs):
+            exprs += [e.alias(f"__p{i}_{name}") for name, e in _row_partials(agg).items()]
+        return exprs
+
     def final(self) -> list[pl.Expr]:
         return [_final(agg, lambda part, i=i: pl.col(f"__p{i}_{part}")).alias(name)
                 for i, (agg, name) in enumerate(zip(self.outputs, self.names))]
@@ -108,6 +116,20 @@ def _partials(agg: Aggregation) -> dict[str, pl.Expr]:
         return {"n": x.count().cast(pl.Int64), "m": x.cast(pl.Float64).mean(),
                 "m2": ((x.cast(pl.Float64) - x.cast(pl.Float64).mean()) ** 2).sum()}
     return {"v": {"min": x.min, "max": x.max, "first": x.first, "last": x.last}[agg.fn]()}
+
+
+def _row_partials(agg: Aggregation) -> dict[str, pl.Expr]:
+    if agg.fn == "count_all":
+        return {"n": pl.lit(1, pl.Int64)}
+    x = _arg(agg)
+    present = x.is_not_null().cast(pl.Int64)
+    if agg.fn in ("sum", "mean"):
+        return {"s": x, "c": present}
+    if agg.fn == "count":
+        return {"c": present}
+    if agg.fn in ("std", "var"):
+        return {"n": present, "m": x.cast(pl.Float64), "m2": pl.when(x.is_not_null()).then(pl.lit(0.0))}
+    return {"v": x}
 
 
 def _final(agg: Aggregation, part) -> pl.Expr:

@@ -27,11 +27,18 @@ def _print_summaries() -> None:
         console.print("The script ran no sluice action.")
     for stats in session.runs:
         console.print(stats.table())
+        for line in stats.footer_lines():
+            console.print(line)
 
 
 def cmd_run(args) -> int:
     if args.runner:
         config.configure(runner=args.runner)
+    if args.metrics_port is not None or args.metrics_host is not None:
+        settings = config.configure(metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+        if settings.metrics_port:
+            print(f"sluice: Prometheus metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics "
+                  f"while runs go", file=sys.stderr)
     _run_script(args.script, args.script_args)
     _print_summaries()
     return 0
@@ -71,6 +78,7 @@ def cmd_runs(args) -> int:
 
     from .observe.history import list_runs, run_directory
     from .observe.stats import format_bytes, report_console
+    from .reliability.resume import is_alive
     console = report_console()
     runs_dir = _runs_dir(args)
     if args.action == "show":
@@ -101,7 +109,10 @@ def cmd_runs(args) -> int:
         rows = max((op["rows_out"] for op in run["operators"] if op["stage_id"] == max(
             o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
         bad = run.get("bad_records", 0)
-        table.add_row(run["run_id"], run["status"], started, f"{run['wall_s']:.2f}", f"{rows:,}",
+        status = run["status"]
+        if status == "running" and not is_alive(run):
+            status = "[bold red]crashed[/] (sluice resume)" if run.get("resumable") else "[bold red]crashed[/]"
+        table.add_row(run["run_id"], status, started, f"{run['wall_s']:.2f}", f"{rows:,}",
                       f"[bold red]{bad:,}[/]" if bad else "0", str(run.get("retries", 0)))
     console.print(table)
     return 0
@@ -134,6 +145,55 @@ def cmd_repro(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .observe.history import run_directory
+    from .observe.report import write_report
+    path = os.path.abspath(write_report(run_directory(_runs_dir(args), args.run), args.out))
+    print(path)
+    if args.open:
+        import pathlib
+        import webbrowser
+        webbrowser.open(pathlib.Path(path).as_uri())
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from .observe.stats import report_console
+    from .reliability.resume import resume
+    if args.runs_dir:
+        config.configure(runs_dir=args.runs_dir)
+    result = resume(args.run)
+    console = report_console()
+    for stats in session.runs:
+        console.print(stats.table())
+        for line in stats.footer_lines():
+            console.print(line)
+    console.print(f"run {args.run} is complete: {result.rows:,} rows in {len(result.files)} file(s) under "
+                  f"{result.path}")
+    return 0
+
+
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * _DURATION[text[-1]] if text and text[-1] in _DURATION else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; write e.g. 30m, 12h or 7d") from None
+
+
+def cmd_gc(args) -> int:
+    from .reliability.resume import collect_garbage
+    runs_dir = _runs_dir(args)
+    removed = collect_garbage(runs_dir, args.older_than, args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(removed)} run director{'y' if len(removed) == 1 else 'ies'} from {runs_dir}"
+          + (": " + ", ".join(removed) if removed else ""))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.dir, args.rows)
@@ -147,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("script")
     run.add_argument("script_args", nargs=argparse.REMAINDER)
     run.add_argument("--runner", choices=["local", "ray"], default=None)
+    run.add_argument("--metrics-port", type=int, default=None,
+                     help="serve Prometheus metrics on this port while runs go (default: off; SLUICE_METRICS_PORT)")
+    run.add_argument("--metrics-host", default=None, help="address the metrics endpoint binds (default 127.0.0.1)")
     run.set_defaults(fn=cmd_run)
     explain = commands.add_parser("explain", help="print the plans of a pipeline script without running it")
     explain.add_argument("--analyze", action="store_true",
@@ -171,6 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--out", default=".", help="directory for the files (default: here)")
     repro.add_argument("--runs-dir", default=None)
     repro.set_defaults(fn=cmd_repro)
+    report = commands.add_parser("report", help="write a run's HTML report (timeline, bytes, skew, memory, bad records)")
+    report.add_argument("run")
+    report.add_argument("--open", action="store_true", help="open the report in a web browser")
+    report.add_argument("--out", default=None, help="where to write it (default: <run dir>/report.html)")
+    report.add_argument("--runs-dir", default=None)
+    report.set_defaults(fn=cmd_report)
+    resume = commands.add_parser("resume", help="finish a crashed write run: skips the work it finished")
+    resume.add_argument("run")
+    resume.add_argument("--runs-dir", default=None)
+    resume.set_defaults(fn=cmd_resume)
+    gc = commands.add_parser("gc", help="remove the directories of runs that ended long ago")
+    gc.add_argument("--older-than", type=_duration, default=_duration("7d"),
+                    help="retention: remove runs that ended before this long ago (default 7d; e.g. 12h, 30d)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    gc.add_argument("--runs-dir", default=None)
+    gc.set_defaults(fn=cmd_gc)
     demo = commands.add_parser("demo", help="generate a synthetic lake and run a pipeline over it")
     demo.add_argument("--dir", default=None, help="where to put the lake (default: a temporary folder)")
     demo.add_argument("--rows", type=int, default=1_000_000, help="number of click events (default 1,000,000)")

@@ -48,6 +48,14 @@ class Config:
     retry_attempts: int = 3  # tries of a task that failed with a transient error, the first included
     retry_backoff_s: float = 0.2  # first backoff; doubles each retry, with jitter
     transient_errors: tuple[str, ...] = ("OSError", "TimeoutError", "ConnectionError")
+    checkpoint: bool = True  # writes keep exchange outputs and a task log in the run directory, for resume
+    keep_exchanges: bool = False  # keep a succeeded run's exchange files (to audit shuffle data); gc removes them
+    metrics_port: int | None = None  # serve Prometheus metrics on 127.0.0.1:<port> while runs go
+    metrics_host: str = "127.0.0.1"
+    price_core_hour: float = 0.04  # USD per core-hour, for the run summary's cost estimate
+    price_gb_hour: float = 0.005  # USD per GB-hour of memory (the memory budget)
+    price_storage_gb: float = 0.0004  # USD per GB read or written (input, shuffle, output)
+    ray_address: str | None = None  # runner="ray": the cluster to connect to; None starts or reuses a local Ray
 
     @property
     def broadcast_threshold(self) -> int:
@@ -66,6 +74,17 @@ def _from_environment() -> Config:
         extra["on_error"] = os.environ["SLUICE_ON_ERROR"]
     if os.environ.get("SLUICE_MAX_BAD_RECORDS"):
         extra["max_bad_records"] = parse_bad_records(os.environ["SLUICE_MAX_BAD_RECORDS"])
+    if os.environ.get("SLUICE_CHECKPOINT"):
+        extra["checkpoint"] = os.environ["SLUICE_CHECKPOINT"].strip().lower() not in ("0", "false", "off", "no")
+    if os.environ.get("SLUICE_KEEP_EXCHANGES"):
+        extra["keep_exchanges"] = os.environ["SLUICE_KEEP_EXCHANGES"].strip().lower() not in ("0", "false", "off", "no")
+    if os.environ.get("SLUICE_RAY_ADDRESS"):
+        extra["ray_address"] = os.environ["SLUICE_RAY_ADDRESS"]
+    if os.environ.get("SLUICE_METRICS_PORT"):
+        extra["metrics_port"] = int(os.environ["SLUICE_METRICS_PORT"])
+    for key in PRICES:
+        if os.environ.get(f"SLUICE_{key.upper()}"):
+            extra[key] = parse_price(key, os.environ[f"SLUICE_{key.upper()}"])
     return Config(
         **extra,
         num_threads=max(1, threads),
@@ -76,6 +95,18 @@ def _from_environment() -> Config:
 
 
 ON_ERROR = ("quarantine", "raise")
+PRICES = ("price_core_hour", "price_gb_hour", "price_storage_gb")
+
+
+def parse_price(key: str, value) -> float:
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        price = -1.0
+    if not price >= 0:
+        raise SluiceError(f"{key}={value!r}: give a price in USD as a number >= 0, such as 0.04 "
+                          f"(env SLUICE_{key.upper()}).")
+    return price
 
 
 def check_on_error(value: str) -> str:
@@ -111,10 +142,16 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
     Engine settings: adaptive (bool), target_partition_bytes, skew_factor, skew_min_bytes,
     broadcast_fraction, spill_dir. Reliability: on_error ("quarantine" or "raise"),
     max_bad_records (a count, or a fraction of input rows), retry_attempts, retry_backoff_s,
-    transient_errors (exception class names retried with backoff).
+    transient_errors (exception class names retried with backoff), checkpoint (writes keep
+    exchange outputs and a task log so `sluice resume` can finish a crashed run), keep_exchanges
+    (keep a succeeded run's exchange files). Observability:
+    metrics_port (serve Prometheus metrics on 127.0.0.1:<port>), metrics_host. Cost estimate (USD):
+    price_core_hour, price_gb_hour (memory budget), price_storage_gb (bytes read, shuffled, written).
+    Ray runner: ray_address (an existing cluster, e.g. "ray://head:10001" or "auto"; env SLUICE_RAY_ADDRESS).
     """
     known = {"adaptive", "target_partition_bytes", "skew_factor", "skew_min_bytes", "broadcast_fraction", "spill_dir",
-             "on_error", "max_bad_records", "retry_attempts", "retry_backoff_s", "transient_errors"}
+             "on_error", "max_bad_records", "retry_attempts", "retry_backoff_s", "transient_errors", "checkpoint",
+             "keep_exchanges", "metrics_port", "metrics_host", "ray_address", *PRICES}
     unknown = sorted(set(engine) - known)
     if unknown:
         raise SluiceError(f"Unknown setting(s) {unknown}. Known: num_threads, memory_budget, runner, runs_dir, "
@@ -130,6 +167,8 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
             value = parse_bad_records(value)
         elif key == "transient_errors":
             value = tuple(value)
+        elif key in PRICES:
+            value = parse_price(key, value)
         _overrides[key] = value
     if num_threads is not None:
         if num_threads < 1:

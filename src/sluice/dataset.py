@@ -30,6 +30,7 @@ from .plan.logical import (
 )
 from .plan.optimizer import optimize
 from .plan.physical import PhysicalPlan, plan_physical
+from .reliability.run_store import RunStore
 from .runners.base import RunContext, get_runner
 from .udf import BATCH_FORMATS, check_udf_arguments, to_batch_format
 
@@ -274,7 +275,9 @@ class Dataset:
 
     # ------------------------------------------------------------ running
 
-    def _execute(self, plan: LogicalNode, context: RunContext | None = None) -> Iterator[pa.Table]:
+    def _execute(self, plan: LogicalNode, context: RunContext | None = None,
+                 commit: Callable[[], None] | None = None) -> Iterator[pa.Table]:
+        """Run `plan`, yielding its blocks; `commit` runs once every block is out, as part of the run."""
         context = context or RunContext(config_module.current())
         if session.explain_only:
             session.explained.append(self)
@@ -286,18 +289,29 @@ class Dataset:
         self._last_stats = context.stats
         session.runs.append(context.stats)
         started = time.perf_counter()
+        config = context.config
+        if context.store is not None:
+            self._record_run(context)  # `sluice runs` lists it while it runs, and after a crash
+        context.events.emit("run_start", run_id=context.run_id, pid=context.events.pid, host=context.events.host,
+                            threads=config.num_threads, memory_budget=config.memory_budget, runner=config.runner)
+        error = None
         try:
             yield from runner.execute(physical, context)
+            if commit is not None:
+                commit()
             context.stats.status = "succeeded"
         except GeneratorExit:
             context.stats.status = "stopped early"
             raise
-        except BaseException:
+        except BaseException as exc:
             context.stats.status = "failed"
+            error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             context.stats.wall_s = time.perf_counter() - started
             context.progress.close()
+            context.events.emit("run_end", status=context.stats.status, wall_s=context.stats.wall_s, error=error)
+            context.events.close()
             self._record_run(context)
 
     @staticmethod
@@ -372,21 +386,49 @@ class Dataset:
 
     # ------------------------------------------------------------ writing
 
-    def _write(self, sink: FileSink) -> WriteResult:
+    def _write(self, sink: FileSink, context: RunContext | None = None) -> WriteResult:
+        """Run the pipeline into `sink` and commit; `context` is given by `resume` (same run id, its store)."""
         sink.validate(self._plan.schema)
         if session.explain_only:
             list(self._execute(Write(self._plan, sink)))
             return WriteResult(sink.shown_path, (), 0, 0)
-        context = RunContext(config_module.current())
+        context = context or RunContext(config_module.current())
+        plan = Write(self._plan, sink)
+        if context.resumed:
+            if sink.committed(context.run_id):  # the crash came after the commit point: only finish it
+                sink.prepare(context.run_id, context)
+                result = sink.commit([])
+                context.stats.note("the run had committed its output before it stopped; resume finished the commit")
+                context.stats.status = "succeeded"
+                context.store.finish()
+                self._last_stats = context.stats
+                self._record_run(context)
+                return result
+            context.store.forget_tasks(sink.recover(context.run_id, context.store.completed()))
+        elif context.config.checkpoint:
+            store = RunStore(context.run_dir)
+            problem = store.save_plan(plan)
+            if problem is None:
+                context.store = store
+            else:
+                context.stats.note(f"this run cannot be resumed after a crash: its plan cannot be saved ({problem})")
         sink.prepare(context.run_id, context)
+        written: list[tuple[str, int, int]] = []
+        results: list[WriteResult] = []
+
+        def commit() -> None:
+            results.append(sink.commit(written))
+            context.stats.output_bytes = sum(size for _, _, size in written)
+            if context.store is not None:
+                context.store.finish(context.config.keep_exchanges)
+
         try:
-            written = []
-            for block in self._execute(Write(self._plan, sink), context):
+            for block in self._execute(plan, context, commit):
                 written += [(r["path"], r["rows"], r["bytes"]) for r in block.to_pylist()]
         except BaseException:
             sink.abort()
             raise
-        return sink.commit(written)
+        return results[0]
 
     def write_parquet(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
                       filesystem=None, compression: str = "zstd") -> WriteResult:

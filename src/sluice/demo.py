@@ -124,7 +124,6 @@ def run_demo(directory: str | None = None, rows: int = 1_000_000) -> None:
     console.rule("Run")
     result = enriched.write_parquet(out, partition_by=["event_type"], mode="overwrite")
     rejected_result = rejected.write_json(os.path.join(root, "output", "rejected_late_events"), mode="overwrite")
-    console.print(enriched.stats().table())
 
     bot_share = sl.read_parquet(out).filter(col("is_bot")).count() / max(result.rows, 1)
     console.rule("Result")
@@ -134,3 +133,14 @@ def run_demo(directory: str | None = None, rows: int = 1_000_000) -> None:
     console.print(f"Skew: user 1 produced {bot_share:.0%} of the events.")
     console.print("Sample:")
     sl.read_parquet(out).select("event_id", "user_id", "event_type", "hour", "page_family", "amount_eur").show(5)
+
+    stats = enriched.stats()
+    console.rule("Summary")
+    console.print(stats.table())
+    for line in stats.footer_lines():
+        console.print(line)
+    from .config import current as current_config
+    from .observe.history import run_directory
+    from .observe.report import write_report
+    report = write_report(run_directory(current_config().runs_dir, stats.run_id))
+    console.print(f"Report: {report}  (`sluice report {stats.run_id} --open` opens it)")

@@ -139,3 +139,7 @@ class WorkerCrashedError(WorkerError):
 
     def __reduce__(self):
         return (self.__class__, (str(self), self.deaths))
+
+
+class ResumeError(SluiceError):
+    """A run cannot be resumed: it is not resumable, already done, still running, or its inputs changed."""

@@ -9,14 +9,13 @@ its traceback is kept with sluice's own frames trimmed, so the user's line is on
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from .errors import UdfOutputError, UserCodeError
-from .types import arrow_to_polars, polars_to_arrow
 
 BATCH_FORMATS = ("arrow", "pandas", "polars", "numpy")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -28,6 +27,7 @@ def to_batch_format(table: pa.Table, batch_format: str) -> Any:
     if batch_format == "pandas":
         return table.to_pandas()
     if batch_format == "polars":
+        from .types import arrow_to_polars  # Polars only where asked for: UDF workers start without it
         return arrow_to_polars(table)
     if batch_format == "numpy":
         return {name: column.to_numpy(zero_copy_only=False) for name, column in zip(table.column_names, table.columns)}
@@ -40,7 +40,9 @@ def from_batch_output(result: Any, fn_name: str) -> pa.Table:
         return result
     if isinstance(result, pa.RecordBatch):
         return pa.Table.from_batches([result])
-    if isinstance(result, pl.DataFrame):
+    polars = sys.modules.get("polars")  # a Polars DataFrame means polars is imported
+    if polars is not None and isinstance(result, polars.DataFrame):
+        from .types import polars_to_arrow
         return polars_to_arrow(result)
     if isinstance(result, dict):
         return _table_from_dict(result, fn_name)

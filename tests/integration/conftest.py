@@ -1,7 +1,9 @@
 """Shared fixtures for the integration suite: runners, data files and the DuckDB oracle.
 
 Every test takes the `runner` fixture, so the whole suite runs once per runner listed in
-RUNNERS. Expensive data (500 small files, one large file, a hive-partitioned dataset) is
+RUNNERS. Ray tests share one local Ray instance per test process (`ray_instance`); while a
+ray test runs, SLUICE_RUNNER and SLUICE_RAY_ADDRESS point the pipelines it starts in
+subprocesses at it. Expensive data (500 small files, one large file, a hive-partitioned dataset) is
 written once per session (once per xdist worker). `assert_same` compares a sluice result
 with a DuckDB result as multisets of rows, after normalizing types that legitimately differ
 between the engines (string vs large_string, int32 vs int64, dictionary encoding, float32,
@@ -13,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import importlib.util
 import math
+import os
 
 import duckdb
 import numpy as np
@@ -25,8 +29,10 @@ import pytest
 import sluice as sl
 from sluice import config as sluice_config
 
-# The ray runner joins this list once it exists; every test below runs on each entry.
-RUNNERS = ["local"]
+# Every test below runs on each entry; "ray" when Ray is installed (the `ray` extra).
+RUNNERS = ["local", "ray"] if importlib.util.find_spec("ray") is not None else ["local"]
+RAY_CPUS = 3  # logical: a pool of two actors (concurrency=2) leaves one for the tasks that feed it
+RAY_OBJECT_STORE_BYTES = 384 * 1024 * 1024
 
 SMALL_FILES = 500
 SMALL_FILE_ROWS = 20
@@ -40,10 +46,31 @@ LARGE_ROW_GROUP = 250_000
 @pytest.fixture(params=RUNNERS)
 def runner(request, tmp_path_factory):
     saved = dict(sluice_config._overrides)
+    saved_env = {k: os.environ.get(k) for k in ("SLUICE_RUNNER", "SLUICE_RAY_ADDRESS")}
+    if request.param == "ray":
+        # pipelines that tests run in subprocesses (CLI, crash tests) join this process's Ray instance
+        os.environ.update(SLUICE_RUNNER="ray", SLUICE_RAY_ADDRESS=request.getfixturevalue("ray_instance"))
     sl.configure(runner=request.param, runs_dir=str(tmp_path_factory.getbasetemp() / "sluice-runs"))
     yield request.param
     sluice_config._overrides.clear()
     sluice_config._overrides.update(saved)
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    """One local Ray instance per test process (per xdist worker), shut down at the end; yields its address."""
+    import dataclasses
+
+    from sluice.runners.ray.cluster import connect
+    config = dataclasses.replace(sluice_config.current(), num_threads=RAY_CPUS, ray_address=None)
+    ray = connect(config, object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -104,6 +104,8 @@ def test_map_batches_formats(people, batch_format):
 
 
 def test_map_batches_batch_size_is_exact(runner):
+    if runner != "local":
+        pytest.skip("counts calls in this process; on Ray functions run in its workers (see the next test)")
     sizes = []
 
     def record(batch):

@@ -57,3 +57,9 @@ def test_demo_runs_to_completion(tmp_path):
     assert "malformed late rows" in result.stdout
     assert (tmp_path / "lake" / "output" / "events_enriched" / "_SUCCESS").exists()
     assert (tmp_path / "lake" / "output" / "rejected_late_events" / "_SUCCESS").exists()
+    # it ends with the run summary and the path of the run's HTML report
+    tail = result.stdout[result.stdout.index("Summary"):]
+    assert "bytes processed" in tail and "operators" in tail
+    report = tail.split("Report: ", 1)[1].split()[0]
+    assert report.endswith("report.html") and os.path.isfile(report)
+    assert '<section class="chart"' in open(report).read()

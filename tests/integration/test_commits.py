@@ -23,7 +23,9 @@ from conftest import assert_same, moto_s3, q, sqlpath
 import sluice as sl
 from sluice import col, lit
 from sluice.io import sinks
-from sluice.io.sinks import CRASH_EXIT_CODE, ParquetSink
+import signal
+
+from sluice.io.sinks import ParquetSink
 
 ROWS = 1_000
 
@@ -47,7 +49,7 @@ def crash_at(monkeypatch):
         def crash(name):
             if name == point:
                 raise Crash(point)
-        monkeypatch.setattr(sinks, "_crash_point", crash)
+        monkeypatch.setattr(sinks, "crash_point", crash)
         monkeypatch.setattr(sinks.FileSink, "_roll_back", lambda self, published: None)
         monkeypatch.setattr(sinks.FileSink, "abort", lambda self: None)
     return arm
@@ -85,7 +87,7 @@ def _crash_child(tmp_path, out: str, mode: str, start: int, point: str, extra_en
     env = dict(os.environ, SLUICE_TEST_CRASH_AT=point, SLUICE_NUM_THREADS="2", **(extra_env or {}))
     run = subprocess.run([sys.executable, str(script), out, mode, str(start)], env=env, capture_output=True,
                          text=True, timeout=240)
-    assert run.returncode == CRASH_EXIT_CODE, run.stderr[-2000:]
+    assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
 
 
 def test_killed_first_write_leaves_nothing_visible(tmp_path, runner, duck):

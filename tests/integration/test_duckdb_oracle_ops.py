@@ -72,6 +72,8 @@ def test_map_batches_arrow_with_batch_size(runner, duck, mixed):
               .filter(col("x3") > 0).to_arrow())
     expected = q(duck, f"SELECT id, x, x * 3 AS x3 FROM {_read(path)} WHERE x * 3 > 0")
     assert_same(actual, expected)
+    if runner != "local":
+        return  # `seen` is filled where the function runs: this process only on the local runner
     real = sorted((n for n in seen if n), reverse=True)  # threads finish in any order
     assert sum(real) == 4000 and all(n == 300 for n in real[:-1]) and real[-1] <= 300
 

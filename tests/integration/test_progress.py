@@ -77,6 +77,8 @@ def test_stats_count_the_time_a_stage_is_held_back_and_why(runner):
     assert held.get(HELD_BY_CONSUMER, 0) > 0.1, held
     assert any("held back by a slower consumer" in line for line in ds.stats().footer_lines())
 
+    if runner != "local":
+        return  # admission against sluice's memory budget is the local engine's; Ray schedules by its resources
     sl.configure(memory_budget="64MiB")  # tasks of a few MiB each: admission waits for memory
     wide = sl.range(20_000_000).with_columns(a=col("id") * 2, b=col("id") * 3)
     assert wide.count() == 20_000_000

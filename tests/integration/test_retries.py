@@ -10,9 +10,12 @@ none was fatal.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import json
 import os
-import threading
+import tempfile
 
 import numpy as np
 import pyarrow as pa
@@ -31,40 +34,64 @@ ATTEMPTS = 3
 
 class Flaky(pafs.FileSystemHandler):
     """Delegates to `inner`; fails the first `fail_reads` opens for reading of each path, and the
-    first `fail_writes` opens for writing and `fail_moves` moves of each path."""
+    first `fail_writes` opens for writing and `fail_moves` moves of each path.
+
+    Its counts live in a small JSON file, locked while updated, so copies of it in other processes
+    (the Ray runner reads and writes in its workers) fail and count as one.
+    """
 
     def __init__(self, inner: pafs.FileSystem):
         self.inner = inner
-        self._lock = threading.Lock()
+        self._state = os.path.join(tempfile.mkdtemp(prefix="sluice-flaky-"), "state.json")
         self.arm()
 
-    def arm(self, fail_reads: int = 0, fail_writes: int = 0, fail_moves: int = 0, only: str | None = None):
-        with self._lock:
-            self.fail_reads, self.fail_writes, self.fail_moves, self.only = fail_reads, fail_writes, fail_moves, only
-            self.seen: dict[tuple[str, str], int] = {}
-            self.injected = 0
-            self.opened: list[str] = []
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(self._state + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                state = json.load(open(self._state)) if os.path.exists(self._state) else {}
+                yield state
+                with open(self._state + ".tmp", "w") as f:
+                    json.dump(state, f)
+                os.replace(self._state + ".tmp", self._state)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _maybe_fail(self, kind: str, path: str, limit: int):
-        with self._lock:
+    def _get(self, name: str):
+        with self._locked() as state:
+            return state[name]
+
+    def arm(self, fail_reads: int = 0, fail_writes: int = 0, fail_moves: int = 0, only: str | None = None):
+        with self._locked() as state:
+            state.clear()
+            state.update(fail_reads=fail_reads, fail_writes=fail_writes, fail_moves=fail_moves, only=only, seen={},
+                         injected=0, opened=[])
+
+    injected = property(lambda self: self._get("injected"))
+    opened = property(lambda self: self._get("opened"))
+
+    def _maybe_fail(self, kind: str, path: str):
+        with self._locked() as state:
             if kind == "read":
-                self.opened.append(path)
-            if limit <= 0 or (self.only is not None and self.only not in path):
+                state["opened"].append(path)
+            limit = state[f"fail_{kind}s"]
+            if limit <= 0 or (state["only"] is not None and state["only"] not in path):
                 return
-            n = self.seen.get((kind, path), 0)
-            self.seen[(kind, path)] = n + 1
+            n = state["seen"].get(f"{kind} {path}", 0)
+            state["seen"][f"{kind} {path}"] = n + 1
             if n >= limit:
                 return
-            self.injected += 1
+            state["injected"] += 1
         if n % 2 == 0:
             raise ConnectionResetError(errno.ECONNRESET, f"injected: connection reset by peer ({path})")
         raise OSError(f"injected: request to storage failed ({path})")
 
     def __eq__(self, other):
-        return other is self
+        return isinstance(other, Flaky) and other._state == self._state
 
     def __ne__(self, other):
-        return other is not self
+        return not self == other
 
     def get_type_name(self):
         return "flaky"
@@ -94,22 +121,22 @@ class Flaky(pafs.FileSystemHandler):
         self.inner.delete_file(path)
 
     def move(self, src, dest):
-        self._maybe_fail("move", src, self.fail_moves)
+        self._maybe_fail("move", src)
         self.inner.move(src, dest)
 
     def copy_file(self, src, dest):
         self.inner.copy_file(src, dest)
 
     def open_input_stream(self, path):
-        self._maybe_fail("read", path, self.fail_reads)
+        self._maybe_fail("read", path)
         return self.inner.open_input_stream(path)
 
     def open_input_file(self, path):
-        self._maybe_fail("read", path, self.fail_reads)
+        self._maybe_fail("read", path)
         return self.inner.open_input_file(path)
 
     def open_output_stream(self, path, metadata):
-        self._maybe_fail("write", path, self.fail_writes)
+        self._maybe_fail("write", path)
         return self.inner.open_output_stream(path, metadata=metadata)
 
     def open_append_stream(self, path, metadata):
@@ -278,7 +305,7 @@ def test_corrupt_file_is_not_retried(tmp_path, fast_retries):
     assert flaky.opened.count(str(bad)) <= 2  # footer and data, once each: no retry
 
 
-def test_user_code_errors_are_not_retried(tmp_path, fast_retries):
+def test_user_code_errors_are_not_retried(tmp_path, fast_retries, runner):
     calls = []
 
     def explode(batch):
@@ -288,7 +315,8 @@ def test_user_code_errors_are_not_retried(tmp_path, fast_retries):
     ds = sl.range(100).map_batches(explode, schema=pa.schema([("id", pa.int64())]), compute="threads")
     with pytest.raises(sl.UserCodeError):
         ds.to_arrow()
-    assert len(calls) == 1
+    if runner == "local":  # `calls` fills where the function runs: in this process only on the local runner
+        assert len(calls) == 1
     assert ds.stats().retries == 0
 
 
@@ -321,7 +349,7 @@ def s3():
         yield fs
 
 
-def test_flaky_s3_read_and_write(s3, fast_retries):
+def test_flaky_s3_read_and_write(s3, fast_retries, runner):
     table = _events(3_000)
     for i in range(4):
         with s3.open_output_stream(f"flaky/events/part-{i}.parquet") as out:
@@ -339,10 +367,11 @@ def test_flaky_s3_read_and_write(s3, fast_retries):
 
     flaky.arm(fail_writes=1, fail_moves=1)
     writer = sl.read_parquet("flaky/events", filesystem=s3).with_columns(k=col("id") % 2)
-    result = writer.write_parquet("flaky/out", partition_by=["k"], filesystem=fs)
+    out = f"flaky/out-{runner}"  # the bucket is shared by the module's tests
+    result = writer.write_parquet(out, partition_by=["k"], filesystem=fs)
     assert result.rows == table.num_rows
     assert writer.stats().retries == flaky.injected > 0
-    back = sl.read_parquet("flaky/out", filesystem=s3).to_arrow()
+    back = sl.read_parquet(out, filesystem=s3).to_arrow()
     assert sorted(back["id"].to_pylist()) == list(range(3_000))
-    names = [i.path for i in s3.get_file_info(pafs.FileSelector("flaky/out", recursive=True))]
-    assert "flaky/out/_SUCCESS" in names and not any("_sluice_staging" in n for n in names)
+    names = [i.path for i in s3.get_file_info(pafs.FileSelector(out, recursive=True))]
+    assert f"{out}/_SUCCESS" in names and not any("_sluice_staging" in n for n in names)

@@ -55,6 +55,9 @@ def _live_workers() -> list[psutil.Process]:
     workers = []
     for child in psutil.Process().children(recursive=True):
         try:
+            command = f"{child.name()} {' '.join(child.cmdline())}"
+            if "/ray/" in command or "ray::" in command or child.name() in ("raylet", "gcs_server"):
+                continue  # the Ray instance the ray runner's tests share (tests/integration/conftest.py)
             if child.pid != server_pid and child.status() != psutil.STATUS_ZOMBIE:
                 workers.append(child)
         except psutil.NoSuchProcess:
@@ -226,6 +229,8 @@ def test_worker_sigkilled_mid_task_is_replaced_and_its_task_retried(runner, tmp_
     ds = _dataset().map_batches(die_once, concurrency=2)
     assert_same(ds.to_arrow(), _plain_loop(arrow_fn, "arrow", _loop_blocks()))
     assert os.path.exists(marker)  # the kill did happen
+    if runner != "local":
+        return  # Ray replaces the worker and retries the task itself; the worker pool's account is the local runner's
     notes = " ".join(ds.stats().notes)
     assert "a worker died" in notes and "killed by SIGKILL" in notes and "attempt 1" in notes
 
@@ -335,6 +340,8 @@ def test_autoscaling_pool_grows_from_one_to_three_workers(runner, tmp_path):
     no worker holds a second task queued behind its waiting one while a newer worker idles.
     The first block passes at once, so the test does not care whether the engine runs a
     stage's first task alone before it admits more."""
+    if runner != "local":
+        pytest.skip("function UDFs run as Ray tasks on the ray runner, not in a pool that scales")
     sl.configure(num_threads=2, on_error="raise")  # four blocks in flight; a stuck pool fails, not bisected
     directory = str(tmp_path)
     pieces = [SOURCE.slice(i * 10, 10) for i in range(8)]
@@ -699,6 +706,8 @@ def test_pools_of_one_run_share_the_memory_budget(runner):
           .map_batches(second_udf, memory="2GiB"))
     result = ds.to_arrow()
     assert result["b"].to_pylist() == [2 * (x + 1) for x in result["x"].to_pylist()]
+    if runner != "local":
+        return  # Ray tasks get memory= as Ray's memory resource; Ray, not sluice, sizes what runs at once
     notes = ds.stats().notes
     assert "map_batches first_udf: 2 worker process(es) (concurrency 2-2)" in notes, notes
     assert "map_batches second_udf: 1 worker process(es) (concurrency 1-1)" in notes, notes

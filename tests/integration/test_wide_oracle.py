@@ -262,7 +262,8 @@ def test_join_spills_under_a_small_budget(runner, duck, how):
     left, right = _large_join_tables(n_left=150_000, n_right=150_000)
     engine("shuffle", memory_budget="24MiB", adaptive=False)
     ds = check_join(duck, left, right, how=how, strategy="shuffle", on="k", left_parts=4, right_parts=4)
-    assert ds.stats().spilled_bytes > 0
+    if runner == "local":  # sluice's exchange buffers spill under its budget; on Ray the object store spills
+        assert ds.stats().spilled_bytes > 0
 
 
 # ---------------------------------------------------------------- aggregations
@@ -440,7 +441,8 @@ def test_aggregate_spills_under_a_small_budget(runner, duck):
     expected = q(duck, "SELECT g, first(x ORDER BY rn) AS f, last(x ORDER BY rn) AS l, count(DISTINCT x) AS d, "
                        "quantile_cont(x, 0.3) AS q, sum(x)::BIGINT AS s FROM t GROUP BY g", t=table)
     assert_same(ds.to_arrow(), expected)
-    assert ds.stats().spilled_bytes > 0
+    if runner == "local":  # sluice's exchange buffers spill under its budget; on Ray the object store spills
+        assert ds.stats().spilled_bytes > 0
 
 
 # ---------------------------------------------------------------- distinct
@@ -546,7 +548,8 @@ def test_sort_spills_under_a_small_budget(runner, duck):
     ds = blocks(table, 8).sort(["a", "f"], descending=[False, True], nulls_last=[True, True])
     expected = q(duck, "SELECT * FROM t ORDER BY a ASC NULLS LAST, f DESC NULLS LAST, rn", t=table)
     assert_same(ds.to_arrow(), expected, ordered=True)
-    assert ds.stats().spilled_bytes > 0
+    if runner == "local":  # sluice's exchange buffers spill under its budget; on Ray the object store spills
+        assert ds.stats().spilled_bytes > 0
 
 
 def test_sort_all_null_and_empty(runner, duck):

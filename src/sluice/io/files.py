@@ -42,6 +42,7 @@ class ResolvedFiles:
     filesystem: pafs.FileSystem
     files: tuple[FileEntry, ...]
     base_dir: str | None  # the common root, where hive partition directories start
+    requested: tuple[str, ...] = ()  # the paths, directories and globs as given, to list them again
 
     @property
     def paths(self) -> list[str]:
@@ -174,7 +175,7 @@ def resolve_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
             roots.append(path.rsplit("/", 1)[0])
     unique = {e.path: e for e in entries}
     base = posixpath.commonpath(roots) if roots else None
-    return ResolvedFiles(fs, tuple(unique[p] for p in sorted(unique)), base)
+    return ResolvedFiles(fs, tuple(unique[p] for p in sorted(unique)), base, tuple(paths))
 
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"

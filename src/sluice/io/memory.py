@@ -49,6 +49,7 @@ class ArrowSource(Source):
                 read=lambda piece=piece: iter([apply_request_in_memory(piece, request)]),
                 estimated_bytes=max(selected.slice(start, rows_per_task).nbytes, 1),
                 description=f"{self.label} rows {start}-{start + piece.num_rows}",
+                rows=((self.label, start, start + piece.num_rows),),
                 read_positions=lambda piece=piece, start=start: iter([
                     apply_request_keeping_positions(with_positions(piece, None, start), request)]),
             ))
@@ -83,6 +84,7 @@ class RangeSource(Source):
             ReadTask(read=lambda first=first: self._read(first, min(per_task, rows - first), request),
                      estimated_bytes=max(8 * min(per_task, rows - first), 1),
                      description=f"range rows {first}-{min(first + per_task, rows)}",
+                     rows=(("range", first, min(first + per_task, rows)),),
                      read_positions=lambda first=first: (
                          apply_request_keeping_positions(with_positions(t.select(["id"]), None, first), request)
                          for t in self._read(first, min(per_task, rows - first), _all_rows(request))))

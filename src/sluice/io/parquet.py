@@ -26,6 +26,7 @@ from .files import ResolvedFiles, hive_partition_schema, resolve_files
 from .source import ReadTask, ScanRequest, Source, apply_request_keeping_positions, scale_estimate, with_positions
 
 PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates
+SCHEMA_PROBES = 16  # files tried for the schema when the first file is corrupt
 
 
 def _hive_partitioning(files: ResolvedFiles) -> ds.Partitioning | None:
@@ -66,7 +67,13 @@ class ParquetSource(Source):
 
         what = f"reading the Parquet footer of {first!r}"
         try:
-            dataset = retrying(lambda: open_checked(self._full_user_schema()), what=what)
+            try:
+                dataset = retrying(lambda: open_checked(self._full_user_schema()), what=what)
+            except CorruptFileError:
+                schema = self._schema_past_corrupt_first_file()
+                if schema is None:
+                    raise
+                dataset = retrying(lambda: open_checked(schema), what=what)
             schema = without_view_types(dataset.schema)
             return dataset if schema.equals(dataset.schema) else retrying(lambda: open_checked(schema), what=what)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -74,6 +81,27 @@ class ParquetSource(Source):
                 f"Cannot read {first!r} as Parquet: {exc}. Remove or replace the file, "
                 f"or list the good files explicitly."
             ) from None
+
+    def _schema_past_corrupt_first_file(self) -> pa.Schema | None:
+        """The schema of the first readable file among the next few, when the first one is corrupt.
+
+        The corrupt file is met again when the scan reads it, and is quarantined or reported then,
+        as on_error says.
+        """
+        def probe(path: str) -> pa.Schema | None:
+            try:
+                return ds.dataset([path], filesystem=self.files.filesystem, format="parquet",
+                                  partitioning=self._partitioning, partition_base_dir=self.files.base_dir).schema
+            except (pa.ArrowInvalid, OSError) as exc:
+                if isinstance(exc, OSError) and is_transient(exc):
+                    raise
+                return None
+
+        for path in self.files.paths[1:1 + SCHEMA_PROBES]:
+            schema = retrying(lambda path=path: probe(path), what=f"reading the Parquet footer of {path!r}")
+            if schema is not None:
+                return schema
+        return None
 
     def _full_user_schema(self) -> pa.Schema | None:
         if self._user_schema is None:
@@ -154,12 +182,19 @@ class ParquetSource(Source):
                     raise
                 raise self._corrupt(fragment.path, exc) from None
 
-        pieces, metadata = retrying(footer, what=f"reading the Parquet footer of {fragment.path!r}")
+        try:
+            pieces, metadata = retrying(footer, what=f"reading the Parquet footer of {fragment.path!r}")
+        except CorruptFileError:  # read as one task, which quarantines or reports it as on_error says
+            return [self._task([fragment], columns, request, max(1, self._sizes.get(fragment.path, 0)))]
         tasks, group, group_bytes = [], [], 0
 
         def flush():
             ids = (group[0].row_groups[0].id, group[-1].row_groups[0].id)
-            tasks.append(self._task(group, columns, request, group_bytes, ids))
+            first_row = sum(metadata.row_group(i).num_rows for i in range(ids[0]))
+            end_row = first_row + sum(metadata.row_group(i).num_rows for i in range(ids[0], ids[1] + 1))
+            stored = sum(metadata.row_group(i).column(c).total_compressed_size
+                         for i in range(ids[0], ids[1] + 1) for c in range(metadata.num_columns))
+            tasks.append(self._task(group, columns, request, group_bytes, ids, (first_row, end_row), stored))
 
         for piece in pieces:
             index = piece.row_groups[0].id
@@ -173,7 +208,8 @@ class ParquetSource(Source):
             flush()
         return tasks
 
-    def _task(self, fragments, columns, request, estimate, row_groups: tuple[int, int] | None = None) -> ReadTask:
+    def _task(self, fragments, columns, request, estimate, row_groups: tuple[int, int] | None = None,
+              row_range: tuple[int, int] | None = None, stored_bytes: int | None = None) -> ReadTask:
         """A task over whole files, or over row groups first..last of one file."""
         paths = list(dict.fromkeys(f.path for f in fragments))
         if row_groups is not None:
@@ -185,16 +221,24 @@ class ParquetSource(Source):
         read = self._read_with_polars if polars_can_read else self._read
         return ReadTask(read=lambda: read(fragments, columns, request), estimated_bytes=max(estimate, 1),
                         description=description, files=tuple(paths),
+                        rows=tuple((path, *(row_range or (None, None))) for path in paths),
+                        input_bytes=stored_bytes if stored_bytes is not None else sum(
+                            self._sizes.get(path, 0) for path in paths),
                         read_positions=lambda: self._read_positions(fragments, request))
 
     def _read_positions(self, fragments, request: ScanRequest) -> Iterator[pa.Table]:
         """Each fragment whole, numbered by row within its file, then filtered as the scan was."""
         for fragment in fragments:
-            first_row = 0
-            if fragment.row_groups and len(fragment.row_groups) < fragment.metadata.num_row_groups:
-                first = fragment.row_groups[0].id
-                first_row = sum(fragment.metadata.row_group(i).num_rows for i in range(first))
-            table = fragment.to_table(schema=self.schema)
+            try:
+                first_row = 0
+                if fragment.row_groups and len(fragment.row_groups) < fragment.metadata.num_row_groups:
+                    first = fragment.row_groups[0].id
+                    first_row = sum(fragment.metadata.row_group(i).num_rows for i in range(first))
+                table = fragment.to_table(schema=self.schema)
+            except (pa.ArrowInvalid, OSError) as exc:
+                if request.on_bad_input is None or (isinstance(exc, OSError) and is_transient(exc)):
+                    raise
+                continue  # corrupt: the read that these positions describe quarantined it
             yield apply_request_keeping_positions(with_positions(table, fragment.path, first_row), request)
 
     def _read(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
@@ -204,8 +248,12 @@ class ParquetSource(Source):
             if remaining is not None and remaining <= 0:
                 return
             # each file is read whole inside the retried call, so a retry never repeats rows
-            tables = retrying(lambda: self._read_fragment(fragment, columns, arrow_filter, remaining),
-                              what=f"reading {fragment.path!r}")
+            try:
+                tables = retrying(lambda: self._read_fragment(fragment, columns, arrow_filter, remaining),
+                                  what=f"reading {fragment.path!r}")
+            except CorruptFileError as exc:
+                self._quarantine(fragment, request, exc)
+                continue
             for table in tables:
                 if remaining is not None:
                     remaining -= table.num_rows
@@ -227,7 +275,7 @@ class ParquetSource(Source):
         except (pa.ArrowInvalid, OSError) as exc:
             if is_transient(exc):
                 raise
-            raise self._corrupt(fragment.path, exc) from None
+            raise self._corrupt(fragment.path, exc, self._row_groups_of(fragment)) from None
         return tables
 
     def _read_with_polars(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
@@ -261,9 +309,15 @@ class ParquetSource(Source):
                 except (pl.exceptions.PolarsError, pa.ArrowInvalid, OSError) as exc:
                     if isinstance(exc, OSError) and is_transient(exc):
                         raise
-                    raise self._corrupt(fragment.path, exc) from None
+                # Polars could not read it: Arrow's reader decides whether the file is corrupt, and where
+                tables = self._read_fragment(fragment, columns, request.arrow_filter, remaining)
+                return pa.concat_tables(tables) if tables else self.schema.empty_table().select(columns)
 
-            table = retrying(read_file, what=f"reading {fragment.path!r}")
+            try:
+                table = retrying(read_file, what=f"reading {fragment.path!r}")
+            except CorruptFileError as exc:
+                self._quarantine(fragment, request, exc)
+                continue
             if remaining is not None:
                 remaining -= table.num_rows
             yield table
@@ -294,8 +348,28 @@ class ParquetSource(Source):
                 )
 
     @staticmethod
-    def _corrupt(path: str, exc: Exception) -> CorruptFileError:
+    def _corrupt(path: str, exc: Exception, where: str = "") -> CorruptFileError:
         return CorruptFileError(
-            f"Cannot read {path!r} as Parquet: {str(exc).splitlines()[0]}. The file is corrupt or not "
-            f"Parquet; remove or replace it, or exclude it from the input list."
+            f"Cannot read {path!r}{where} as Parquet: {str(exc).splitlines()[0].rstrip('.')}. The file is corrupt "
+            f"or not Parquet; remove or replace it, or exclude it from the input list."
         )
+
+    @staticmethod
+    def _quarantine(fragment, request: ScanRequest, error: CorruptFileError) -> None:
+        """Skip a corrupt file or row group, handing it to on_bad_input; without one, raise."""
+        if request.on_bad_input is None:
+            raise CorruptFileError(f"{error} Or set on_error=\"quarantine\" (sluice.configure or SLUICE_ON_ERROR) "
+                                   f"to set corrupt files and row groups aside in the dead-letter dataset and read "
+                                   f"the rest.") from None
+        request.on_bad_input(fragment.path, None, None, error)
+
+    @staticmethod
+    def _row_groups_of(fragment) -> str:
+        """' (row group 3)' when the fragment holds some row groups of its file, '' for the whole file."""
+        try:
+            ids = [row_group.id for row_group in fragment.row_groups or ()]
+            if ids and len(ids) < fragment.metadata.num_row_groups:
+                return f" (row group{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))})"
+        except (pa.ArrowInvalid, OSError):
+            pass  # the footer itself is unreadable: the whole file is
+        return ""

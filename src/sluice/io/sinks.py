@@ -29,16 +29,16 @@ Modes: `error` (fail if the destination holds data), `overwrite`, `append`, and
 `overwrite-partitions` (replace the hive partitions present in the new data, keep the
 others; needs partition_by). Every filesystem call is retried on transient errors.
 
-For crash tests, the environment variable SLUICE_TEST_CRASH_AT=<point> (one of
-CRASH_POINTS) makes the process exit at once at that point of the commit.
+For crash tests, SLUICE_TEST_CRASH_AT=<point> kills the process at that point of the commit
+(reliability/crash_points.py).
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-import os
 import posixpath
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -62,6 +62,7 @@ from ..reliability.manifest import (
     pending_name,
     read_log,
 )
+from ..reliability.crash_points import crash_point
 from ..reliability.retry import retrying
 from ..types import arrow_to_polars
 from .files import _is_hidden, filesystem_for
@@ -69,19 +70,11 @@ from .files import _is_hidden, filesystem_for
 T = TypeVar("T")
 MODES = ("error", "overwrite", "append", "overwrite-partitions")
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
-CRASH_POINTS = ("before-commit", "mid-publish", "before-manifest", "after-manifest")
-CRASH_EXIT_CODE = 86
 
 
 def _special(name: str) -> bool:
     """Entries of the destination that belong to the commit machinery, not to the data."""
     return name in (STAGING_DIR, SUCCESS_MARKER) or is_log_file(name)
-
-
-def _crash_point(point: str) -> None:
-    """Test hook: exit the process here, without cleanup, when SLUICE_TEST_CRASH_AT names this point."""
-    if os.environ.get("SLUICE_TEST_CRASH_AT") == point:
-        os._exit(CRASH_EXIT_CODE)
 
 
 @dataclass(frozen=True)
@@ -121,6 +114,27 @@ class FileSink:
         self._config = None
         self._stats = None
         self._made_dirs: set[str] = set()  # destination directories the commit created
+
+    def __getstate__(self) -> dict:
+        """Pickled into a run's plan (for resume) as configured, before any run used it."""
+        state = self.__dict__.copy()
+        for name in ("_counter", "_lock", "_config", "_stats"):
+            state.pop(name, None)
+        state.update(_run_id="", _made_dirs=set())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+        self._attempt = uuid.uuid4().hex[:8]  # a resumed run is a new attempt: its staged names differ
+        self._config = None
+        self._stats = None
+
+    def bind_run(self, run_id: str, config, stats=None) -> None:
+        """Write for run `run_id` in another process (a Ray task): stage under its staging area, retry with
+        its settings, count retries in `stats`. prepare() has already checked the destination."""
+        self._run_id, self._config, self._stats = run_id, config, stats
 
     def describe(self) -> str:
         parts = f" partition_by={list(self.partition_by)}" if self.partition_by else ""
@@ -237,6 +251,41 @@ class FileSink:
     def _encode(self, table: pa.Table) -> bytes:
         raise NotImplementedError
 
+    # ------------------------------------------------------------ resume
+
+    def committed(self, run_id: str) -> bool:
+        """Whether run `run_id` already committed here (then `commit` only finishes what it left undone)."""
+        self._run_id = run_id
+        return self._read_log().find(run_id) is not None
+
+    def recover(self, run_id: str, completed: dict[str, list[dict]]) -> set[str]:
+        """Before a resumed attempt at an uncommitted run: undo its interrupted commit, if any, and
+        return the logged write tasks whose staged files are gone (they must run again)."""
+        self._run_id = run_id
+        prefix = self.path + "/"
+        ours = re.compile(rf"(^|/)part-\d+-{re.escape(run_id)}{re.escape(self.extension)}$")
+        for info in self._listing(self.path, recursive=True):
+            relative = info.path[len(prefix):]
+            if info.type == pafs.FileType.File and not _special(relative.split("/", 1)[0]) and ours.search(relative):
+                self._retry(lambda path=info.path: self.filesystem.delete_file(path),
+                            f"removing {info.path!r}, published by the interrupted commit of run {run_id}")
+        self._best_effort(lambda: self.filesystem.delete_file(f"{self.path}/{pending_name(run_id)}"),
+                          "removing the interrupted commit's intent file")
+        missing = set()
+        for key, entries in completed.items():
+            for entry in entries:
+                if self._info(f"{self.staging_dir}/{entry['path']}").type != pafs.FileType.File:
+                    missing.add(key)
+                    break
+        return missing
+
+    def _finish_commit(self) -> None:
+        """After the commit point: the intent file goes, `_SUCCESS` is written, staging is removed."""
+        self._best_effort(lambda: self.filesystem.delete_file(f"{self.path}/{pending_name(self._run_id)}"),
+                          "removing the commit intent file")
+        self._retry(lambda: self._write_bytes(f"{self.path}/{SUCCESS_MARKER}", b""), "writing the _SUCCESS marker")
+        self._remove_staging()
+
     # ------------------------------------------------------------ commit
 
     def commit(self, written: list[tuple[str, int, int]]) -> WriteResult:
@@ -244,9 +293,9 @@ class FileSink:
         log = self._read_log()
         done = log.find(self._run_id)
         if done is not None:
-            self._remove_staging()
+            self._finish_commit()
             return self._result(done)
-        _crash_point("before-commit")
+        crash_point("before-commit")
         if self.mode == "error" and log.committed:
             self.abort()
             raise SinkError(f"Another job wrote to {self.shown_path!r} while this one ran, so mode='error' "
@@ -270,8 +319,8 @@ class FileSink:
                 self._publish(staged, final)
                 published.append(final)
                 if len(published) == 1:
-                    _crash_point("mid-publish")
-            _crash_point("before-manifest")
+                    crash_point("mid-publish")
+            crash_point("before-manifest")
             latest = self._read_log()
             replaced = tuple(sorted({posixpath.dirname(f.path) for f in files})) \
                 if self.mode == "overwrite-partitions" else ()
@@ -283,7 +332,7 @@ class FileSink:
                 self._roll_back(published)
                 raise
             # the manifest landed though a reply was lost: the run is committed
-        _crash_point("after-manifest")
+        crash_point("after-manifest")
         self._best_effort(lambda: self.filesystem.delete_file(f"{self.path}/{pending_name(self._run_id)}"),
                           "removing the commit intent file")
         self._retry(lambda: self._write_bytes(f"{self.path}/{SUCCESS_MARKER}", b""), "writing the _SUCCESS marker")

@@ -33,6 +33,9 @@ class ReadTask:
     estimated_bytes: int
     description: str
     files: tuple[str, ...] = field(default=())
+    # (file or label, first row, end row) per piece read; rows are None where a whole file is read
+    rows: tuple[tuple[str, int | None, int | None], ...] = field(default=())
+    input_bytes: int = 0  # bytes of storage the task covers: whole files' sizes, or its row groups'
     # The same rows as `read`, each with its source file and row position in POSITION_COLUMNS.
     # Only called to say where a bad record came from, so it favours simplicity over speed.
     read_positions: Callable[[], Iterator[pa.Table]] | None = None
@@ -48,6 +51,11 @@ class ScanRequest:
     schema: pa.Schema | None = None  # the source's schema; without it nothing is pushed to the reader
     parallelism: int = 1  # threads the runner will read with; sources size tasks to keep them busy
     max_task_bytes: int = TARGET_TASK_BYTES  # the runner lowers it when the memory budget is small
+    # Input that cannot be decoded (a line that does not parse, a corrupt file or row group) is
+    # passed here as (source file, 1-based line or None, the line's text or None, the error) and
+    # skipped: this is on_error="quarantine". Without it (on_error="raise"), the reader raises.
+    on_bad_input: Callable[[str, int | None, str | None, BaseException], None] | None = field(
+        default=None, compare=False, repr=False)
 
     def pushable(self, expr: Expr) -> bool:
         return to_arrow_filter(expr, self.schema) is not None

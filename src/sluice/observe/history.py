@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 from ..errors import SluiceError
 from .stats import RunStats
@@ -25,6 +26,8 @@ def record_run(run_dir: str, stats: RunStats, config) -> None:
         settings={"on_error": config.on_error, "max_bad_records": config.max_bad_records,
                   "memory_budget": config.memory_budget, "num_threads": config.num_threads},
         plan=stats.physical_plan.explain() if stats.physical_plan is not None else None,
+        pid=os.getpid(), host=socket.gethostname(),
+        resumable=os.path.isfile(os.path.join(run_dir, "plan.pkl")),
     )
     path = os.path.join(run_dir, RUN_FILE)
     with open(path + ".tmp", "w") as f:

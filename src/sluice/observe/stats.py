@@ -32,6 +32,15 @@ class StageStats:
     name: str
     tasks_total: int | None = None
     tasks_done: int = 0
+    rows_done: int = 0
+    in_flight: int = 0  # tasks submitted and not yet handed on
+    state: str = ""  # why the stage is not producing right now, or ""
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    peak_reserved_bytes: int = 0  # the most memory admitted (all stages) while this stage admitted tasks
+    retries: int = 0
+    bad_records: int = 0
+    spilled_bytes: int = 0
     held_s: dict[str, float] = field(default_factory=dict)  # seconds held back, by reason
 
 
@@ -48,6 +57,8 @@ class RunStats:
     operators: dict[tuple[int, str], OperatorStats] = field(default_factory=dict)
     stages: dict[int, StageStats] = field(default_factory=dict)
     peak_reserved_bytes: int = 0
+    input_bytes: int = 0  # bytes of the input files read (their size on disk, or the part read)
+    output_bytes: int = 0  # bytes of the files written
     shuffle_bytes_written: int = 0
     shuffle_bytes_read: int = 0
     spilled_bytes: int = 0  # in-memory size of the blocks spilled
@@ -61,23 +72,51 @@ class RunStats:
     retry_errors: list[str] = field(default_factory=list)  # the transient errors retried, first ones
     bad_records: int = 0  # rows quarantined to the dead-letter dataset
     bad_records_path: str | None = None
+    cost_basis: Any = field(default=None, repr=False)  # observe.cost.CostBasis: cores, budget, prices at run start
+    events: Any = field(default=None, repr=False)  # the run's EventLog, for what is both a figure and an event
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if self.events is not None:
+            self.events.emit(event, **fields)
 
     def add_shuffle(self, written: int = 0, read: int = 0) -> None:
         with self._lock:
             self.shuffle_bytes_written += written
             self.shuffle_bytes_read += read
 
-    def add_spill(self, memory_bytes: int, file_bytes: int) -> None:
+    def add_input(self, stored_bytes: int) -> None:
+        with self._lock:
+            self.input_bytes += stored_bytes
+
+    def add_spill(self, memory_bytes: int, file_bytes: int, stage_id: int | None = None) -> None:
         with self._lock:
             self.spilled_bytes += memory_bytes
             self.spill_file_bytes += file_bytes
+            if stage_id in self.stages:
+                self.stages[stage_id].spilled_bytes += memory_bytes
+
+    def add_bad_records(self, stage_id: int, count: int) -> None:
+        with self._lock:
+            if stage_id in self.stages:
+                self.stages[stage_id].bad_records += count
+
+    def admitted(self, stage_id: int, reserved_bytes: int) -> None:
+        stage = self.stages.get(stage_id)
+        if stage is not None and reserved_bytes > stage.peak_reserved_bytes:
+            stage.peak_reserved_bytes = reserved_bytes
 
     def add_retry(self, error: BaseException) -> None:
         with self._lock:
             self.retries += 1
             if len(self.retry_errors) < 20:
                 self.retry_errors.append(f"{type(error).__name__}: {error}")
+        from .events import current_block
+        stage, block = current_block()
+        if stage in self.stages:
+            with self._lock:
+                self.stages[stage].retries += 1
+        self.emit("retry", stage=stage, block=block, error=f"{type(error).__name__}: {error}")
 
     def add_reduce_task(self, stage_id: int, rows: int) -> None:
         with self._lock:
@@ -108,9 +147,33 @@ class RunStats:
             held = self.stages[stage_id].held_s
             held[reason] = held.get(reason, 0.0) + seconds
 
-    def task_done(self, stage_id: int) -> None:
+    def task_done(self, stage_id: int, rows: int = 0) -> None:
         with self._lock:
-            self.stages[stage_id].tasks_done += 1
+            stage = self.stages[stage_id]
+            stage.tasks_done += 1
+            stage.rows_done += rows
+
+    def note(self, text: str) -> None:
+        """A decision or remark worth reading after the run (adaptive choices, pool sizes)."""
+        with self._lock:
+            self.notes.append(text)
+        self.emit("note", text=text)
+
+    def set_cost_basis(self, config) -> None:
+        """Record the cores, memory budget and prices that the cost estimate uses."""
+        from .cost import CostBasis
+        self.cost_basis = CostBasis.from_config(config)
+
+    @property
+    def bytes_processed(self) -> int:
+        return self.input_bytes + self.shuffle_bytes_written + self.shuffle_bytes_read + self.output_bytes
+
+    def cost(self):
+        """The run's estimated cost (an observe.cost.CostEstimate), or None without a cost basis."""
+        if self.cost_basis is None:
+            return None
+        from .cost import estimate
+        return estimate(self.cost_basis, self.wall_s, self.bytes_processed)
 
     def operator_list(self) -> list[OperatorStats]:
         return sorted(self.operators.values(), key=lambda o: o.stage_id)
@@ -125,11 +188,37 @@ class RunStats:
             "reduce_tasks": self.reduce_tasks, "notes": self.notes, "retries": self.retries,
             "retry_errors": self.retry_errors, "bad_records": self.bad_records,
             "bad_records_path": self.bad_records_path,
+            "input_bytes": self.input_bytes, "output_bytes": self.output_bytes, "bytes_processed": self.bytes_processed,
+            "cost": cost.to_dict() if (cost := self.cost()) is not None else None,
         }
 
     def table(self):
+        """The per-stage table, then the per-operator one."""
+        from rich.console import Group
+        return Group(self.stage_table(), self.operator_table())
+
+    def stage_table(self):
         from rich.table import Table
         table = Table(title=f"sluice run {self.run_id}: {self.status} in {self.wall_s:.2f}s")
+        for column in ("stage", "tasks", "rows out", "bytes out", "wall s", "cpu s", "peak reserved", "retries",
+                       "bad records", "spilled", "held back s"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        operators = self.operator_list()
+        for stage in sorted(self.stages.values(), key=lambda s: s.stage_id):
+            ops = [op for op in operators if op.stage_id == stage.stage_id]
+            last = ops[-1] if ops else None
+            wall = (stage.ended_at or stage.started_at) - stage.started_at
+            table.add_row(stage.name if stage.name.startswith("stage") else f"stage {stage.stage_id}",
+                          f"{stage.tasks_done:,}", f"{last.rows_out:,}" if last else "",
+                          format_bytes(last.bytes_out) if last else "", f"{wall:.2f}",
+                          f"{sum(op.cpu_s for op in ops):.2f}", format_bytes(stage.peak_reserved_bytes),
+                          str(stage.retries), f"[bold red]{stage.bad_records:,}[/]" if stage.bad_records else "0",
+                          format_bytes(stage.spilled_bytes), f"{sum(stage.held_s.values()):.1f}")
+        return table
+
+    def operator_table(self):
+        from rich.table import Table
+        table = Table(title="operators")
         for column in ("stage", "operator", "blocks", "rows in", "rows out", "bytes in", "bytes out", "wall s", "cpu s"):
             table.add_column(column, justify="left" if column in ("stage", "operator") else "right")
         for op in self.operator_list():
@@ -154,6 +243,11 @@ class RunStats:
             for reason, seconds in stage.held_s.items():
                 if seconds >= 0.1:
                     lines.append(f"stage {stage.stage_id} was {reason} for {seconds:.1f}s")
+        lines.append(f"bytes processed: {format_bytes(self.bytes_processed)} = input {format_bytes(self.input_bytes)} "
+                     f"+ shuffle write {format_bytes(self.shuffle_bytes_written)} + shuffle read "
+                     f"{format_bytes(self.shuffle_bytes_read)} + output {format_bytes(self.output_bytes)}")
+        if (cost := self.cost()) is not None:
+            lines += cost.lines()
         lines += self.notes
         return lines
 

@@ -13,7 +13,8 @@ skew, switch to broadcast) once the map side has finished and real sizes are kno
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -129,20 +130,64 @@ class RangePartitioner(Partitioner):
 
 # ---------------------------------------------------------------- map-side prepare steps
 
+class Reduction:
+    """How much partial aggregation has shrunk the blocks so far, across the tasks of one run."""
+
+    def __init__(self):
+        self.rows_in = 0
+        self.rows_out = 0
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:  # shipped to other processes (Ray tasks) as counts, without the lock
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def add(self, rows_in: int, rows_out: int) -> None:
+        with self._lock:
+            self.rows_in += rows_in
+            self.rows_out += rows_out
+
+    @property
+    def pays(self) -> bool:
+        """Grouping pays while it more than halves the rows; judged once enough rows were seen."""
+        return self.rows_in < PARTIAL_PROBE_ROWS or self.rows_out < self.rows_in * PARTIAL_MIN_REDUCTION
+
+
+PARTIAL_PROBE_ROWS = 1_000_000
+PARTIAL_MIN_REDUCTION = 0.5
+
+
 @dataclass(frozen=True, eq=False)
 class PartialAggregate(Operator):
+    """Aggregate each block by the keys before the exchange. When grouping stops paying (nearly
+    every key is distinct within a block), later blocks send each row as its own partial state:
+    the same final result, without a group-by that saves nothing."""
+
     plan: AggregationPlan
+    reduction: Reduction = field(default_factory=Reduction, compare=False, repr=False)
     name = "PartialAggregate"
 
     def apply(self, table):
         frame = arrow_to_polars(table)
+        if self.plan.keys and not self.reduction.pays:
+            return polars_to_arrow(self._as_rows(frame))
         if self.plan.keys:
             out = frame.group_by(list(self.plan.keys)).agg(self.plan.partial())
+            self.reduction.add(table.num_rows, out.height)
         else:
             out = frame.select(self.plan.partial())
             if table.num_rows == 0:
                 out = out.clear()  # an empty block has no rows to summarize (first() must not see a null)
         return polars_to_arrow(out)
+
+    def _as_rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+        keys = list(self.plan.keys)
+        grouped = frame.clear().group_by(keys).agg(self.plan.partial())  # the schema partials have
+        rows = frame.select([pl.col(k) for k in keys] + self.plan.row_partials())
+        return rows.cast(dict(grouped.schema))
 
     def describe(self):
         return f"partial aggregate by [{', '.join(self.plan.keys)}]"

@@ -146,6 +146,14 @@ class LocalLimit(Operator):
         return f"LocalLimit {self.n}"
 
 
+WRITTEN_SCHEMA = pa.schema([("path", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64())])
+
+
+def written_table(entries: list[dict]) -> pa.Table:
+    """A write task's output: one row (path, rows, bytes) per file it staged."""
+    return pa.Table.from_pylist(entries, schema=WRITTEN_SCHEMA)
+
+
 @dataclass(frozen=True, eq=False)
 class WriteStep(Operator):
     """Write the block to the sink's staging area; output one row per file written."""
@@ -155,11 +163,7 @@ class WriteStep(Operator):
 
     def apply(self, table: pa.Table) -> pa.Table:
         written = self.sink.write_block(table)  # type: ignore[attr-defined]
-        return pa.table({
-            "path": pa.array([w[0] for w in written], pa.string()),
-            "rows": pa.array([w[1] for w in written], pa.int64()),
-            "bytes": pa.array([w[2] for w in written], pa.int64()),
-        })
+        return written_table([{"path": path, "rows": rows, "bytes": size} for path, rows, size in written])
 
     def describe(self) -> str:
         return f"Write {self.sink.describe()}"  # type: ignore[attr-defined]

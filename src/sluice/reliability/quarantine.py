@@ -41,6 +41,7 @@ from ..errors import ExpressionEvaluationError, TooManyBadRecordsError, UdfInitE
 
 FANOUT = 16
 BROKEN_AFTER = 32  # single rows failing, with no piece of the block succeeding yet
+BROKEN_RUN = 256  # single rows failing one after the other, though earlier pieces succeeded
 EARLY_ABORT_MIN = 100
 FLUSH_EVERY = 1000
 DEAD_LETTER_SCHEMA = pa.schema([
@@ -69,11 +70,14 @@ def isolate(apply: Callable[[pa.Table], pa.Table], block: pa.Table, first_error:
     """The operator's outputs for the good parts of `block`, in order, and the rows it fails on."""
     outputs: list[pa.Table] = []
     bad: list[BadRow] = []
+    failing_in_a_row = 0
 
     def visit(offset: int, piece: pa.Table, error: BaseException | None) -> None:
+        nonlocal failing_in_a_row
         if error is None:
             try:
                 outputs.append(apply(piece))
+                failing_in_a_row = 0
                 return
             except Exception as exc:  # noqa: BLE001 - classified right below
                 if not is_row_error(exc):
@@ -81,8 +85,13 @@ def isolate(apply: Callable[[pa.Table], pa.Table], block: pa.Table, first_error:
                 error = exc
         if piece.num_rows == 1:
             bad.append(BadRow(offset, error))
+            failing_in_a_row += 1
             if len(bad) >= BROKEN_AFTER and not outputs:
                 raise first_error  # every row tried fails: the function is broken, not the rows
+            if failing_in_a_row >= BROKEN_RUN:
+                # from some row on, every row fails (a function that breaks past a point, not bad
+                # records); finding each would cost a call per row
+                raise first_error
             return
         size = -(-piece.num_rows // FANOUT)
         for start in range(0, piece.num_rows, size):
@@ -136,6 +145,8 @@ class DeadLetters:
         self._lock = threading.Lock()
         self._saved_operators: set[str] = set()
         self._failing: set[tuple[int, str]] = set()  # (stage, operator name): whose input rows the budget counts
+        self._unreadable: dict[int, set[tuple]] = {}  # stage -> the undecodable input its scan set aside
+        self._first: str | None = None  # the first bad record, for the error that stops the run
 
     def record(self, stage: int, operator, operator_id: str, block: pa.Table, bad: list[BadRow],
                positions: pa.Table | None, rows_seen: int) -> None:
@@ -158,12 +169,59 @@ class DeadLetters:
             })
         with self._lock:
             self._pending += records
+            self._remember_first(records)
             self.stats.bad_records += len(records)
             self.stats.bad_records_path = self.directory
             total = self.stats.bad_records
             if len(self._pending) >= FLUSH_EVERY:
                 self._flush_locked()
         self._check_budget(total, rows_seen, final=False)
+
+    def record_unreadable(self, stage: int, source_file: str, line: int | None, text: str | None,
+                          error: BaseException) -> None:
+        """Input a reader could not decode: a line that does not parse (its 1-based line number, and its
+        text as record_json {"line": text}), or a corrupt file or row group (line and text None).
+
+        Each is one bad record. A fractional budget is taken of the rows the stage's scan produced
+        plus these. Reported twice (a retried or re-read read task), it is recorded once.
+        """
+        key = (source_file, line, type(error).__name__, str(error))
+        with self._lock:
+            seen = self._unreadable.setdefault(stage, set())
+            if key in seen:
+                return
+            seen.add(key)
+            self._pending.append({
+                "run_id": self.run_id, "stage": stage, "operator": "Scan", "operator_id": f"stage{stage}-scan",
+                "source_file": source_file, "row_position": line, "exception_type": type(error).__name__,
+                "message": str(error), "traceback": None,
+                "record_json": None if text is None else json.dumps({"line": text}, ensure_ascii=False),
+                "record_ipc": None, "recorded_at": time.time(),
+            })
+            self._remember_first(self._pending[-1:])
+            self.stats.bad_records += 1
+            self.stats.bad_records_path = self.directory
+            total = self.stats.bad_records
+            if len(self._pending) >= FLUSH_EVERY:
+                self._flush_locked()
+        from ..observe.events import current_block
+        self.stats.add_bad_records(stage, 1)
+        self.stats.emit("bad_records", stage=stage, operator="Scan", block=current_block()[1], count=1)
+        self._check_budget(total, self._scan_rows(), final=False)
+
+    def _remember_first(self, records: list[dict]) -> None:
+        if self._first is None and records:
+            record = records[0]
+            where = record["source_file"] or f"stage {record['stage']}"
+            if record["row_position"] is not None:
+                where += f", row {record['row_position']}"
+            self._first = f"{record['exception_type']}: {record['message']} ({where}, in {record['operator']})"
+
+    def _scan_rows(self) -> int:
+        """Rows read by the scans that set undecodable input aside, that input included."""
+        scanned = self.stats.operators
+        return sum(len(bad) + (scanned[(stage, "Scan")].rows_out if (stage, "Scan") in scanned else 0)
+                   for stage, bad in list(self._unreadable.items()))
 
     def _check_budget(self, bad: int, rows: int, final: bool) -> None:
         limit = self.config.max_bad_records
@@ -176,7 +234,8 @@ class DeadLetters:
         if over:
             self.flush()
             raise TooManyBadRecordsError(
-                f"{bad:,} bad records exceed the error budget ({allowed}); the run stops. Each one is in the "
+                f"{bad:,} bad records exceed the error budget ({allowed}); the run stops. The first: {self._first}. "
+                f"Each one is in the "
                 f"dead-letter dataset {self.directory} with its error and source row: "
                 f"`sluice bad-records {self.run_id}` lists them, `sluice repro {self.run_id}` rebuilds one. "
                 f"Raise max_bad_records to let the run finish, or fix the input or the function.")
@@ -186,6 +245,7 @@ class DeadLetters:
         self.flush()
         if self.stats.bad_records:
             rows = sum(self.stats.operators[key].rows_in for key in self._failing if key in self.stats.operators)
+            rows += self._scan_rows()
             self._check_budget(self.stats.bad_records, rows, final=True)
 
     def flush(self) -> None:

@@ -76,6 +76,12 @@ def load_record(run_dir: str, index: int) -> dict:
 
 def write_repro(run_dir: str, index: int, out_dir: str) -> tuple[str, str]:
     record = load_record(run_dir, index)
+    if record["operator"] == "Scan":
+        where = record["source_file"] + (f", line {record['row_position']}" if record["row_position"] else "")
+        raise SluiceError(
+            f"Record {index} is input that could not be read ({where}: {record['exception_type']}: "
+            f"{record['message']}); there is no function to replay. Fix or remove that line (record_json "
+            f"holds its text) or the file, and run again.")
     base = os.path.join(run_dir, "operators", record["operator_id"])
     if not os.path.exists(base + ".json"):
         raise SluiceError(f"The run directory lacks {base}.json, which describes the failing operator.")

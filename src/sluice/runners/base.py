@@ -19,9 +19,11 @@ import pyarrow as pa
 
 from ..config import Config
 from ..errors import RunnerError
+from ..observe.events import EVENTS_FILE, EventLog
 from ..observe.progress import Progress
 from ..observe.stats import RunStats
 from ..plan.physical import PhysicalPlan
+from ..reliability.run_store import RunStore
 
 
 def new_run_id() -> str:
@@ -34,10 +36,19 @@ class RunContext:
     run_id: str = field(default_factory=new_run_id)
     stats: RunStats = field(init=False)
     progress: Progress = field(default_factory=Progress)
+    store: RunStore | None = None  # a resumable run's checkpoints (write runs with checkpoint=True)
+    resumed: bool = False  # this is a later attempt at an earlier run, by `sluice resume`
 
     def __post_init__(self):
+        import os
         self.stats = RunStats(self.run_id)
+        self.stats.set_cost_basis(self.config)
         self._dead_letters = None
+        self.events = EventLog(os.path.join(self.run_dir, EVENTS_FILE))
+        self.stats.events = self.events
+        if self.config.metrics_port:
+            from ..observe.metrics import watch
+            watch(self.events, self.config)
 
     @property
     def run_dir(self) -> str:

@@ -2,7 +2,8 @@
 budget, spilled to compressed Arrow IPC files on local disk beyond it.
 
 Only the coordinating thread adds, spills and releases; reduce tasks read from pool
-threads, which only touch partitions no one is still adding to.
+threads, which only touch partitions no one is still adding to. A resumable run also keeps
+each exchange on disk (exchange_checkpoint.py); a resumed run reads it back from there.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _spill_ids = itertools.count()
 
 class ExchangeBuffer:
     def __init__(self, name: str, schema: pa.Schema, num_partitions: int, budget: MemoryBudget, spill_dir: str,
-                 stats: RunStats):
+                 stats: RunStats, durable: bool = False, stage_id: int | None = None):
         self.name = name
         self.schema = schema
         self.num_partitions = num_partitions
@@ -37,6 +38,9 @@ class ExchangeBuffer:
         self.spill_files: list[str] = []
         self.bytes = [0] * num_partitions
         self.rows = [0] * num_partitions
+        self.stored = [0] * num_partitions  # bytes on disk per partition, in a durable exchange
+        self.stage_id = stage_id  # the stage reading this exchange, for per-stage spill figures
+        self.durable = durable  # a persisted exchange: shuffle bytes are its files' bytes, counted at persist
 
     @property
     def total_bytes(self) -> int:
@@ -50,7 +54,8 @@ class ExchangeBuffer:
         size = block.nbytes
         self.bytes[partition] += size
         self.rows[partition] += block.num_rows
-        self.stats.add_shuffle(written=size)
+        if not self.durable:
+            self.stats.add_shuffle(written=size)
         pieces = self.memory[partition]
         pieces.append(block)
         if len(pieces) >= COMPACT_PIECES:
@@ -76,10 +81,18 @@ class ExchangeBuffer:
                 if written > first:
                     self.spills[partition].append((path, first, written - first))
         self.spill_files.append(path)
-        self.stats.add_spill(sum(self.memory_bytes), os.path.getsize(path))
+        self.stats.add_spill(sum(self.memory_bytes), os.path.getsize(path), self.stage_id)
         self.budget.release(sum(self.memory_bytes))
         self.memory = [[] for _ in range(self.num_partitions)]
         self.memory_bytes = [0] * self.num_partitions
+
+    def add_stored(self, partition: int, path: str, first: int, count: int, rows: int, nbytes: int,
+                   stored: int) -> None:
+        """Add batches first..first+count of an IPC file (an earlier attempt's map output) to a partition."""
+        self.spills[partition].append((path, first, count))
+        self.rows[partition] += rows
+        self.bytes[partition] += nbytes
+        self.stored[partition] += stored
 
     def iter_blocks(self, partition: int) -> Iterator[pa.Table]:
         """The partition's blocks in the order they were added, read back one record batch at a time."""
@@ -92,7 +105,8 @@ class ExchangeBuffer:
     def read(self, partitions) -> pa.Table:
         tables = [t for p in partitions for t in self.iter_blocks(p)]
         table = pa.concat_tables(tables, promote_options="permissive") if tables else self.schema.empty_table()
-        self.stats.add_shuffle(read=table.nbytes)
+        durable = any(self.stored)  # a persisted exchange counts what it stores: its files' bytes
+        self.stats.add_shuffle(read=sum(self.stored[p] for p in partitions) if durable else table.nbytes)
         return table
 
     def release(self, partition: int) -> None:

@@ -12,6 +12,8 @@ Stages that read through an exchange (joins, aggregations, sorts) run in shuffle
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,11 +21,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
-from ...plan.operators import MapBatchesStep, normalize_block
+from ...plan.operators import WRITTEN_SCHEMA, MapBatchesStep, WriteStep, normalize_block, written_table
 from ...plan.physical import PhysicalPlan, Stage
 from ...reliability.retry import retrying
 from ..base import RunContext, Runner
-from ...io.source import MIN_TASK_BYTES, POSITION_COLUMNS, TARGET_TASK_BYTES
+from ...io.source import MIN_TASK_BYTES, POSITION_COLUMNS, TARGET_TASK_BYTES, ReadTask
+from ...observe.events import Sampler, process_tree_rss, set_current_block
 from ...observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
 from .budget import WORK_FACTOR, MemoryBudget, use_prompt_allocator
 
@@ -45,6 +48,7 @@ class LocalRunner(Runner):
         # Threads that wait on worker processes use no CPU: twice as many keep the workers fed.
         threads = context.config.num_threads * (2 if udf_steps else 1)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sluice")
+        sampler = Sampler(context.events, lambda: _sample(context, budget)).start()
         failed = True
         try:
             yield from _StageRun(plan.root, context, pool, budget).blocks()
@@ -56,6 +60,7 @@ class LocalRunner(Runner):
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            sampler.stop()
             context.stats.peak_reserved_bytes = budget.peak
             if udf_pools is not None:
                 udf_pools.close(failed)
@@ -65,19 +70,35 @@ class LocalRunner(Runner):
 
 class _StageRun:
     def __init__(self, stage: Stage, context: RunContext, pool: ThreadPoolExecutor, budget: MemoryBudget,
-                 finish: Callable[[pa.Table], Any] | None = None):
+                 finish: Callable[[pa.Table], Any] | None = None, checkpoint=None):
         self.stage = stage
         self.context = context
         self.pool = pool
         self.budget = budget
         self.finish = finish  # applied in the pool to each output block, for a downstream exchange
+        self._task_numbers = itertools.count()  # block ids: s<stage>-t<number>
+        self.checkpoint = checkpoint  # the durable exchange this stage's map tasks feed (a resumable run)
+        # read tasks have keys (what they read), so each one's map output is saved, and skipped on resume
+        self.maps_to_checkpoint = checkpoint is not None and stage.scan is not None
+        # a resumable run logs each finished write task, so that a resumed attempt can skip it
+        self.writes = bool(stage.operators) and isinstance(stage.operators[-1], WriteStep) and \
+            context.store is not None
 
     def blocks(self) -> Iterator[Any]:
         stage, stats = self.stage, self.context.stats
-        stats.stage(stage.id, stage.name)
+        stats.stage(stage.id, stage.name).started_at = time.time()
+        try:
+            yield from self._blocks()
+        finally:
+            progress = stats.stages[stage.id]
+            progress.ended_at = time.time()
+            self.context.events.emit("stage_end", stage=stage.id, rows=progress.rows_done, tasks=progress.tasks_done)
+
+    def _blocks(self) -> Iterator[Any]:
+        stage, stats = self.stage, self.context.stats
         if stage.shuffle:
             from .shuffle import ShuffleStage
-            self.context.progress.start_stage(stage.id, stage.name, None)
+            self._start(None)
             outputs: Iterator[Any] = ShuffleStage(self).blocks()
             if self.finish is not None:
                 outputs = self.parallel(self.finish, ((b, b.nbytes) for b in outputs))
@@ -87,14 +108,21 @@ class _StageRun:
             self.read_schema = stage.read_schema
             threads = self.context.config.num_threads
             request = dataclasses.replace(stage.scan_request, parallelism=threads, max_task_bytes=self.budget.task_bytes(
-                threads, TARGET_TASK_BYTES, MIN_TASK_BYTES))
+                threads, TARGET_TASK_BYTES, MIN_TASK_BYTES), on_bad_input=None if self.context.config.on_error == "raise"
+                else lambda *bad: self.context.dead_letters.record_unreadable(stage.id, *bad))
             tasks = stage.scan.source.plan_tasks(request)
             stats.stages[stage.id].tasks_total = len(tasks)
-            self.context.progress.start_stage(stage.id, stage.name, len(tasks))
+            self._start(len(tasks))
+
+            def key(task) -> str:
+                return f"s{stage.id}:{task.description}"
+
+            tasks, skipped = self.skip_completed(tasks, key)
+            yield from self._counted(skipped)
             yield from self._counted(self.parallel(self._finished(self._read_and_process),
-                                                   ((task, task.estimated_bytes) for task in tasks)))
+                                                   ((task, task.estimated_bytes) for task in tasks), key))
             return
-        self.context.progress.start_stage(stage.id, stage.name, None)
+        self._start(None)
         upstream: Iterator[pa.Table] = _concat([self.upstream(s) for s in stage.inputs])
         if stage.stream_op is not None:
             upstream = stage.stream_op.apply(upstream)
@@ -103,15 +131,80 @@ class _StageRun:
             return
         yield from self._counted(self.parallel(self._finished(self.process), ((b, b.nbytes) for b in upstream)))
 
-    def upstream(self, stage: Stage, finish: Callable[[pa.Table], Any] | None = None) -> Iterator[Any]:
-        return _StageRun(stage, self.context, self.pool, self.budget, finish).blocks()
+    def upstream(self, stage: Stage, finish: Callable[[pa.Table], Any] | None = None, checkpoint=None) -> Iterator[Any]:
+        return _StageRun(stage, self.context, self.pool, self.budget, finish, checkpoint).blocks()
+
+    def _start(self, tasks_total: int | None) -> None:
+        self.context.progress.start_stage(self.stage.id, self.stage.name, tasks_total)
+        self.context.events.emit("stage_start", stage=self.stage.id, name=self.stage.name, tasks_total=tasks_total)
+
+    def set_state(self, state: str) -> None:
+        """Say why the stage is not producing (held back), or "" when it goes again."""
+        self.context.stats.stages[self.stage.id].state = state
+        self.context.progress.set_state(self.stage.id, state)
 
     def _counted(self, outputs: Iterable[Any]) -> Iterator[Any]:
         for output in outputs:
-            self.context.stats.task_done(self.stage.id)
-            rows = output.num_rows if isinstance(output, pa.Table) else 0
+            rows, _ = _output_size(output)
+            self.context.stats.task_done(self.stage.id, rows)
             self.context.progress.advance(self.stage.id, rows)
             yield output
+
+    def skip_completed(self, items: list, key: Callable[[Any], str]) -> tuple[list, list[pa.Table]]:
+        """Split a resumed stage's items into those still to run and the outputs of those an earlier
+        attempt finished: write tasks whose staged files are logged, map tasks whose output is on disk
+        (the exchange restores those itself)."""
+        if self.maps_to_checkpoint:
+            self.checkpoint.keyed = True
+            todo = [item for item in items if key(item) not in self.checkpoint.completed]
+            if len(todo) < len(items):
+                self.context.stats.emit("checkpoint", stage=self.stage.id, what="map tasks restored",
+                                        detail=f"{len(items) - len(todo)} of {len(items)}")
+                self.context.stats.note(f"stage {self.stage.id}: {len(items) - len(todo)} of {len(items)} map "
+                                        f"task(s) were finished by an earlier attempt at this run; their output "
+                                        f"was read back from disk")
+            return todo, []
+        if not self.writes:
+            return items, []
+        done = self.context.store.completed()
+        todo, skipped = [], []
+        for item in items:
+            entries = done.get(key(item))
+            if entries is None:
+                todo.append(item)
+                continue
+            skipped.append(written_table(entries))
+            self.context.stats.emit("checkpoint", stage=self.stage.id, what="task skipped", detail=key(item))
+        if skipped:
+            self.context.stats.note(f"stage {self.stage.id}: {len(skipped)} of {len(items)} write task(s) were "
+                                    f"finished by an earlier attempt at this run and were skipped")
+        return todo, skipped
+
+    def _task(self, work: Callable[[Any], Any], item: Any, number: int,
+              key: Callable[[Any], str] | None = None) -> Any:
+        """Run one task in the pool, logging its start and end with what it covers (events.jsonl)."""
+        events, stage = self.context.events, self.stage.id
+        block = f"s{stage}-t{number}"
+        set_current_block(stage, block)
+        events.emit("task_start", stage=stage, block=block, attempt=1, pid=events.pid, host=events.host,
+                    thread=threading.current_thread().name, **_covers(item))
+        started = time.perf_counter()
+        try:
+            result = work(item)
+        except BaseException as exc:
+            events.emit("task_end", stage=stage, block=block, attempt=1, status="failed",
+                        wall_s=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            set_current_block(None, None)
+        if key is not None and self.writes and isinstance(result, pa.Table):
+            self.context.store.log_task(key(item), result.to_pylist())
+        elif key is not None and self.maps_to_checkpoint:
+            self.checkpoint.save(key(item), result[0])  # the (partition, piece) list the exchange gets
+        rows, size = _output_size(result)
+        events.emit("task_end", stage=stage, block=block, attempt=1, status="ok", rows=rows, bytes=size,
+                    wall_s=time.perf_counter() - started)
+        return result
 
     def _finished(self, work: Callable[[Any], pa.Table]) -> Callable[[Any], Any]:
         if self.finish is None:
@@ -119,7 +212,8 @@ class _StageRun:
         finish = self.finish
         return lambda item: finish(work(item))
 
-    def parallel(self, work: Callable[[Any], Any], items: Iterable[tuple[Any, int]]) -> Iterator[Any]:
+    def parallel(self, work: Callable[[Any], Any], items: Iterable[tuple[Any, int]],
+                 key: Callable[[Any], str] | None = None) -> Iterator[Any]:
         """Run `work` over items on the pool, a bounded window at a time, yielding results in order.
 
         An item's estimate can be far below what its task makes: a read task's estimate knows only
@@ -148,11 +242,15 @@ class _StageRun:
                     if not self.budget.try_reserve(reserve, force=not window):
                         held_by_memory = True
                         break
-                    window.append((self.pool.submit(work, item), reserve, estimate))
+                    window.append((self.pool.submit(self._task, work, item, next(self._task_numbers), key),
+                                   reserve, estimate))
+                    self.context.stats.stages[self.stage.id].in_flight = len(window)
+                    self.context.stats.admitted(self.stage.id, self.budget.reserved)
                     waiting = None
                 if not window:
                     return
                 future, reserved, estimate = window.popleft()
+                self.context.stats.stages[self.stage.id].in_flight = len(window)
                 try:
                     result = self._wait(future, HELD_BY_MEMORY if held_by_memory else None)
                     held_by_memory = False
@@ -162,12 +260,12 @@ class _StageRun:
                     # with its window full, the stage produces nothing more until the consumer asks
                     held = HELD_BY_CONSUMER if len(window) + 1 >= limit else None
                     if held:
-                        self.context.progress.set_state(self.stage.id, held)
+                        self.set_state(held)
                     started = time.perf_counter()
                     yield result  # the reservation covers the result until the consumer asks for the next
                     if held:
                         self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
-                        self.context.progress.set_state(self.stage.id, "")
+                        self.set_state("")
                 finally:
                     self.budget.release(reserved)
         finally:
@@ -182,13 +280,13 @@ class _StageRun:
         """The oldest task's result; time spent waiting is held time when admission was refused."""
         if held is None or future.done():
             return future.result()
-        self.context.progress.set_state(self.stage.id, held)
+        self.set_state(held)
         started = time.perf_counter()
         try:
             return future.result()
         finally:
             self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
-            self.context.progress.set_state(self.stage.id, "")
+            self.set_state("")
 
     def _read_and_process(self, task) -> pa.Table:
         schema = self.read_schema
@@ -198,6 +296,7 @@ class _StageRun:
                           f"reading {task.description}")
         block = pa.concat_tables(pieces) if pieces else schema.empty_table()
         block = normalize_block(block, schema)
+        self.context.stats.add_input(task.input_bytes)
         self.context.stats.record(self.stage.id, "Scan", 0, block.num_rows, 0, block.nbytes,
                                   time.perf_counter() - started, time.thread_time() - cpu_started)
         return self.process(block, task)
@@ -226,6 +325,10 @@ class _StageRun:
         seen = stats.operators[(self.stage.id, operator.name)].rows_in
         self.context.dead_letters.record(self.stage.id, operator, f"stage{self.stage.id}-op{index}", block, bad,
                                          self._positions(task, index, block.num_rows), seen)
+        from ...observe.events import current_block
+        stats.add_bad_records(self.stage.id, len(bad))
+        stats.emit("bad_records", stage=self.stage.id, operator=operator.name, block=current_block()[1],
+                   count=len(bad))
         return result
 
     def _positions(self, task, index: int, rows: int) -> pa.Table | None:
@@ -275,6 +378,39 @@ class _StageRun:
         return self.measured("Partition", block.num_rows, block.nbytes, lambda: partitioner.assign(block, partitions),
                             lambda pieces: sum(p.num_rows for _, p in pieces),
                             lambda pieces: sum(p.nbytes for _, p in pieces))
+
+
+def _output_size(output: Any) -> tuple[int, int]:
+    """Rows and bytes a task put out: a block; a write's file list (the rows written); or the
+    partitioned pieces (and key sample) a map task hands to an exchange."""
+    if isinstance(output, pa.Table):
+        if output.schema.equals(WRITTEN_SCHEMA):
+            return sum(output["rows"].to_pylist()), sum(output["bytes"].to_pylist())
+        return output.num_rows, output.nbytes
+    if isinstance(output, tuple) and output and isinstance(output[0], list):
+        pieces = [piece for _, piece in output[0]]
+        return sum(p.num_rows for p in pieces), sum(p.nbytes for p in pieces)
+    return 0, 0
+
+
+def _covers(item: Any) -> dict:
+    """What a task covers, for its task_start event: source rows, or exchange partitions."""
+    if isinstance(item, ReadTask):
+        if item.rows:
+            return {"sources": [{"file": f, "first_row": first, "end_row": end} for f, first, end in item.rows]}
+        return {"sources": [{"file": f, "first_row": None, "end_row": None} for f in item.files]}
+    partitions = getattr(item, "partitions", None)  # a reduce task
+    if isinstance(partitions, tuple):
+        return {"partitions": list(partitions)}
+    return {}
+
+
+def _sample(context: RunContext, budget: MemoryBudget) -> dict:
+    stages = {stage.stage_id: {"name": stage.name, "rows": stage.rows_done, "tasks_done": stage.tasks_done,
+                               "tasks_total": stage.tasks_total, "in_flight": stage.in_flight, "state": stage.state}
+              for stage in list(context.stats.stages.values())}
+    return {"rss_bytes": process_tree_rss(), "reserved_bytes": budget.reserved, "budget_bytes": budget.limit,
+            "stages": stages}
 
 
 def _empty_output(operator, block: pa.Table, error: Exception) -> pa.Table:

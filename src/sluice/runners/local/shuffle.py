@@ -18,6 +18,7 @@ range-partitions the buffered blocks; reduce tasks sort their partition and run 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from statistics import median
@@ -26,13 +27,17 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from pyarrow.parquet import read_table, write_table
 
 from ...observe.stats import format_bytes
 from ...plan import holistic_split
 from ...plan.exchange import FinalAggregate, Partitioner, RangePartitioner, SinglePartitioner
-from ...plan.physical import ShuffleRead
+from ...plan.physical import PhysicalPlan, ShuffleRead
+from ...reliability.crash_points import crash_point
+from ...reliability.run_store import exchange_key
 from ...types import arrow_to_polars, polars_to_arrow
 from .buffer import ExchangeBuffer
+from .exchange_checkpoint import ExchangeCheckpoint
 
 if TYPE_CHECKING:
     from .executor import _StageRun
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 DEFAULT_PARTITIONS = 64
 MAX_PARTITIONS = 1024
 SAMPLE_ROWS_PER_BLOCK = 256
+SAMPLES_FILE = "samples.parquet"  # a persisted sort exchange keeps its key sample, to draw the same ranges
 HOT_KEY_SHARE = 10  # a key holding at least 1/10 of a skewed partition's rows is reported as hot
 SORT_WORK_FACTOR = 2  # a sort task holds its partition twice (input and sorted copy): make partitions smaller
 
@@ -49,6 +55,7 @@ class ReduceItem:
     partitions: tuple[int, ...]
     estimate: int
     inputs: list[pa.Table] | None = None  # pre-read inputs, for the slices of a split partition
+    key: str = ""  # names the task in a resumable run's completion log
     releases: tuple[int, ...] = field(default=())  # partitions this item is the last user of
 
 
@@ -103,16 +110,50 @@ class ShuffleStage:
 
     # ------------------------------------------------------------ map side
 
-    def _new_buffer(self, schema: pa.Schema, partitions: int, label: str) -> ExchangeBuffer:
+    def _new_buffer(self, schema: pa.Schema, partitions: int, label: str, durable: bool = False) -> ExchangeBuffer:
         buffer = ExchangeBuffer(f"s{self.stage.id}-{label}-{len(self.buffers)}", schema, partitions,
-                                self.run.budget, self.spill_dir, self.stats)
+                                self.run.budget, self.spill_dir, self.stats, durable, self.stage.id)
         self.buffers.append(buffer)
         return buffer
 
     def _map_side(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None = None,
                   samples: list[pa.Table] | None = None) -> ExchangeBuffer:
+        """Run the upstream into a new buffer. A resumable run keeps the exchange on disk as it fills
+        (exchange_checkpoint.py) and, resumed, restores what an earlier attempt finished."""
+        store = self.context.store
+        if store is None:
+            return self._fill(read, partitions, partitioner, samples)
+        directory = store.exchange_dir(exchange_key(
+            PhysicalPlan(read.upstream).explain(), read.partitioner, read.prepare, partitioner, partitions))
+        buffer = self._new_buffer(read.schema, partitions, f"from{read.upstream.id}", durable=True)
+        samples_path = os.path.join(directory, SAMPLES_FILE)
+        if (samples is None or os.path.isfile(samples_path)) and ExchangeCheckpoint.load_complete(directory, buffer):
+            if samples is not None:
+                samples.append(read_table(samples_path))
+            self.stats.emit("checkpoint", stage=self.stage.id, what="exchange restored",
+                            detail=f"{buffer.total_rows:,} rows from stage {read.upstream.id}, {directory}")
+            self.stats.note(f"stage {self.stage.id}: restored the exchange from stage {read.upstream.id} "
+                            f"({buffer.total_rows:,} rows) from an earlier attempt at this run")
+            return buffer
+        checkpoint = ExchangeCheckpoint(directory, read.schema, partitions)
+        checkpoint.restore_into(buffer)
+        self._fill(read, partitions, partitioner, samples, buffer, checkpoint)
+        if not checkpoint.keyed:
+            checkpoint.save_all(buffer)
+        if samples:
+            write_table(pa.concat_tables(samples, promote_options="permissive"), samples_path)
+        checkpoint.finish(buffer)
+        crash_point("after-exchange")
+        self.stats.add_shuffle(written=checkpoint.written)
+        self.stats.emit("checkpoint", stage=self.stage.id, what="exchange saved",
+                        detail=f"{buffer.total_rows:,} rows, {checkpoint.written:,} bytes written in {directory}")
+        return buffer
+
+    def _fill(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None = None,
+              samples: list[pa.Table] | None = None, buffer: ExchangeBuffer | None = None,
+              checkpoint: ExchangeCheckpoint | None = None) -> ExchangeBuffer:
         partitioner = partitioner or read.partitioner
-        buffer = self._new_buffer(read.schema, partitions, f"from{read.upstream.id}")
+        buffer = buffer or self._new_buffer(read.schema, partitions, f"from{read.upstream.id}")
         sample_keys = list(read.partitioner.spec.by) if samples is not None else None  # type: ignore[attr-defined]
 
         def finish(block: pa.Table):
@@ -121,7 +162,7 @@ class ShuffleStage:
             sample = _sample(block, sample_keys) if sample_keys else None
             return self.run.timed_partition(partitioner, block, partitions), sample
 
-        for pieces, sample in self.run.upstream(read.upstream, finish):
+        for pieces, sample in self.run.upstream(read.upstream, finish, checkpoint):
             for partition, piece in pieces:
                 buffer.add(partition, piece)
             if sample is not None:
@@ -136,6 +177,7 @@ class ShuffleStage:
             for pieces in self.run.parallel(work, ((b, b.nbytes) for b in blocks)):
                 for index, piece in pieces:
                     target.add(index, piece)
+            self.stats.add_shuffle(read=source.stored[partition] if any(source.stored) else source.bytes[partition])
             source.release(partition)
         return target
 
@@ -201,6 +243,7 @@ class ShuffleStage:
         sizes = [sum(b.bytes[p] for b in buffers) for p in range(count)]
         rows = [sum(b.rows[p] for b in buffers) for p in range(count)]
         self.stats.exchanges.append({"stage": stage.id, "partition_bytes": sizes, "partition_rows": rows})
+        self.stats.emit("exchange", stage=stage.id, partitions=sizes, rows=rows)
         live = [p for p in range(count) if rows[p]]
         if not live:
             return [ReduceItem((0,), 0, releases=(0,))] if stage.reduce_when_empty else []
@@ -315,15 +358,21 @@ class ShuffleStage:
             self.stats.add_reduce_task(self.stage.id, sum(t.num_rows for t in inputs))
             return self.run.process(self.run.timed_reduce(reducer, inputs))
 
+        seen: dict[tuple[int, ...], int] = {}
+        for item in items:  # slices of one split partition share its partitions: number them
+            item.key = f"s{self.stage.id}:p{','.join(map(str, item.partitions))}:{seen.get(item.partitions, 0)}"
+            seen[item.partitions] = seen.get(item.partitions, 0) + 1
+        items, skipped = self.run.skip_completed(items, lambda i: i.key)
+        yield from skipped
         pending = iter(items)
-        for item, block in zip(pending, self.run.parallel(work, ((i, i.estimate) for i in items))):
+        for item, block in zip(pending, self.run.parallel(work, ((i, i.estimate) for i in items), lambda i: i.key)):
             for partition in item.releases:
                 for buffer in buffers:
                     buffer.release(partition)
             yield block
 
     def _note(self, text: str) -> None:
-        self.stats.notes.append(f"stage {self.stage.id}: {text}")
+        self.stats.note(f"stage {self.stage.id}: {text}")
 
 
 def _sample(block: pa.Table, keys: list[str]) -> pa.Table:
