@@ -34,6 +34,8 @@ def _print_summaries() -> None:
 def cmd_run(args) -> int:
     if args.runner:
         config.configure(runner=args.runner)
+    if args.address:
+        config.configure(ray_address=args.address)
     if args.metrics_port is not None or args.metrics_host is not None:
         settings = config.configure(metrics_port=args.metrics_port, metrics_host=args.metrics_host)
         if settings.metrics_port:
@@ -207,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("script")
     run.add_argument("script_args", nargs=argparse.REMAINDER)
     run.add_argument("--runner", choices=["local", "ray"], default=None)
+    run.add_argument("--address", default=None,
+                     help="with --runner ray: the Ray cluster to run on, e.g. ray://head:10001 (SLUICE_RAY_ADDRESS)")
     run.add_argument("--metrics-port", type=int, default=None,
                      help="serve Prometheus metrics on this port while runs go (default: off; SLUICE_METRICS_PORT)")
     run.add_argument("--metrics-host", default=None, help="address the metrics endpoint binds (default 127.0.0.1)")

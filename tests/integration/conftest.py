@@ -30,7 +30,12 @@ import sluice as sl
 from sluice import config as sluice_config
 
 # Every test below runs on each entry; "ray" when Ray is installed (the `ray` extra).
-RUNNERS = ["local", "ray"] if importlib.util.find_spec("ray") is not None else ["local"]
+def _ray_installed() -> bool:
+    spec = importlib.util.find_spec("ray")
+    return spec is not None and spec.origin is not None  # a real package, not a directory named ray
+
+
+RUNNERS = ["local", "ray"] if _ray_installed() else ["local"]
 RAY_CPUS = 3  # logical: a pool of two actors (concurrency=2) leaves one for the tasks that feed it
 RAY_OBJECT_STORE_BYTES = 384 * 1024 * 1024
 

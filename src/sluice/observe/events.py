@@ -95,14 +95,22 @@ class EventLog:
 
 def read_events(path: str) -> list[dict]:
     """The events of a run, in order; a line cut short by a crash is skipped."""
-    events = []
+    return read_json_lines(path)
+
+
+def read_json_lines(path: str) -> list[dict]:
+    """The records of an append-only JSON-lines log (events, task logs); [] if there is none yet.
+    A line a kill cut short is skipped."""
+    if not os.path.isfile(path):
+        return []
+    records = []
     with open(path) as f:
         for line in f:
             try:
-                events.append(json.loads(line))
+                records.append(json.loads(line))
             except ValueError:
                 continue
-    return events
+    return records
 
 
 def process_tree_rss() -> int:

@@ -105,6 +105,48 @@ def isolate(apply: Callable[[pa.Table], pa.Table], block: pa.Table, first_error:
     return outputs, bad
 
 
+def empty_output(operator, block: pa.Table, error: Exception) -> pa.Table:
+    """What an operator gives for no rows, when every row of a block was bad."""
+    try:
+        return operator.apply(block.slice(0, 0))
+    except Exception:  # noqa: BLE001 - a UDF may reject empty input; fall back to its declared schema
+        node = getattr(operator, "node", None)
+        schema = getattr(node, "schema", None)
+        if schema is None:
+            raise error from None
+        return schema.empty_table()
+
+
+def replay_positions(task, read_schema: pa.Schema, operators, rows: int) -> pa.Table | None:
+    """Source file and row of each row entering the operator after `operators`, by re-reading the task."""
+    from ..io.source import POSITION_COLUMNS
+    from ..plan.operators import normalize_block
+    if task is None or task.read_positions is None:
+        return None
+    try:
+        pieces = list(task.read_positions())
+        table = pa.concat_tables(pieces) if pieces else None
+        if table is None:
+            return None
+        positions = table.select(list(POSITION_COLUMNS))
+        table = normalize_block(table.drop_columns(list(POSITION_COLUMNS)), read_schema)
+        for name in POSITION_COLUMNS:
+            table = table.append_column(name, positions[name])
+        for operator in operators:
+            try:
+                table = operator.apply(table)
+            except Exception as exc:  # noqa: BLE001 - rows quarantined earlier fail again: skip them
+                if not is_row_error(exc):
+                    return None
+                outputs, _ = isolate(operator.apply, table, exc)
+                table = pa.concat_tables(outputs, promote_options="permissive") if outputs else None
+            if table is None or not set(POSITION_COLUMNS) <= set(table.column_names):
+                return None
+    except Exception:  # noqa: BLE001 - provenance is best effort; the bad rows are recorded regardless
+        return None
+    return table.select(list(POSITION_COLUMNS)) if table.num_rows == rows else None
+
+
 def error_text(error: BaseException) -> tuple[str, str, str]:
     """(type, message, traceback) of what the user's code raised, not sluice's wrapper."""
     remote = getattr(error, "remote_traceback", None)

@@ -76,17 +76,28 @@ class RunStore:
     def completed(self) -> dict[str, list[dict]]:
         """Write tasks finished by earlier attempts: key -> the files they staged."""
         if self._completed is None:
-            self._completed = {}
-            path = os.path.join(self.run_dir, TASKS_FILE)
-            if os.path.isfile(path):
-                with open(path) as f:
-                    for line in f:
-                        try:
-                            record = json.loads(line)
-                        except ValueError:
-                            continue  # the line a kill cut short
-                        self._completed[record["key"]] = record["written"]
+            from ..observe.events import read_json_lines
+            self._completed = {record["key"]: record["written"]
+                               for record in read_json_lines(os.path.join(self.run_dir, TASKS_FILE))}
         return self._completed
+
+    def finished_writes(self, items: list, key, stats, stage_id: int) -> tuple[list, list]:
+        """Split a write stage's items into those still to run and the outputs (file lists) of those an
+        earlier attempt finished, which are skipped."""
+        from ..plan.operators import written_table
+        done = self.completed()
+        todo, skipped = [], []
+        for item in items:
+            entries = done.get(key(item))
+            if entries is None:
+                todo.append(item)
+                continue
+            skipped.append(written_table(entries))
+            stats.emit("checkpoint", stage=stage_id, what="task skipped", detail=key(item))
+        if skipped:
+            stats.note(f"stage {stage_id}: {len(skipped)} of {len(items)} write task(s) were finished by an "
+                       f"earlier attempt at this run and were skipped")
+        return todo, skipped
 
     def log_task(self, key: str, written: list[dict]) -> None:
         line = json.dumps({"key": key, "written": written}) + "\n"

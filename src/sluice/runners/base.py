@@ -78,10 +78,8 @@ def _local() -> Runner:
 
 
 def _ray() -> Runner:
-    raise RunnerError(
-        "The 'ray' runner is not available in this version of sluice yet. Use runner='local' "
-        "(the default), which runs on every core of this machine."
-    )
+    from .ray.executor import RayRunner
+    return RayRunner()
 
 
 RUNNERS: dict[str, Callable[[], Runner]] = {"local": _local, "ray": _ray}

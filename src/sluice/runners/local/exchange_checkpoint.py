@@ -24,6 +24,7 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ...observe.events import read_json_lines
 from ...reliability.crash_points import crash_point
 from .buffer import ExchangeBuffer
 
@@ -48,19 +49,8 @@ class ExchangeCheckpoint:
             self.completed.add(entry["key"])
 
     def _logged(self) -> Iterable[dict]:
-        path = os.path.join(self.directory, TASK_LOG)
-        if not os.path.isfile(path):
-            return []
-        entries = []
-        with open(path) as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # the line a kill cut short
-                if entry.get("key") and os.path.isfile(os.path.join(self.directory, entry["file"])):
-                    entries.append(entry)
-        return entries
+        return [entry for entry in read_json_lines(os.path.join(self.directory, TASK_LOG))
+                if entry.get("key") and os.path.isfile(os.path.join(self.directory, entry["file"]))]
 
     # ------------------------------------------------------------ writing
 

@@ -21,11 +21,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
-from ...plan.operators import WRITTEN_SCHEMA, MapBatchesStep, WriteStep, normalize_block, written_table
+from ...plan.operators import WRITTEN_SCHEMA, MapBatchesStep, WriteStep, normalize_block
 from ...plan.physical import PhysicalPlan, Stage
 from ...reliability.retry import retrying
 from ..base import RunContext, Runner
-from ...io.source import MIN_TASK_BYTES, POSITION_COLUMNS, TARGET_TASK_BYTES, ReadTask
+from ...io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ...observe.events import Sampler, process_tree_rss, set_current_block
 from ...observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
 from .budget import WORK_FACTOR, MemoryBudget, use_prompt_allocator
@@ -166,19 +166,7 @@ class _StageRun:
             return todo, []
         if not self.writes:
             return items, []
-        done = self.context.store.completed()
-        todo, skipped = [], []
-        for item in items:
-            entries = done.get(key(item))
-            if entries is None:
-                todo.append(item)
-                continue
-            skipped.append(written_table(entries))
-            self.context.stats.emit("checkpoint", stage=self.stage.id, what="task skipped", detail=key(item))
-        if skipped:
-            self.context.stats.note(f"stage {self.stage.id}: {len(skipped)} of {len(items)} write task(s) were "
-                                    f"finished by an earlier attempt at this run and were skipped")
-        return todo, skipped
+        return self.context.store.finished_writes(items, key, self.context.stats, self.stage.id)
 
     def _task(self, work: Callable[[Any], Any], item: Any, number: int,
               key: Callable[[Any], str] | None = None) -> Any:
@@ -314,11 +302,11 @@ class _StageRun:
         return block
 
     def _quarantine(self, index: int, operator, block: pa.Table, task, error: Exception) -> pa.Table:
-        from ...reliability.quarantine import isolate
+        from ...reliability.quarantine import empty_output, isolate
         started, cpu_started = time.perf_counter(), time.thread_time()
         outputs, bad = isolate(operator.apply, block, error)
         result = pa.concat_tables(outputs, promote_options="permissive") if outputs else \
-            _empty_output(operator, block, error)
+            empty_output(operator, block, error)
         stats = self.context.stats
         stats.record(self.stage.id, operator.name, block.num_rows, result.num_rows, block.nbytes, result.nbytes,
                      time.perf_counter() - started, time.thread_time() - cpu_started)
@@ -333,31 +321,8 @@ class _StageRun:
 
     def _positions(self, task, index: int, rows: int) -> pa.Table | None:
         """Source file and row of each row entering operator `index`, by re-reading the task."""
-        from ...reliability.quarantine import is_row_error, isolate
-        if task is None or task.read_positions is None:
-            return None
-        try:
-            pieces = list(task.read_positions())
-            table = pa.concat_tables(pieces) if pieces else None
-            if table is None:
-                return None
-            positions = table.select(list(POSITION_COLUMNS))
-            table = normalize_block(table.drop_columns(list(POSITION_COLUMNS)), self.read_schema)
-            for name in POSITION_COLUMNS:
-                table = table.append_column(name, positions[name])
-            for operator in self.stage.operators[:index]:
-                try:
-                    table = operator.apply(table)
-                except Exception as exc:  # noqa: BLE001 - rows quarantined earlier fail again: skip them
-                    if not is_row_error(exc):
-                        return None
-                    outputs, _ = isolate(operator.apply, table, exc)
-                    table = pa.concat_tables(outputs, promote_options="permissive") if outputs else None
-                if table is None or not set(POSITION_COLUMNS) <= set(table.column_names):
-                    return None
-        except Exception:  # noqa: BLE001 - provenance is best effort; the bad rows are recorded regardless
-            return None
-        return table.select(list(POSITION_COLUMNS)) if table.num_rows == rows else None
+        from ...reliability.quarantine import replay_positions
+        return replay_positions(task, self.read_schema, self.stage.operators[:index], rows)
 
     def measured(self, name: str, rows_in: int, bytes_in: int, action: Callable[[], Any], rows_out, bytes_out):
         started, cpu_started = time.perf_counter(), time.thread_time()
@@ -411,18 +376,6 @@ def _sample(context: RunContext, budget: MemoryBudget) -> dict:
               for stage in list(context.stats.stages.values())}
     return {"rss_bytes": process_tree_rss(), "reserved_bytes": budget.reserved, "budget_bytes": budget.limit,
             "stages": stages}
-
-
-def _empty_output(operator, block: pa.Table, error: Exception) -> pa.Table:
-    """What an operator gives for no rows, when every row of a block was bad."""
-    try:
-        return operator.apply(block.slice(0, 0))
-    except Exception:  # noqa: BLE001 - a UDF may reject empty input; fall back to its declared schema
-        node = getattr(operator, "node", None)
-        schema = getattr(node, "schema", None)
-        if schema is None:
-            raise error from None
-        return schema.empty_table()
 
 
 def _concat(streams: list[Iterator[pa.Table]]) -> Iterator[pa.Table]:

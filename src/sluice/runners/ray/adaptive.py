@@ -1,0 +1,135 @@
+"""Adaptive exchange decisions as pure functions of measured partition sizes.
+
+Why this module exists: once an exchange's map side is done, the driver knows each
+partition's rows and bytes from the map tasks' reports, and decides how many reduce tasks to
+run and which partitions to split, without touching data. These rules are the local runner's
+(runners/local/shuffle.py), written here as pure functions so that they are unit-tested
+without a cluster; the local runner could call them too (see the Ray runner's requests).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import median
+
+DEFAULT_PARTITIONS = 64
+MAX_PARTITIONS = 1024
+SORT_WORK_FACTOR = 2  # a sort task holds its partition twice (input and sorted copy): make partitions smaller
+
+
+def default_partitions(estimated_bytes: int, task_bytes: int, parallelism: int) -> int:
+    """Partitions for an exchange whose input is estimated at `estimated_bytes`; coalescing trims them later."""
+    wanted = math.ceil(estimated_bytes / max(1, task_bytes))
+    return max(DEFAULT_PARTITIONS, 2 * parallelism, min(MAX_PARTITIONS, wanted))
+
+
+def sort_partitions(total_bytes: int, task_bytes: int, parallelism: int) -> int:
+    wanted = math.ceil(total_bytes / max(1, task_bytes // SORT_WORK_FACTOR))
+    return max(1, min(MAX_PARTITIONS, max(wanted, parallelism if wanted > 1 else 1)))
+
+
+def _skewed(probe_bytes: list[int], live: list[int], factor: float, min_bytes: int) -> set[int]:
+    """Partitions over `factor` x the median size of the live ones, and over `min_bytes`."""
+    typical = median([probe_bytes[p] for p in live])
+    return {p for p in live if probe_bytes[p] > factor * typical and probe_bytes[p] > min_bytes}
+
+
+def coalesce(live: list[int], sizes: list[int], target: int, exclude: set[int] = frozenset()) -> list[tuple[int, ...]]:
+    """Adjacent live partitions grouped into reduce tasks of about `target` bytes, in partition order."""
+    groups, group, group_bytes = [], [], 0
+    for p in live:
+        if p in exclude:
+            continue
+        if group and group_bytes + sizes[p] > target:
+            groups.append(tuple(group))
+            group, group_bytes = [], 0
+        group.append(p)
+        group_bytes += sizes[p]
+    if group:
+        groups.append(tuple(group))
+    return groups
+
+
+def slices(rows: list[int], chunk_rows: int) -> list[list[tuple[int, int, int]]]:
+    """Cut a sequence of pieces (their row counts) into slices of about `chunk_rows` rows.
+
+    Each slice lists (piece index, first row in that piece, rows), so a task reads only the
+    pieces its slice touches.
+    """
+    total = sum(rows)
+    chunk_rows = max(1, chunk_rows)
+    result = []
+    for start in range(0, total, chunk_rows):
+        end = min(total, start + chunk_rows)
+        parts, offset = [], 0
+        for index, count in enumerate(rows):
+            low, high = max(start, offset), min(end, offset + count)
+            if low < high:
+                parts.append((index, low - offset, high - low))
+            offset += count
+        result.append(parts)
+    return result
+
+
+@dataclass
+class ReducePlan:
+    """The reduce tasks of an exchange: coalesced partition groups, then the skewed partitions to split."""
+
+    groups: list[tuple[int, ...]]
+    skewed: list[int] = field(default_factory=list)
+    chunk_rows: int = 1  # the median rows of a reduce task: the size of a split partition's slices
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_reduce(rows: list[int], sizes: list[int], task_bytes: int, config, *, probe_bytes: list[int] | None = None,
+                exclude: set[int] = frozenset(), fixed: bool = False, when_empty: bool = False) -> ReducePlan:
+    """Reduce tasks for an exchange with these rows and bytes per partition (all inputs summed).
+
+    `probe_bytes`: a join's streamed side per partition, whose skewed partitions are split;
+    `exclude`: partitions handled apart (a holistic aggregation's skewed ones); `fixed`:
+    repartition(n) keeps every partition; `when_empty`: a global aggregate runs once over nothing.
+    """
+    live = [p for p in range(len(rows)) if rows[p]]
+    if not live:
+        return ReducePlan([(0,)] if when_empty else [])
+    if not config.adaptive or fixed:
+        return ReducePlan([(p,) for p in live])
+    skewed = set(exclude)
+    if probe_bytes is not None:
+        skewed = _skewed(probe_bytes, live, config.skew_factor, config.skew_min_bytes)
+    groups = coalesce(live, sizes, task_bytes, skewed)
+    notes = [f"coalesced {len(live) - len(skewed)} partitions into {len(groups)} reduce tasks"] if len(groups) > 1 else []
+    chunk_rows = max(1, int(median([sum(rows[p] for p in group) for group in groups] or [1])))
+    return ReducePlan(groups, sorted(skewed) if probe_bytes is not None else [], chunk_rows, notes)
+
+
+def holistic_skew(reducer, schema, rows: list[int], sizes: list[int], config, fixed: bool) -> tuple[set[int], str | None]:
+    """Skewed partitions of a raw-row aggregation that can be aggregated in two levels, or why none can."""
+    from ...plan import holistic_split
+    from ...plan.exchange import FinalAggregate
+    from ...types import arrow_to_polars
+    if not (config.adaptive and isinstance(reducer, FinalAggregate) and not reducer.plan.two_phase
+            and reducer.plan.keys and not fixed):
+        return set(), None
+    live = [p for p in range(len(rows)) if rows[p]]
+    if len(live) < 2:
+        return set(), None
+    found = _skewed(sizes, live, config.skew_factor, config.skew_min_bytes)
+    if found:
+        empty = arrow_to_polars(schema.empty_table())
+        reason = holistic_split.split_reason(
+            reducer.plan, empty.select(holistic_split.holistic_value(reducer.plan)).to_series().dtype)
+        if reason is not None:
+            return set(), f"{len(found)} skewed partition(s) not split: {reason}"
+    return found, None
+
+
+def reduce_keys(stage_id: int, groups: list[tuple[int, ...]]) -> list[str]:
+    """The completion-log keys of a stage's reduce tasks (slices of one split partition are numbered)."""
+    seen: dict[tuple[int, ...], int] = {}
+    keys = []
+    for group in groups:
+        keys.append(f"s{stage_id}:p{','.join(map(str, group))}:{seen.get(group, 0)}")
+        seen[group] = seen.get(group, 0) + 1
+    return keys
