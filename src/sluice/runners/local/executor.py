@@ -321,6 +321,8 @@ class _StageRun:
 
     def _positions(self, task, index: int, rows: int) -> pa.Table | None:
         """Source file and row of each row entering operator `index`, by re-reading the task."""
+        if task is None:  # the block came from another stage, not straight from a read task
+            return None
         from ...reliability.quarantine import replay_positions
         return replay_positions(task, self.read_schema, self.stage.operators[:index], rows)
 
