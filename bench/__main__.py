@@ -66,8 +66,9 @@ def main(argv=None) -> int:
         suite = _Subset(suite, {w: suite.WORKLOADS[w] for w in chosen})
     from bench import venvs
     for engine in engines:
-        if engine in venvs.OWN_VENV:
-            venvs.ensure(engine)  # each peer in its own virtualenv, built on first use from its pins
+        base = runner.VARIANTS.get(engine, (engine, {}))[0]
+        if base in venvs.OWN_VENV:
+            venvs.ensure(base)  # each peer in its own virtualenv, built on first use from its pins
     threads = args.threads or len(os.sched_getaffinity(0))
     timeout = args.timeout or getattr(suite, "TIMEOUT", 900.0)
     process_per = args.process_per or getattr(suite, "PROCESS_PER", "run")

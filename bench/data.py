@@ -166,3 +166,112 @@ def ensure_seeds(params: dict) -> Path:
 
 def seeds_manifest() -> dict:
     return json.loads((SEEDS_DIR / "seeds.json").read_text())
+
+
+# ---------------------------------------------------------------- generated suites (udf, scale)
+
+
+def generated_dir(name: str) -> Path:
+    return DATA_ROOT / name
+
+
+def generated_manifest(name: str) -> dict:
+    return json.loads((generated_dir(name) / f"{name}.json").read_text())
+
+
+def _ensure_generated(name: str, params: dict, build) -> Path:
+    """``bench/data/<name>/`` built by ``build(directory, write)`` from ``params`` (with its
+    seed), once; redone when ``params`` change.  ``write(sub, table, parts, row_group)``
+    writes ``<sub>/part-N.parquet``.  The manifest ``<name>.json`` is written last."""
+    root = generated_dir(name)
+    manifest = root / f"{name}.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("params") == params:
+        return root
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    print(f"generating {name} tables into {root} ...", file=sys.stderr)
+    t0 = time.perf_counter()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+
+    def write(sub, table, part, row_group=1 << 20):
+        d = root / sub
+        d.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, d / f"part-{part}.parquet", row_group_size=row_group)
+
+    build(root, write)
+    manifest.write_text(json.dumps({
+        "params": params, "generator": f"numpy {np.__version__}, pyarrow {pa.__version__}",
+        "tables": {str(d.relative_to(root)): sorted(f.name for f in d.glob("*.parquet"))
+                   for d in sorted(root.rglob("*")) if d.is_dir() and any(d.glob("*.parquet"))},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }, indent=2) + "\n")
+    return root
+
+
+def ensure_udf(params: dict) -> Path:
+    """The udf suite's tables (``bench.suites.udf.DATA``):
+
+    - ``rows/``: ``x`` int64 (0..2^40), ``a``, ``b`` float64 uniform [0, 1);
+    - ``features/``: ``id`` int64 (0..n-1, shuffled) and ``f0..f7`` float64 normal;
+    - ``train/``: ``f0..f7`` and ``label`` (3 classes from a noisy non-linear rule).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    p = params
+    rng = np.random.default_rng(p["seed"])
+    names = [f"f{i}" for i in range(p["features"])]
+
+    def labelled(n):
+        x = rng.normal(size=(n, p["features"]))
+        z = (1.5 * x[:, 0] - x[:, 1] + np.sin(2 * x[:, 2]) + 0.5 * x[:, 3] * x[:, 4]
+             + rng.normal(scale=0.5, size=n))
+        return x, np.digitize(z, [-0.7, 0.7]).astype(np.int64)
+
+    def build(root, write):
+        step = -(-p["rows"] // p["parts"])
+        for part in range(p["parts"]):
+            n = min(step, p["rows"] - part * step)
+            write("rows", pa.table({"x": rng.integers(0, 1 << 40, n, dtype=np.int64),
+                                    "a": rng.random(n), "b": rng.random(n)}), part, p["row_group"])
+        ids = rng.permutation(p["inference_rows"]).astype(np.int64)
+        step = -(-p["inference_rows"] // p["parts"])
+        for part in range(p["parts"]):
+            chunk = ids[part * step:(part + 1) * step]
+            x, _ = labelled(len(chunk))
+            write("features", pa.table({"id": chunk, **{f: x[:, i] for i, f in enumerate(names)}}),
+                  part, p["row_group"])
+        x, y = labelled(p["train_rows"])
+        write("train", pa.table({**{f: x[:, i] for i, f in enumerate(names)}, "label": y}), 0)
+
+    return _ensure_generated("udf", params, build)
+
+
+def ensure_scale(params: dict) -> Path:
+    """The scale suite's tables (``bench.suites.scale.DATA``), one directory per size:
+    ``<size>/fact/`` (``k`` join key, ``u`` group key, ``v`` float64) and ``<size>/dim/``
+    (``k`` 0..dim_rows-1 shuffled, ``w`` float64)."""
+    import numpy as np
+    import pyarrow as pa
+
+    p = params
+
+    def build(root, write):
+        for size, fact_rows in p["fact_rows"].items():
+            rng = np.random.default_rng([p["seed"], int(fact_rows)])
+            dim_rows = max(1, fact_rows // p["fact_per_dim"])
+            groups = max(1, fact_rows // p["fact_per_group"])
+            step = -(-fact_rows // p["parts"])
+            for part in range(p["parts"]):
+                n = min(step, fact_rows - part * step)
+                write(f"{size}/fact", pa.table({
+                    "k": rng.integers(0, dim_rows, n, dtype=np.int64),
+                    "u": rng.integers(0, groups, n, dtype=np.int64),
+                    "v": rng.random(n)}), part)
+            write(f"{size}/dim", pa.table({"k": rng.permutation(dim_rows).astype(np.int64),
+                                           "w": rng.random(dim_rows)}), 0)
+
+    return _ensure_generated("scale", params, build)

@@ -6,7 +6,8 @@ RESULTS.md is the human summary; each suite owns the text between
 ``<!-- suite:NAME:begin -->`` and ``<!-- suite:NAME:end -->`` so suites can be
 re-run independently.  Below the per-(workload, engine) table comes the suite's
 summary (``SUMMARIES``): the core target, the TPC-H ratios to the best peer, the
-seeds suite's skew on/off comparison.
+seeds suite's skew on/off comparison, the udf suite's share of the physical limit
+(raw loop x cores), the scale suite's growth of time and memory.
 """
 import datetime
 import json
@@ -184,7 +185,90 @@ def seeds_summary(doc) -> list:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-SUMMARIES = {"core": core_summary, "tpch": tpch_summary, "seeds": seeds_summary}
+UDF_LIMIT_TARGET = 0.85     # sluice's share of the limit (raw loop x cores), issue 5
+UDF_RAY_TARGET = 3.0        # sluice's speed-up over Ray Data on the per-row UDF
+
+
+def udf_summary(doc) -> list:
+    """Every engine against the physical limit (the raw loop's time / threads), and
+    throughput per core; sluice's targets on the per-row UDF, cold (``sluice``: its fork
+    server starts inside the clock) and warm (``sluice-warm``: started before, as Ray's
+    cluster is)."""
+    threads = doc["threads"]
+    lines = []
+    for wl in workloads(doc):
+        med = medians(doc, wl)
+        raw = med.get("raw")
+        rows = (doc.get("reference_answers", {}).get(wl) or {}).get("rows")
+        if raw is None:
+            continue
+        limit = raw / threads
+        lines += [f"{wl}: the limit is the raw loop's {raw:.2f} s / {threads} cores = {limit:.2f} s.", "",
+                  "| engine | median s | % of the limit | sluice is N x faster | rows/s per core |",
+                  "|---|--:|--:|--:|--:|"]
+        status = {r["engine"]: r for r in doc["results"] if r["workload"] == wl}
+        for engine, r in status.items():
+            if engine == "raw":
+                continue
+            if r["status"] != "ok":
+                lines.append(f"| {engine} | {r['status']} | | | |")
+                continue
+            m = r["median_s"]
+            per_core = f"{rows / m / threads:,.0f}" if rows else "-"
+            vs = _fmt(m / med["sluice"], ".2f") if med.get("sluice") and engine != "sluice" else "-"
+            lines.append(f"| {engine} | {_fmt(m)} | {limit / m:.0%} | {vs} | {per_core} |")
+        if rows:
+            lines.append(f"| raw (1 process) | {_fmt(raw)} | - | - | {rows / raw:,.0f} (one core) |")
+        ray = med.get("ray-data")
+        lines.append("")
+        for name in ("sluice", "sluice-warm"):
+            s = med.get(name)
+            if not s:
+                continue
+            if wl == "per_row_score":
+                share = limit / s
+                lines.append(f"- {name} at {share:.0%} of the limit (target >= {UDF_LIMIT_TARGET:.0%}: "
+                             f"{'met' if share >= UDF_LIMIT_TARGET else 'NOT met'})"
+                             + (f"; {ray / s:.2f}x Ray Data (target >= {UDF_RAY_TARGET:g}x: "
+                                f"{'met' if ray / s >= UDF_RAY_TARGET else 'NOT met'})" if ray else ""))
+            elif rows:
+                lines.append(f"- {name} {rows / s / threads:,.0f} rows/s per core"
+                             + (f", Ray Data {rows / ray / threads:,.0f}: {name} {ray / s:.2f}x" if ray else ""))
+        lines.append("")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def scale_summary(doc) -> list:
+    """Time and peak RSS per engine at each multiple of the budget, and how they grow."""
+    from bench.suites import scale
+    sizes = [(f"join_agg_{size}", size) for size in scale.MULTIPLES]
+    status = {(r["workload"], r["engine"]): r for r in doc["results"]}
+    engines = list(dict.fromkeys(r["engine"] for r in doc["results"]))
+    head = " | ".join(f"{size} s | {size} peak RSS MiB" for _, size in sizes)
+    lines = [f"Time and peak RSS as the inputs grow from 0.1x to 4x the {scale.BUDGET} budget "
+             "(in-memory size of fact + dim; median of the timed runs, peak RSS the largest of them):", "",
+             f"| engine | {head} | time 1x / 0.1x | time 4x / 1x | peak RSS at 4x / budget |",
+             "|---|" + "--:|--:|" * len(sizes) + "--:|--:|--:|"]
+    for engine in engines:
+        cells, t, rss = [], {}, {}
+        for wl, size in sizes:
+            r = status.get((wl, engine))
+            if r is None or r["status"] != "ok":
+                cells += [r["status"] if r else "-", ""]
+                continue
+            t[size], rss[size] = r["median_s"], r.get("peak_rss_mib")
+            cells += [_fmt(r["median_s"]), _fmt(rss[size], ".0f")]
+        growth = [_fmt(t[b] / t[a], ".2f") if a in t and b in t else "-" for a, b in (("0.1x", "1x"), ("1x", "4x"))]
+        budget_mib = scale.BUDGET_BYTES / 2**20
+        share = _fmt(rss["4x"] / budget_mib, ".2f") if rss.get("4x") else "-"
+        lines.append(f"| {engine} | {' | '.join(cells)} | {growth[0]} | {growth[1]} | {share} |")
+    lines += ["", "- Proportional time would be 10 (1x / 0.1x) and 4 (4x / 1x); a peak RSS near or under "
+              "1x the budget at 4x means the engine held to it (Polars has no budget)."]
+    return lines
+
+
+SUMMARIES = {"core": core_summary, "tpch": tpch_summary, "seeds": seeds_summary, "udf": udf_summary,
+             "scale": scale_summary}
 
 
 def summary(doc) -> list:

@@ -19,7 +19,8 @@ cannot express a workload is ``n/a``; a crash, exception or timeout is ``error``
 the engine's own message.  None of them stops the suite.
 
 Engine variants are one engine module run with different settings (``VARIANTS``), e.g.
-``sluice-noadaptive`` is the sluice module with adaptive execution switched off.
+``sluice-noadaptive`` is the sluice module with adaptive execution switched off, and
+``sluice-warm`` starts sluice's UDF fork server before the clock.
 ``scripts`` maps extra engine names to a Python file run in place of
 ``bench.engines.<name>`` (the tests use it for deliberately wrong engines).
 """
@@ -37,6 +38,10 @@ from bench.engines.harness import MARKER, RUN_MARKER
 # name -> (engine module, extra environment)
 VARIANTS = {
     "sluice-noadaptive": ("sluice", {"BENCH_SLUICE_ADAPTIVE": "0"}),
+    # sluice with its UDF fork server started before the clock, as Ray's cluster is (udf suite)
+    "sluice-warm": ("sluice", {"BENCH_SLUICE_WARM": "1"}),
+    # Ray Data's per-row API (Dataset.map) instead of map_batches with a loop (udf suite)
+    "ray-data-map": ("ray-data", {"BENCH_RAY_ROW_API": "1"}),
 }
 
 
@@ -147,6 +152,8 @@ def run_suite(suite, engine_names, data_dir, *, threads, runs, timeout, process_
     process_per = process_per or getattr(suite, "PROCESS_PER", "run")
     summarize = getattr(suite, "summary", lambda a: a)
     only = getattr(suite, "ENGINE_WORKLOADS", {})   # engine -> the only workloads it runs
+    if getattr(suite, "TIME_REFERENCE", False) and suite.REFERENCE not in engine_names:
+        engine_names = [suite.REFERENCE, *engine_names]   # the suite's figures are relative to it
     rows, references = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-expect-") as tmp:
         for workload in suite.WORKLOADS:

@@ -6,7 +6,8 @@ process, so no engine sees another's caches, allocator state or threads.
 The interpreter is ``bench/.venvs/<name>/bin/python`` when that virtualenv
 exists (pins in ``bench/requirements/<name>.txt``), else the current one.
 This package must stay stdlib-only: it is imported by the parent and by
-every engine subprocess.
+every engine subprocess.  ``raw`` is a pseudo-engine: the udf suite's plain
+single-process loop, the physical limit the UDF engines are measured against.
 """
 import os
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
 
-ENGINES = ("sluice", "polars", "duckdb", "daft", "pyspark", "dask", "ray-data")
+ENGINES = ("sluice", "polars", "duckdb", "daft", "pyspark", "dask", "ray-data", "raw")
 
 
 def python_for(engine: str) -> str:

@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.engines import harness
-from bench.suites import core
+from bench.suites import core, udf
 from bench.suites.tpch import rows_answer
 
 THREADS = harness.threads()
@@ -201,7 +201,44 @@ def q21(data: str) -> dict:
 DATAFRAME_API = {"q06": q06, "q21": q21}
 
 
-WORKLOADS = {"scan_filter_project_map": scan_filter_project_map}
+# --- udf --------------------------------------------------------------------------------
+# Daft's own UDF machinery: a row-wise ``@daft.func`` for the per-row function and a
+# ``@daft.cls`` with a batch method for the model, each with Daft's defaults (it picks
+# threads or processes itself: ``use_process`` unset).
+
+@daft.func(return_dtype=DataType.float64())
+def _score_row(x: int, a: float, b: float) -> float:
+    return udf.score(x, a, b)
+
+
+def per_row_score(data: str) -> dict:
+    from bench.engines import udf_answers
+    df = daft.read_parquet(f"{data}/rows/*.parquet").select(
+        _score_row(col("x"), col("a"), col("b")).alias("score"))
+    return udf_answers.score(df.to_arrow_iter())
+
+
+@daft.cls(max_concurrency=THREADS)
+class _DaftScorer:
+    def __init__(self, train_dir: str):
+        self.scorer = udf.Scorer(train_dir)
+
+    @daft.method.batch(return_dtype=DataType.int64())
+    def predict(self, f0, f1, f2, f3, f4, f5, f6, f7):
+        series = (f0, f1, f2, f3, f4, f5, f6, f7)
+        return self.scorer.predict({f: s.to_arrow().to_numpy() for f, s in zip(udf.FEATURES, series)})
+
+
+def sklearn_inference(data: str) -> dict:
+    from bench.engines import udf_answers
+    model = _DaftScorer(f"{data}/train")
+    df = daft.read_parquet(f"{data}/features/*.parquet").select(
+        col("id"), model.predict(*(col(f) for f in udf.FEATURES)).alias("pred"))
+    return udf_answers.inference(df.to_arrow_iter())
+
+
+WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
+             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference}
 for _i in range(1, 23):
     _q = f"q{_i:02d}"
     WORKLOADS[_q] = DATAFRAME_API.get(_q) or _sql_query(_q)

@@ -10,7 +10,7 @@ import tempfile
 import duckdb
 
 from bench.engines import harness
-from bench.suites import core, seeds, tpch
+from bench.suites import core, scale, seeds, tpch
 
 THREADS = harness.threads()
 VERSIONS = {"duckdb": duckdb.__version__}
@@ -74,7 +74,21 @@ def _seeds(workload: str):
     return run
 
 
+def _scale(workload: str):
+    def run(data: str) -> dict:
+        with tempfile.TemporaryDirectory(prefix="bench-duckdb-spill-") as spill:
+            con = _connect()
+            con.execute(f"SET memory_limit = '{scale.BUDGET_BYTES // 2**20}MiB'")
+            con.execute(f"SET temp_directory = '{spill}'")
+            groups, n, total = con.execute(scale.SQL.format(data=scale.data_dir(data, workload))).fetchone()
+            con.close()
+        return scale.answer(groups, n, total)
+    run.__name__ = workload
+    return run
+
+
 WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
+             **{w: _scale(w) for w in scale.WORKLOADS},
              **{q: _tpch(q) for q in tpch.WORKLOADS},
              **{w: _seeds(w) for w in seeds.WORKLOADS}}
 

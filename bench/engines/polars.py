@@ -9,7 +9,7 @@ import os
 import tempfile
 
 from bench.engines import harness
-from bench.suites import core, seeds, tpch
+from bench.suites import core, scale, seeds, tpch
 
 THREADS = harness.threads()
 os.environ["POLARS_MAX_THREADS"] = str(THREADS)
@@ -115,8 +115,20 @@ def sort_checksum(data: str) -> dict:
                           * (c("event_id") % seeds.CHECKSUM_MOD)).sum()))
 
 
+def _scale(workload: str):
+    def run(data: str) -> dict:
+        root = scale.data_dir(data, workload)   # Polars has no memory budget: in memory, as it is
+        out = (_scan(root, "fact").join(_scan(root, "dim"), on="k")
+               .group_by("u").agg(n=pl.len(), total=(c("v") * c("w")).sum())
+               .select(groups=pl.len(), n=c("n").sum(), total=c("total").sum()).collect())
+        return scale.answer(*out.row(0))
+    run.__name__ = workload
+    return run
+
+
 WORKLOADS = {
     "scan_filter_project_map": scan_filter_project_map,
+    **{w: _scale(w) for w in scale.WORKLOADS},
     **{q: _tpch(q) for q in tpch.WORKLOADS},
     "join_broadcast_write": join_broadcast_write,
     "join_shuffle_write": join_shuffle_write,

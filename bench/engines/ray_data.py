@@ -1,6 +1,7 @@
 """Ray Data engine (``ray-data``): a local Ray cluster of ``BENCH_THREADS`` CPUs.
 
-``ray.init(num_cpus=N, include_dashboard=False)`` runs before the clock, followed by
+``ray.init(address="local", num_cpus=N, include_dashboard=False)`` (a cluster of its own,
+never one that another process on the machine started) runs before the clock, followed by
 one tiny map_batches job so the N worker processes exist (with pyarrow imported): a
 cluster's start-up is set-up, not query time (it takes seconds; on a loaded 2-core
 machine the first tasks otherwise wait ~10 s for their worker processes).
@@ -19,21 +20,24 @@ upper bound, since the object store's shared memory counts in every process mapp
 
 core: read_parquet with the filter pushed into the scan, then an arrow-native
 ``map_batches(batch_format="pyarrow")`` adding ``net`` (as in sluice), then a global
-aggregate.  TPC-H: ``bench/tpch/ray_data_queries.py``.
+aggregate.  TPC-H: ``bench/tpch/ray_data_queries.py``.  udf: ``map_batches`` with the
+suite's batch function (Ray tasks) and with ``udf.Scorer`` as an actor pool.
 """
 import os
 import signal
 import time
 
 from bench.engines import harness
-from bench.suites import core
+from bench.suites import core, udf
 from bench.suites.tpch import columns_answer
 
 THREADS = harness.threads()
 PARTITIONS = 2 * THREADS
+ROW_API = os.environ.get("BENCH_RAY_ROW_API") == "1"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
@@ -41,9 +45,10 @@ import ray.data
 from ray.data.aggregate import Count, Sum
 from ray.data.expressions import col, lit
 
+from bench.engines import udf_answers
 from bench.tpch import ray_data_queries
 
-VERSIONS = {"ray": ray.__version__, "pyarrow": pa.__version__}
+VERSIONS = {"ray": ray.__version__, "pyarrow": pa.__version__, **({"api": "Dataset.map"} if ROW_API else {})}
 
 
 _WATCHDOG = None
@@ -73,7 +78,8 @@ def _reap_with_driver() -> None:
 
 def _start() -> None:
     _reap_with_driver()
-    ray.init(num_cpus=THREADS, include_dashboard=False, log_to_driver=False,
+    # address="local": always a cluster of our own, never one another process on this machine runs
+    ray.init(address="local", num_cpus=THREADS, include_dashboard=False, log_to_driver=False,
              configure_logging=True, logging_level="warning")
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -140,7 +146,47 @@ def _tpch(name: str):
     return run
 
 
-WORKLOADS = {"scan_filter_project_map": scan_filter_project_map}
+# ---------------------------------------------------------------- udf
+
+
+def _score_numpy(batch: dict) -> dict:
+    """udf.score_batch, its list returned as the numpy array Ray's numpy batches hold."""
+    return {"score": np.asarray(udf.score_batch(batch)["score"], dtype=np.float64)}
+
+
+def _score_row(row: dict) -> dict:
+    return {"score": udf.score(row["x"], row["a"], row["b"])}
+
+
+def per_row_score(data: str) -> dict:
+    """The per-row loop in Ray tasks: map_batches (numpy batches, default batch_size=None,
+    i.e. whole blocks), fused with the read; with BENCH_RAY_ROW_API=1 (the runner's
+    ``ray-data-map`` variant) Ray Data's per-row API, ``Dataset.map``, instead."""
+    ds = ray.data.read_parquet(f"{data}/rows")
+    if ROW_API:
+        ds = ds.map(_score_row)
+    else:
+        ds = ds.map_batches(_score_numpy, batch_format="numpy")
+    answer = udf_answers.score(ds.iter_batches(batch_format="pyarrow", batch_size=None))
+    harness.note("ray_processes_peak_rss_mib", _ray_peak_rss_mib())
+    return answer
+
+
+def sklearn_inference(data: str) -> dict:
+    """An actor pool of THREADS actors, each fitting the model once.  Each actor asks for half
+    a CPU: with a whole one, the THREADS actors hold every CPU of the cluster, Ray Data's
+    file-listing and read tasks never get one, and the job hangs ("Cluster resources are
+    not enough to run any task").  The actors still are THREADS busy processes."""
+    ds = ray.data.read_parquet(f"{data}/features").map_batches(
+        udf.Scorer, fn_constructor_args=(f"{data}/train",), batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=THREADS), num_cpus=0.5)
+    answer = udf_answers.inference(ds.iter_batches(batch_format="pyarrow", batch_size=None))
+    harness.note("ray_processes_peak_rss_mib", _ray_peak_rss_mib())
+    return answer
+
+
+WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
+             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference}
 WORKLOADS.update({name: _tpch(name) for name in ray_data_queries.QUERIES})
 
 if __name__ == "__main__":

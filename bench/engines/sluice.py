@@ -9,14 +9,18 @@
   use window expressions (``col(...).sum().over(...)``, sluice 677c6ec and later).
 
 Threads: SLUICE_NUM_THREADS, set before import.  ``BENCH_SLUICE_ADAPTIVE=0`` (the
-runner's ``sluice-noadaptive`` variant) runs with ``sluice.configure(adaptive=False)``.
+runner's ``sluice-noadaptive`` variant) runs with ``sluice.configure(adaptive=False)``;
+``BENCH_SLUICE_WARM=1`` (``sluice-warm``) starts the UDF fork server before the clock.
+udf: ``map_batches`` with the suite's batch function (worker processes, the default) and
+with ``udf.Scorer`` as an actor pool.  scale: the suite's join + aggregate under
+``sluice.configure(memory_budget=scale.BUDGET)``.
 """
 import os
 import statistics
 import tempfile
 
 from bench.engines import harness
-from bench.suites import core, seeds, tpch
+from bench.suites import core, scale, seeds, tpch, udf
 
 THREADS = harness.threads()
 os.environ["SLUICE_NUM_THREADS"] = str(THREADS)
@@ -33,9 +37,17 @@ from bench.tpch.queries import QUERIES, load_tables  # noqa: E402
 ADAPTIVE = os.environ.get("BENCH_SLUICE_ADAPTIVE", "1") != "0"
 if not ADAPTIVE:
     sl.configure(adaptive=False)
+WARM = os.environ.get("BENCH_SLUICE_WARM") == "1"
 
 VERSIONS = {"sluice": getattr(sl, "__version__", "unknown"), "pyarrow": pa.__version__,
-            **({} if ADAPTIVE else {"adaptive": "off"})}
+            **({} if ADAPTIVE else {"adaptive": "off"}), **({"udf workers": "warm"} if WARM else {})}
+
+
+def _warm_up_udf_workers() -> None:
+    """The ``sluice-warm`` variant's set-up, before the clock, as Ray's cluster start is: one
+    tiny process UDF, so this process has its fork server (numpy, pyarrow, pandas imported)
+    and sluice's worker machinery loaded.  Each timed run still starts its own workers."""
+    sl.from_arrow(pa.table({"x": [1]})).map_batches(lambda b: b, batch_format="numpy").to_arrow()
 
 
 # ---------------------------------------------------------------- core
@@ -165,7 +177,45 @@ def sort_checksum(data: str) -> dict:
     return seeds.dict_answer(rows=pos, checksum=checksum)
 
 
+# ---------------------------------------------------------------- udf
+
+
+def per_row_score(data: str) -> dict:
+    """The per-row loop in worker processes (map_batches' default compute="processes")."""
+    from bench.engines import udf_answers
+    ds = sl.read_parquet(f"{data}/rows").map_batches(udf.score_batch, batch_format="numpy")
+    return udf_answers.score(ds.iter_batches())
+
+
+def sklearn_inference(data: str) -> dict:
+    """An actor pool of THREADS workers, each fitting the model once in __init__."""
+    from bench.engines import udf_answers
+    ds = sl.read_parquet(f"{data}/features").map_batches(
+        udf.Scorer, batch_format="numpy", concurrency=THREADS, fn_constructor_args=(f"{data}/train",))
+    return udf_answers.inference(ds.iter_batches())
+
+
+# ---------------------------------------------------------------- scale
+
+
+def _scale(workload: str):
+    def run(data: str) -> dict:
+        sl.configure(memory_budget=scale.BUDGET)   # the suite's fixed budget, whatever the data size
+        root = scale.data_dir(data, workload)
+        out = (_read(root, "fact").join(_read(root, "dim"), on="k")
+               .group_by("u").agg(n=sl.count(), total=(col("v") * col("w")).sum())
+               .agg(groups=sl.count(), n=col("n").sum(), total=col("total").sum()))
+        row = out.to_arrow().to_pylist()[0]
+        harness.note("spilled_bytes", getattr(out.stats(), "spilled_bytes", None))
+        return scale.answer(row["groups"], row["n"], row["total"])
+    run.__name__ = workload
+    return run
+
+
 WORKLOADS = {
+    **{w: _scale(w) for w in scale.WORKLOADS},
+    "per_row_score": per_row_score,
+    "sklearn_inference": sklearn_inference,
     "scan_filter_project_map": scan_filter_project_map,
     **{q: _tpch(q) for q in tpch.WORKLOADS},
     "join_broadcast_write": join_broadcast_write,
@@ -177,4 +227,6 @@ WORKLOADS = {
 }
 
 if __name__ == "__main__":
+    if WARM:
+        _warm_up_udf_workers()
     harness.main(VERSIONS, WORKLOADS)

@@ -6,10 +6,12 @@ the truth) and ``same_answer(a, b)``; optionally ``TABLES`` (TPC-H tables it nee
 ``prepare(sf) -> (data_dir, manifests)`` for its own data, ``check(workload, answer,
 reference) -> None | reason`` (preferred over ``same_answer``), ``summary(answer)``
 (what the results JSON keeps of an answer), ``PROCESS_PER`` (``run`` or
-``workload``, see ``bench.runner``), ``TIMEOUT`` and ``DATA_NOTE``.  Engine modules
+``workload``, see ``bench.runner``), ``TIMEOUT``, ``DATA_NOTE``, ``ENGINE_WORKLOADS``
+(engine -> the only workloads it runs) and ``TIME_REFERENCE`` (time the reference engine
+even when ``--engines`` leaves it out: the udf suite's figures are relative to it).  Engine modules
 import a suite's parameters so every engine runs the identical query.  Add a suite
 here and in RESULTS.md it gets its own section automatically.
 """
-from bench.suites import core, seeds, tpch
+from bench.suites import core, scale, seeds, tpch, udf
 
-SUITES = {"core": core, "tpch": tpch, "seeds": seeds}
+SUITES = {"core": core, "tpch": tpch, "seeds": seeds, "udf": udf, "scale": scale}

@@ -1,7 +1,10 @@
 """The worker pools of one run's map_batches operators, sized from memory that was measured.
 
 Each `map_batches` that runs in processes gets one `WorkerPool` per run, started when its
-first block arrives and closed when the run ends. How many workers it gets:
+first block arrives and closed when the run ends (the fork server is started in the
+background as soon as the run begins, so its imports overlap the first reads). A block is
+split across the pool's workers (`split_blocks`) unless the UDF asked for a `batch_size`.
+How many workers it gets:
 
 - `concurrency=` when the user gave it;
 - else one per CPU (`num_cpus` each), lowered so that the workers' memory fits the budget:
@@ -32,7 +35,7 @@ import pyarrow as pa
 from ...errors import WorkerCrashedError
 from ...observe.stats import format_bytes
 from .resources import default_concurrency
-from .workers import WorkerPool
+from .workers import WorkerPool, prewarm
 
 PROFILE_DIR = "_profiles"
 
@@ -114,6 +117,7 @@ class UdfPools:
         self._names: dict[str, str] = {}
         self._committed = 0  # memory the run's pools may use at once: per-task need x max workers, summed
         self._lock = threading.Lock()
+        prewarm()  # the fork server boots while the run plans and reads its first blocks
 
     def pool_for(self, step, input_schema: pa.Schema) -> tuple[WorkerPool, str]:
         key = id(step)
@@ -132,7 +136,7 @@ class UdfPools:
                 fn_constructor_args=options.constructor_args,
                 fn_constructor_kwargs=dict(options.constructor_kwargs), concurrency=concurrency,
                 num_cpus=options.num_cpus, num_gpus=options.num_gpus, max_tasks_in_flight=options.max_tasks_in_flight,
-                name=node.fn_name)
+                name=node.fn_name, split_blocks=node.batch_size is None)
             pool._on_worker_death = lambda death, pool=pool: self._on_death(pool, node.fn_name, death)
             # Kept before it starts: if __init__ raises, later blocks (and the quarantine's retries
             # of this one) get the pool's remembered UdfInitError at once instead of new workers.

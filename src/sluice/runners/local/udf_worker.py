@@ -7,7 +7,8 @@ worker's environment (CUDA_VISIBLE_DEVICES, thread counts) is in place and calls
 A task names an input file and an output file (shm.py). The worker maps the input (no copy),
 converts it with udf.to_batch_format, calls the user's function (on `batch_size` slices if
 asked), turns what comes back into Arrow with udf.from_batch_output, writes it to the output
-file and replies with small statistics. Exceptions never cross as live objects alone: the
+file and replies with small statistics, among them whether nothing points into the input
+file any more (then the pool may write a later block over it, shm.py says why). Exceptions never cross as live objects alone: the
 reply carries the exception's type name, message and traceback text (sluice's own leading
 frames trimmed, udf.trim_internal_frames) and, when it pickles, the exception itself.
 
@@ -35,7 +36,7 @@ import pyarrow as pa
 from ...errors import SluiceError, UdfOutputError
 from ...udf import from_batch_output, to_batch_format, trim_internal_frames
 from .budget import use_prompt_allocator
-from .shm import read_table, remove_file, write_table
+from .shm import Mapping, remove_file, write_table
 
 try:
     import cloudpickle as _pickler
@@ -144,14 +145,17 @@ class _Udf:
 def _run_task(udf: _Udf, task_id: int, in_path: str, out_path: str, rss: _Rss) -> tuple:
     stats = {"rss_before": rss.reset_peak()}
     started, cpu_started = time.perf_counter(), time.process_time()
+    mapping = None
     try:
-        table = read_table(in_path)
+        mapping = Mapping(in_path)
+        table = mapping.read()
         stats["rows_in"] = table.num_rows
         result = udf(table)
         del table
         stats["output_bytes"] = write_table(result, out_path)
         stats["rows_out"] = result.num_rows
         del result
+        stats["input_released"] = mapping.release()  # the pool may write a later input over the file
         reply: tuple = ("done", task_id, stats)
     except _UserFailure as failure:
         failure.info["kind"] = "user"

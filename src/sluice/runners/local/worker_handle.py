@@ -33,7 +33,7 @@ import pyarrow as pa
 from ...errors import UdfInitError, WorkerError
 from ...udf import check_udf_arguments
 from .forkserver import Channel, WorkerProcess, exit_signal, start_worker
-from .shm import read_table, remove_file, write_table
+from .shm import overwrite_table, read_table, remove_file, write_table
 from .worker_reports import TaskResult, WorkerDeath, exit_text
 
 try:
@@ -71,20 +71,22 @@ def pack_udf(fn: Callable, batch_format: str, batch_size: int | None, fn_kwargs:
 class Task:
     """One block's trip through the pool: its input file (written once, kept for retries), attempts, future."""
 
-    __slots__ = ("attempts", "deaths", "dispatched_at", "future", "id", "in_bytes", "in_path", "out_path", "rows",
-                 "started", "table")
+    __slots__ = ("attempts", "block_rows", "deaths", "dispatched_at", "future", "id", "in_bytes", "in_path", "offset",
+                 "out_path", "rows", "started", "table")
 
-    def __init__(self, task_id: int, table: pa.Table, future: Future):
+    def __init__(self, task_id: int, table: pa.Table, future: Future, offset: int = 0, block_rows: int | None = None):
         self.id, self.table, self.rows, self.future = task_id, table, table.num_rows, future
+        self.offset, self.block_rows = offset, block_rows  # where this slice lies in the block it was cut from
         self.attempts, self.deaths, self.started = 0, [], False
         self.in_path, self.in_bytes, self.out_path, self.dispatched_at = None, 0, None, 0.0
 
-    def write_input(self, block_dir: str, what: str) -> None:
-        """Write the block to shared memory on the first attempt; name this attempt's output file."""
+    def write_input(self, block_dir: str, what: str, spare: str | None = None) -> None:
+        """Write the block to shared memory on the first attempt, over the `spare` file if given
+        (an earlier input nothing points into any more); name this attempt's output file."""
         if self.in_path is None:
-            path = os.path.join(block_dir, f"in-{self.id}.arrow")
+            path = spare or os.path.join(block_dir, f"in-{self.id}.arrow")
             try:
-                self.in_bytes = write_table(self.table, path)
+                self.in_bytes = overwrite_table(self.table, path) if spare else write_table(self.table, path)
             except Exception as exc:
                 remove_file(path)
                 raise WorkerError(f"Could not write a block of {self.rows} rows for map_batches {what} to "

@@ -101,14 +101,20 @@ def init_error(info: dict, what: str, is_class: bool) -> UdfInitError:
     return error
 
 
-def task_error(info: dict, what: str, task_id: int, rows: int) -> BaseException:
-    """The error for a task the worker reported failed: the user's, sluice's own, or the worker's."""
+def task_error(info: dict, what: str, task_id: int, rows: int, offset: int = 0,
+               block_rows: int | None = None) -> BaseException:
+    """The error for a task the worker reported failed: the user's, sluice's own, or the worker's.
+
+    `offset` and `block_rows`: where the task's rows lie in the block it was cut from, if any."""
     if info.get("sluice"):
         return unpickle_exception(info.get("pickled")) or UdfOutputError(info["message"])
     batch_rows = info.get("rows", rows)
+    total = block_rows or rows
     where = f"a block of {rows} rows"
-    if batch_rows != rows:
-        where = f"rows {info['offset']} to {info['offset'] + batch_rows - 1} (one batch) of a block of {rows} rows"
+    if batch_rows != total:
+        first = offset + info.get("offset", 0)
+        kind = " (one batch)" if batch_rows != rows else ""
+        where = f"rows {first} to {first + batch_rows - 1}{kind} of a block of {total} rows"
     text = info.get("traceback", "")
     if info.get("kind") == "internal":
         return WorkerError(f"A worker of map_batches {what} failed on {where}: {info['type']}: "

@@ -1,0 +1,29 @@
+"""map_batches in worker processes: blocks are split across workers only when the UDF has no
+batch_size (then its batches are the engine's to choose); with batch_size they stay exact.
+
+The slice size is forced small (workers.TASK_BYTES) so that a tiny block splits; the UDF
+reports the size of each batch it saw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+import sluice as sl
+from sluice.runners.local import workers
+
+ROWS = 1000
+
+
+def _sizes(batch: dict) -> dict:
+    return {"x": batch["x"], "y": [v * 3 for v in batch["x"].tolist()], "seen": [len(batch["x"])] * len(batch["x"])}
+
+
+def test_map_batches_splits_blocks_only_without_batch_size(monkeypatch):
+    monkeypatch.setattr(workers, "TASK_BYTES", 1000)  # 8000-byte blocks -> 8 slices of 125 rows
+    ds = sl.from_arrow(pa.table({"x": np.arange(ROWS, dtype=np.int64)}))
+    split = ds.map_batches(_sizes, batch_format="numpy", concurrency=2).to_arrow()
+    assert split["y"].to_pylist() == [3 * v for v in range(ROWS)] and max(split["seen"].to_pylist()) == 125
+    exact = ds.map_batches(_sizes, batch_format="numpy", concurrency=2, batch_size=400).to_arrow()
+    assert exact["seen"].to_pylist() == [400] * 800 + [200] * 200
