@@ -69,7 +69,7 @@ def _md_table(doc) -> list:
     for wl in workloads(doc):
         ok = medians(doc, wl)
         best = min(ok.values(), default=None)
-        base = ok.get("sluice")
+        base = ok.get("sluice", ok.get("sluice-ray"))
         for r in (r for r in rows if r["workload"] == wl):
             versions = ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())
             if r["status"] != "ok":
@@ -273,6 +273,9 @@ SUMMARIES = {"core": core_summary, "tpch": tpch_summary, "seeds": seeds_summary,
 
 def summary(doc) -> list:
     fn = SUMMARIES.get(doc["suite"])
+    if fn is None:  # a suite that brings its own (bench/suites/__init__.py: results_summary)
+        from bench.suites import SUITES
+        fn = getattr(SUITES.get(doc["suite"]), "results_summary", None)
     return fn(doc) if fn else []
 
 

@@ -21,6 +21,9 @@ the engine's own message.  None of them stops the suite.
 Engine variants are one engine module run with different settings (``VARIANTS``), e.g.
 ``sluice-noadaptive`` is the sluice module with adaptive execution switched off, and
 ``sluice-warm`` starts sluice's UDF fork server before the clock.
+A suite's ``ENVIRONMENT`` is added to every engine process's environment (the ``ray`` suite
+asks for its cluster shape that way), and its ``REFERENCES`` names a reference engine per
+workload where one engine cannot answer them all.
 ``scripts`` maps extra engine names to a Python file run in place of
 ``bench.engines.<name>`` (the tests use it for deliberately wrong engines).
 """
@@ -42,6 +45,8 @@ VARIANTS = {
     "sluice-warm": ("sluice", {"BENCH_SLUICE_WARM": "1"}),
     # Ray Data's per-row API (Dataset.map) instead of map_batches with a loop (udf suite)
     "ray-data-map": ("ray-data", {"BENCH_RAY_ROW_API": "1"}),
+    # Ray Data with a broadcast join written by hand in map_batches (ray suite)
+    "ray-data-broadcast": ("ray-data", {"BENCH_RAY_BROADCAST": "1"}),
 }
 
 
@@ -59,13 +64,20 @@ def cpus_for(threads: int) -> list:
     return usable[:max(1, min(threads, len(usable)))]
 
 
-def _launch(engine, workload, data_dir, threads, scripts):
+def reference_for(suite, workload) -> str:
+    """The engine whose answer is the truth for ``workload``: the suite's ``REFERENCES``
+    entry (a suite mixing workloads of other suites, e.g. ``ray``), else ``REFERENCE``."""
+    return getattr(suite, "REFERENCES", {}).get(workload, suite.REFERENCE)
+
+
+def _launch(engine, workload, data_dir, threads, scripts, suite_env=None):
     base, extra_env = VARIANTS.get(engine, (engine, {}))
     if scripts and engine in scripts:
         cmd = [sys.executable, str(scripts[engine]), "--workload", workload, "--data", str(data_dir)]
     else:
         cmd = engines.command(base, workload, data_dir)
     env = engines.environment(base, threads)
+    env.update(suite_env or {})
     env.update(extra_env)
     env.setdefault("SLUICE_PROGRESS", "0")
     return cmd, env
@@ -84,7 +96,7 @@ def _parse_output(stdout: str) -> tuple:
 def run_process(engine, suite, workload, data_dir, *, threads, timeout, warmup, runs,
                 expect=None, scripts=None) -> dict:
     """One engine subprocess; returns the harness's JSON (status ok/wrong/n/a/error)."""
-    cmd, env = _launch(engine, workload, data_dir, threads, scripts)
+    cmd, env = _launch(engine, workload, data_dir, threads, scripts, getattr(suite, "ENVIRONMENT", None))
     cmd += ["--suite", _suite_name(suite), "--warmup", str(warmup), "--runs", str(runs)]
     if expect is not None:
         cmd += ["--expect", str(expect)]
@@ -161,14 +173,15 @@ def run_suite(suite, engine_names, data_dir, *, threads, runs, timeout, process_
             expect = os.path.join(tmp, f"{workload}.json")
             kw = dict(threads=threads, timeout=timeout, scripts=scripts)
             group, reference, ref_out = [], None, None
-            _log(f"{workload}: reference answer from {suite.REFERENCE}")
-            if process_per == "workload" and suite.REFERENCE in names:
-                ref_out = run_process(suite.REFERENCE, suite, workload, data_dir, warmup=1,
+            ref_engine = reference_for(suite, workload)
+            _log(f"{workload}: reference answer from {ref_engine}")
+            if process_per == "workload" and ref_engine in names:
+                ref_out = run_process(ref_engine, suite, workload, data_dir, warmup=1,
                                       runs=runs, **kw)
-                group.append(_row(workload, suite.REFERENCE, ref_out, summarize))
+                group.append(_row(workload, ref_engine, ref_out, summarize))
                 _show(group[-1])
             else:
-                ref_out = run_process(suite.REFERENCE, suite, workload, data_dir, warmup=1,
+                ref_out = run_process(ref_engine, suite, workload, data_dir, warmup=1,
                                       runs=0, **kw)
             if ref_out.get("status") == "ok":
                 reference = ref_out["answer"]
@@ -182,7 +195,7 @@ def run_suite(suite, engine_names, data_dir, *, threads, runs, timeout, process_
                 if reference is None:
                     group.append(_row(workload, engine, {
                         "status": "error", "message": f"not run: no reference answer from "
-                        f"{suite.REFERENCE} ({ref_out.get('status')}: {ref_out.get('message')})"},
+                        f"{ref_engine} ({ref_out.get('status')}: {ref_out.get('message')})"},
                         summarize))
                     continue
                 _log(f"{workload}: {engine} ({threads} threads)")

@@ -8,6 +8,8 @@ exists (pins in ``bench/requirements/<name>.txt``), else the current one.
 This package must stay stdlib-only: it is imported by the parent and by
 every engine subprocess.  ``raw`` is a pseudo-engine: the udf suite's plain
 single-process loop, the physical limit the UDF engines are measured against.
+``sluice-ray`` is sluice's engine module with ``runner="ray"`` (``sluice_ray.py``), on
+the same Ray cluster shape as Ray Data (``ray_start.py``).
 """
 import os
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
 
-ENGINES = ("sluice", "polars", "duckdb", "daft", "pyspark", "dask", "ray-data", "raw")
+ENGINES = ("sluice", "polars", "duckdb", "daft", "pyspark", "dask", "ray-data", "raw", "sluice-ray")
 
 
 def python_for(engine: str) -> str:

@@ -1,10 +1,11 @@
-"""Ray Data engine (``ray-data``): a local Ray cluster of ``BENCH_THREADS`` CPUs.
+"""Ray Data engine (``ray-data``): a Ray cluster of ``BENCH_THREADS`` CPUs of its own.
 
-``ray.init(address="local", num_cpus=N, include_dashboard=False)`` (a cluster of its own,
-never one that another process on the machine started) runs before the clock, followed by
-one tiny map_batches job so the N worker processes exist (with pyarrow imported): a
-cluster's start-up is set-up, not query time (it takes seconds; on a loaded 2-core
-machine the first tasks otherwise wait ~10 s for their worker processes).
+``ray_start.start`` runs before the clock: ``ray.init(address="local", num_cpus=N,
+include_dashboard=False)`` (never a cluster that another process on the machine started),
+or, in the ``ray`` suite, a 2-node cluster simulated in this process (``ray_start``),
+followed by one tiny map_batches job so the N worker processes exist (with pyarrow
+imported): a cluster's start-up is set-up, not query time (it takes seconds; on a loaded
+2-core machine the first tasks otherwise wait ~10 s for their worker processes).
 Ray Data then schedules read, map and shuffle tasks on those N CPUs.  Settings:
 
 - progress bars off; usage stats off (no network here anyway);
@@ -21,19 +22,20 @@ upper bound, since the object store's shared memory counts in every process mapp
 core: read_parquet with the filter pushed into the scan, then an arrow-native
 ``map_batches(batch_format="pyarrow")`` adding ``net`` (as in sluice), then a global
 aggregate.  TPC-H: ``bench/tpch/ray_data_queries.py``.  udf: ``map_batches`` with the
-suite's batch function (Ray tasks) and with ``udf.Scorer`` as an actor pool.
+suite's batch function (Ray tasks) and with ``udf.Scorer`` as an actor pool.  ray suite:
+the seeds suite's ``join_broadcast_write`` (see that function) and udf's ``per_row_score``.
 """
 import os
-import signal
-import time
+import tempfile
 
-from bench.engines import harness
-from bench.suites import core, udf
+from bench.engines import harness, ray_start
+from bench.suites import core, seeds, udf
 from bench.suites.tpch import columns_answer
 
 THREADS = harness.threads()
 PARTITIONS = 2 * THREADS
 ROW_API = os.environ.get("BENCH_RAY_ROW_API") == "1"
+BROADCAST = os.environ.get("BENCH_RAY_BROADCAST") == "1"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
@@ -48,39 +50,19 @@ from ray.data.expressions import col, lit
 from bench.engines import udf_answers
 from bench.tpch import ray_data_queries
 
-VERSIONS = {"ray": ray.__version__, "pyarrow": pa.__version__, **({"api": "Dataset.map"} if ROW_API else {})}
+VERSIONS = {"ray": ray.__version__, "pyarrow": pa.__version__, **({"api": "Dataset.map"} if ROW_API else {}),
+            **({"join": "hand-written broadcast"} if BROADCAST else {}),
+            **({"cluster": ray_start.describe(ray_start.cluster_shape(THREADS))}
+               if ray_start.cluster_shape(THREADS) else {})}
 
 
-_WATCHDOG = None
-
-
-def _reap_with_driver() -> None:
-    """Kill everything Ray started once this driver is gone, however it went.
-
-    The runner kills an engine process that runs past its timeout with SIGKILL, and
-    Ray's DashboardAgent and RuntimeEnvAgent then outlive it (re-parented to init).
-    So the driver becomes leader of its own process group, which Ray's processes
-    inherit, and a forked watchdog kills that group when the driver's pid goes away
-    (it also sweeps up after a normal exit; ``ray.shutdown()`` leaves nothing then).
-    """
-    global _WATCHDOG
-    os.setpgid(0, 0)
-    driver = os.getpid()
-    _WATCHDOG = os.fork()
-    if _WATCHDOG == 0:            # the watchdog: no harness or Ray code runs here
-        try:
-            while os.getppid() == driver:
-                time.sleep(0.5)
-            os.killpg(driver, signal.SIGKILL)
-        finally:
-            os._exit(0)
+CLUSTER = None   # the simulated cluster (ray suite), see ray_start
 
 
 def _start() -> None:
-    _reap_with_driver()
-    # address="local": always a cluster of our own, never one another process on this machine runs
-    ray.init(address="local", num_cpus=THREADS, include_dashboard=False, log_to_driver=False,
-             configure_logging=True, logging_level="warning")
+    global CLUSTER
+    # a cluster of our own: BENCH_RAY_NODES nodes (ray suite) or one local instance
+    CLUSTER = ray_start.start(THREADS)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.default_hash_shuffle_parallelism = PARTITIONS
@@ -90,28 +72,7 @@ def _start() -> None:
         .map_batches(lambda b: b, batch_format="pyarrow").materialize()
 
 
-def _ray_peak_rss_mib() -> float:
-    """Sum of VmHWM over this process's descendants (Ray's daemons and workers), not
-    counting the watchdog (a fork of this process, sharing its pages)."""
-    children, me = {}, os.getpid()
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(pid))
-    total, todo = 0, [p for p in children.get(me, []) if p != _WATCHDOG]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                total += next((int(line.split()[1]) for line in f if line.startswith("VmHWM")), 0)
-        except OSError:
-            pass
-    return round(total / 1024, 1)
+_ray_peak_rss_mib = ray_start.ray_processes_peak_rss_mib
 
 
 def _net(batch: pa.Table) -> pa.Table:
@@ -185,8 +146,45 @@ def sklearn_inference(data: str) -> dict:
     return answer
 
 
+# ---------------------------------------------------------------- seeds (ray suite)
+
+
+def _join_users(events: pa.Table, users) -> pa.Table:
+    """The hand-written broadcast join: every block of events joined to the whole users table
+    (an ObjectRef, which Ray Data hands over as is: read zero-copy from the node's store)."""
+    return events.join(ray.get(users), "user_id", join_type="inner").select(["country", "day", "amount"])
+
+
+def join_broadcast_write(data: str) -> dict:
+    """events x users -> group by (country, day) -> count, sum(amount) -> Parquet, read back.
+
+    Ray Data's join is a hash-shuffle join of both sides (``Dataset.join``, 2 x N
+    partitions): the idiomatic form, run as ``ray-data``.  Ray Data has no broadcast join;
+    the runner's ``ray-data-broadcast`` variant (BENCH_RAY_BROADCAST=1) writes one by hand:
+    the 100k-row users table is read in the driver, ``ray.put`` once, and joined to every
+    block of events in ``map_batches`` (pyarrow's hash join).  The group-by is Ray Data's
+    hash-shuffle aggregate in both."""
+    events = ray.data.read_parquet(f"{data}/events").select_columns(["user_id", "day", "amount"])
+    if BROADCAST:
+        import pyarrow.parquet as pq
+        users = ray.put(pq.read_table(f"{data}/users", columns=["user_id", "country"]))
+        joined = events.map_batches(_join_users, batch_format="pyarrow", fn_args=(users,))
+    else:
+        users = ray.data.read_parquet(f"{data}/users").select_columns(["user_id", "country"])
+        joined = events.join(users, join_type="inner", num_partitions=PARTITIONS, on=("user_id",))
+    grouped = joined.groupby(["country", "day"]).aggregate(
+        Count(alias_name="n"), Sum("amount", alias_name="spend"))
+    with tempfile.TemporaryDirectory(prefix="bench-ray-data-") as tmp:
+        grouped.write_parquet(f"{tmp}/out")
+        back = ray.data.read_parquet(f"{tmp}/out").aggregate(
+            Count(alias_name="groups"), Sum("n", alias_name="n"), Sum("spend", alias_name="spend"))
+    harness.note("ray_processes_peak_rss_mib", _ray_peak_rss_mib())
+    return seeds.dict_answer(groups=back["groups"], n=back["n"], spend=back["spend"])
+
+
 WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
-             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference}
+             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference,
+             "join_broadcast_write": join_broadcast_write}
 WORKLOADS.update({name: _tpch(name) for name in ray_data_queries.QUERIES})
 
 if __name__ == "__main__":
@@ -194,4 +192,4 @@ if __name__ == "__main__":
     try:
         harness.main(VERSIONS, WORKLOADS)
     finally:
-        ray.shutdown()
+        ray_start.stop(CLUSTER)

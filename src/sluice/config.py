@@ -42,6 +42,8 @@ class Config:
     skew_factor: float = 5.0  # a partition is skewed above this many times the median...
     skew_min_bytes: int = 16 * 1024 * 1024  # ...and above this size
     broadcast_fraction: float = 1 / 16  # of the memory budget: the largest side a join broadcasts
+    fuse_fraction: float = 1 / 8  # of the memory budget: inputs under this run joins/aggregations as one
+    #                               in-memory Polars query, without exchanges (plan/fusion.py); 0 turns it off
     spill_dir: str | None = None  # default: the system temporary directory
     on_error: str = "quarantine"  # "quarantine": bad rows go to the dead-letter dataset; "raise": fail
     max_bad_records: float = 0.001  # a count (int >= 1) or a fraction of the operator's input rows
@@ -56,10 +58,16 @@ class Config:
     price_gb_hour: float = 0.005  # USD per GB-hour of memory (the memory budget)
     price_storage_gb: float = 0.0004  # USD per GB read or written (input, shuffle, output)
     ray_address: str | None = None  # runner="ray": the cluster to connect to; None starts or reuses a local Ray
+    checkpoint_dir: str | None = None  # where write runs keep their run store: a path or URI; None: the run directory
 
     @property
     def broadcast_threshold(self) -> int:
         return int(self.memory_budget * self.broadcast_fraction)
+
+    @property
+    def fuse_threshold(self) -> int:
+        """In-memory fusion applies below this input size; only the local runner fuses."""
+        return int(self.memory_budget * self.fuse_fraction) if self.runner == "local" else 0
 
     @property
     def max_tasks_in_flight(self) -> int:
@@ -78,8 +86,12 @@ def _from_environment() -> Config:
         extra["checkpoint"] = os.environ["SLUICE_CHECKPOINT"].strip().lower() not in ("0", "false", "off", "no")
     if os.environ.get("SLUICE_KEEP_EXCHANGES"):
         extra["keep_exchanges"] = os.environ["SLUICE_KEEP_EXCHANGES"].strip().lower() not in ("0", "false", "off", "no")
+    if os.environ.get("SLUICE_FUSE_FRACTION"):
+        extra["fuse_fraction"] = parse_fraction("fuse_fraction", os.environ["SLUICE_FUSE_FRACTION"])
     if os.environ.get("SLUICE_RAY_ADDRESS"):
         extra["ray_address"] = os.environ["SLUICE_RAY_ADDRESS"]
+    if os.environ.get("SLUICE_CHECKPOINT_DIR"):
+        extra["checkpoint_dir"] = os.environ["SLUICE_CHECKPOINT_DIR"]
     if os.environ.get("SLUICE_METRICS_PORT"):
         extra["metrics_port"] = int(os.environ["SLUICE_METRICS_PORT"])
     for key in PRICES:
@@ -96,6 +108,17 @@ def _from_environment() -> Config:
 
 ON_ERROR = ("quarantine", "raise")
 PRICES = ("price_core_hour", "price_gb_hour", "price_storage_gb")
+
+
+def parse_fraction(key: str, value) -> float:
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        fraction = -1.0
+    if not 0 <= fraction <= 1:
+        raise SluiceError(f"{key}={value!r}: give a share of the memory budget between 0 and 1, such as 0.125 "
+                          f"(0 turns it off; env SLUICE_{key.upper()}).")
+    return fraction
 
 
 def parse_price(key: str, value) -> float:
@@ -140,18 +163,21 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
     """Override settings for this process; pass None to leave a setting as it is.
 
     Engine settings: adaptive (bool), target_partition_bytes, skew_factor, skew_min_bytes,
-    broadcast_fraction, spill_dir. Reliability: on_error ("quarantine" or "raise"),
+    broadcast_fraction, fuse_fraction (inputs under this share of the budget run joins and
+    aggregations as one in-memory Polars query; 0 turns it off), spill_dir. Reliability: on_error ("quarantine" or "raise"),
     max_bad_records (a count, or a fraction of input rows), retry_attempts, retry_backoff_s,
     transient_errors (exception class names retried with backoff), checkpoint (writes keep
-    exchange outputs and a task log so `sluice resume` can finish a crashed run), keep_exchanges
-    (keep a succeeded run's exchange files). Observability:
+    exchange outputs and a task log so `sluice resume` can finish a crashed run), checkpoint_dir
+    (where those live: a path or a URI such as s3://bucket/prefix; default the run directory),
+    keep_exchanges (keep a succeeded run's exchange files). Observability:
     metrics_port (serve Prometheus metrics on 127.0.0.1:<port>), metrics_host. Cost estimate (USD):
     price_core_hour, price_gb_hour (memory budget), price_storage_gb (bytes read, shuffled, written).
     Ray runner: ray_address (an existing cluster, e.g. "ray://head:10001" or "auto"; env SLUICE_RAY_ADDRESS).
     """
-    known = {"adaptive", "target_partition_bytes", "skew_factor", "skew_min_bytes", "broadcast_fraction", "spill_dir",
+    known = {"adaptive", "target_partition_bytes", "skew_factor", "skew_min_bytes", "broadcast_fraction",
+             "fuse_fraction", "spill_dir",
              "on_error", "max_bad_records", "retry_attempts", "retry_backoff_s", "transient_errors", "checkpoint",
-             "keep_exchanges", "metrics_port", "metrics_host", "ray_address", *PRICES}
+             "keep_exchanges", "metrics_port", "metrics_host", "ray_address", "checkpoint_dir", *PRICES}
     unknown = sorted(set(engine) - known)
     if unknown:
         raise SluiceError(f"Unknown setting(s) {unknown}. Known: num_threads, memory_budget, runner, runs_dir, "
@@ -169,6 +195,8 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
             value = tuple(value)
         elif key in PRICES:
             value = parse_price(key, value)
+        elif key == "fuse_fraction":
+            value = parse_fraction(key, value)
         _overrides[key] = value
     if num_threads is not None:
         if num_threads < 1:

@@ -283,7 +283,7 @@ class Dataset:
             session.explained.append(self)
             session.print_plan(self, plan)
             return
-        physical = plan_physical(optimize(plan))
+        physical = plan_physical(optimize(plan), context.config)
         runner = get_runner(context.config.runner)
         context.stats.physical_plan = physical
         self._last_stats = context.stats
@@ -406,7 +406,7 @@ class Dataset:
                 return result
             context.store.forget_tasks(sink.recover(context.run_id, context.store.completed()))
         elif context.config.checkpoint:
-            store = RunStore(context.run_dir)
+            store = RunStore.for_runner(context.store_dir, context.config.runner)
             problem = store.save_plan(plan)
             if problem is None:
                 context.store = store

@@ -32,26 +32,35 @@ def _plain_join(left, right, left_on, right_on, how, suffix):
                      coalesce=True, nulls_equal=False)
 
 
+def _schema(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
+    return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+
+
 def join_frames(left: pl.DataFrame, right: pl.DataFrame, left_on: tuple[str, ...], right_on: tuple[str, ...],
-                how: str, suffix: str) -> pl.DataFrame:
+                how: str, suffix: str, float_keys: bool | None = None) -> pl.DataFrame:
+    """Join two DataFrames, or two LazyFrames (in-memory fusion, plan/fusion.py). `float_keys`
+    says whether any key is a float, when the caller knows: a LazyFrame's schema costs a plan walk."""
     if how == "cross":
         return left.join(right, how="cross", suffix=suffix)
+    if float_keys is False:
+        return _plain_join(left, right, left_on, right_on, how, suffix)
+    left_schema, right_schema = _schema(left), _schema(right)
     floats = [i for i, (lk, rk) in enumerate(zip(left_on, right_on))
-              if left.schema[lk].is_float() or right.schema[rk].is_float()]
+              if left_schema[lk].is_float() or right_schema[rk].is_float()]
     if not floats:
         return _plain_join(left, right, left_on, right_on, how, suffix)
-    layout = _plain_join(left.clear(), right.clear(), left_on, right_on, how, suffix).columns
+    layout = _schema(_plain_join(left.clear(), right.clear(), left_on, right_on, how, suffix)).names()
     temp = {i: f"__sluice_float_key_{i}" for i in floats}
     left_keys = [temp.get(i, k) for i, k in enumerate(left_on)]
     right_keys = [temp.get(i, k) for i, k in enumerate(right_on)]
-    left_t = left.with_columns(canonical_key(pl.col(left_on[i]), left.schema[left_on[i]]).alias(t)
+    left_t = left.with_columns(canonical_key(pl.col(left_on[i]), left_schema[left_on[i]]).alias(t)
                                for i, t in temp.items())
-    right_t = right.with_columns(canonical_key(pl.col(right_on[i]), right.schema[right_on[i]]).alias(t)
+    right_t = right.with_columns(canonical_key(pl.col(right_on[i]), right_schema[right_on[i]]).alias(t)
                                  for i, t in temp.items())
     out = _plain_join(left_t, right_t, left_keys, right_keys, how, suffix)
     for i in floats:
         lk, rk = left_on[i], right_on[i]
-        right_name = rk if rk not in left.columns else f"{rk}{suffix}"
+        right_name = rk if rk not in left_schema else f"{rk}{suffix}"
         if how in ("semi", "anti"):
             continue
         if how == "right":

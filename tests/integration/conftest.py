@@ -1,13 +1,13 @@
 """Shared fixtures for the integration suite: runners, data files and the DuckDB oracle.
 
 Every test takes the `runner` fixture, so the whole suite runs once per runner listed in
-RUNNERS. Ray tests share one local Ray instance per test process (`ray_instance`); while a
-ray test runs, SLUICE_RUNNER and SLUICE_RAY_ADDRESS point the pipelines it starts in
-subprocesses at it. Expensive data (500 small files, one large file, a hive-partitioned dataset) is
-written once per session (once per xdist worker). `assert_same` compares a sluice result
-with a DuckDB result as multisets of rows, after normalizing types that legitimately differ
-between the engines (string vs large_string, int32 vs int64, dictionary encoding, float32,
-the time zone a tz-aware timestamp is displayed in).
+RUNNERS. Ray tests share one local Ray instance per test process (`ray_instance`, from
+tests/conftest.py); while a ray test runs, SLUICE_RUNNER and SLUICE_RAY_ADDRESS point the
+pipelines it starts in subprocesses at it. Expensive data (500 small files, one large file, a
+hive-partitioned dataset) is written once per session (once per xdist worker). `assert_same`
+compares a sluice result with a DuckDB result as multisets of rows, after normalizing types
+that legitimately differ between the engines (string vs large_string, int32 vs int64,
+dictionary encoding, float32, the time zone a tz-aware timestamp is displayed in).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pytest
 import sluice as sl
 from sluice import config as sluice_config
 
+
 # Every test below runs on each entry; "ray" when Ray is installed (the `ray` extra).
 def _ray_installed() -> bool:
     spec = importlib.util.find_spec("ray")
@@ -36,8 +37,6 @@ def _ray_installed() -> bool:
 
 
 RUNNERS = ["local", "ray"] if _ray_installed() else ["local"]
-RAY_CPUS = 3  # logical: a pool of two actors (concurrency=2) leaves one for the tasks that feed it
-RAY_OBJECT_STORE_BYTES = 384 * 1024 * 1024
 
 SMALL_FILES = 500
 SMALL_FILE_ROWS = 20
@@ -66,16 +65,12 @@ def runner(request, tmp_path_factory):
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
-def ray_instance():
-    """One local Ray instance per test process (per xdist worker), shut down at the end; yields its address."""
-    import dataclasses
-
-    from sluice.runners.ray.cluster import connect
-    config = dataclasses.replace(sluice_config.current(), num_threads=RAY_CPUS, ray_address=None)
-    ray = connect(config, object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+@pytest.fixture
+def staged(runner):
+    """Plan with exchanges even for small inputs (no in-memory fusion, plan/fusion.py): for tests
+    of what exchanges do (skew splits, coalescing, spills, checkpoints), which small test data
+    would otherwise never reach. Set after `runner`, whose teardown restores the settings."""
+    sl.configure(fuse_fraction=0)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -276,6 +277,19 @@ def test_corrupt_parquet_files_are_quarantined_and_the_others_read(parquet_dir, 
     for r in letters:
         assert r["row_position"] is None and r["record_json"] is None and r["record_ipc"] is None
         assert r["exception_type"] == "CorruptFileError" and r["source_file"] in r["message"]
+
+
+def test_a_fused_aggregation_over_corrupt_files_quarantines_them_too(parquet_dir, runs, runner):
+    """On the local runner this small aggregation is one fused Polars query that reads the files
+    itself; it fails on the corrupt ones, and the rerun through the read tasks quarantines them."""
+    directory, good = parquet_dir
+    ds = (sl.read_parquet(directory).with_columns(bucket=col("id") % 7)
+          .group_by("bucket").agg(n=sl.count(), positive=(col("value") > 0).sum()))  # reads part-3's bad page
+    got = ds.to_arrow().sort_by("bucket").to_pydict()
+    assert dict(zip(got["bucket"], got["n"])) == Counter(i % 7 for i in good["id"].to_pylist())
+    assert [r["source_file"].rsplit("/", 1)[1] for r in _dead_letters(ds)] == ["part-0.parquet", "part-3.parquet"]
+    if runner == "local":
+        assert any("the fused query failed" in note for note in ds.stats().notes)
 
 
 def test_a_corrupt_parquet_file_under_raise_names_the_file(parquet_dir, runs):

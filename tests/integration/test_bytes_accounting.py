@@ -20,6 +20,9 @@ import sluice as sl
 from sluice import col
 from sluice import config as sl_config
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 
 def _size(paths) -> int:
     return sum(os.path.getsize(p) for p in paths)

@@ -297,17 +297,18 @@ def s3():
 
 def test_s3_killed_append_and_overwrite_partitions(s3, tmp_path, runner):
     fs, endpoint = s3
-    _data().write_parquet("commits/out", partition_by=["day"], filesystem=fs)
-    _crash_child(tmp_path, "commits/out", "append", 10_000, "mid-publish", {"TEST_S3_ENDPOINT": endpoint})
+    out = f"commits/out-{runner}"  # both runner params share the module's S3 server
+    _data().write_parquet(out, partition_by=["day"], filesystem=fs)
+    _crash_child(tmp_path, out, "append", 10_000, "mid-publish", {"TEST_S3_ENDPOINT": endpoint})
 
-    names = [i.path for i in fs.get_file_info(pafs.FileSelector("commits/out", recursive=True))]
+    names = [i.path for i in fs.get_file_info(pafs.FileSelector(out, recursive=True))]
     assert any("_sluice_pending_" in n for n in names)  # the crash left its intent and published files
-    assert _ids("commits/out", filesystem=fs) == list(range(ROWS))
+    assert _ids(out, filesystem=fs) == list(range(ROWS))
 
     sl.range(50_000, 50_010).with_columns(day=lit(2), amount=col("id")).write_parquet(
-        "commits/out", partition_by=["day"], mode="overwrite-partitions", filesystem=fs)
-    assert _ids("commits/out", filesystem=fs) == sorted([i for i in range(ROWS) if i % 3 != 2]
+        out, partition_by=["day"], mode="overwrite-partitions", filesystem=fs)
+    assert _ids(out, filesystem=fs) == sorted([i for i in range(ROWS) if i % 3 != 2]
                                                         + list(range(50_000, 50_010)))
-    left = [i.path for i in fs.get_file_info(pafs.FileSelector("commits/out/day=2", recursive=True))
+    left = [i.path for i in fs.get_file_info(pafs.FileSelector(f"{out}/day=2", recursive=True))
             if i.type == pafs.FileType.File]
     assert len(left) == 1  # the old day=2 files, committed or half-published, are gone

@@ -22,6 +22,9 @@ from sluice import col
 from sluice import config as sl_config
 from sluice.observe.events import read_events
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 ROWS_PER_FILE = 400_000
 ROW_GROUP = 50_000
 

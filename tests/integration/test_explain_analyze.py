@@ -18,6 +18,9 @@ import pytest
 import sluice as sl
 from sluice import col
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 ROWS = 300_000
 HOT = 7
 

@@ -17,6 +17,9 @@ from conftest import assert_same, q
 import sluice as sl
 from sluice import col, count
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 ROWS = 200_000
 HOT = 7
 

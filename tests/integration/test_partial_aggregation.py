@@ -16,6 +16,9 @@ import sluice as sl
 from sluice import col
 from sluice.plan import exchange
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 
 def _table(rows: int, keys: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)

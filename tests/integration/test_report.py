@@ -26,6 +26,9 @@ from sluice import col
 from sluice.cli import main
 from sluice.observe.report import THROUGHPUT_BUCKETS, write_report
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 CHARTS = {"timeline", "bytes", "skew", "memory", "throughput", "bad_records"}
 BAD_EVERY, BAD_AT = 9973, 5  # the UDF fails on ids with id % BAD_EVERY == BAD_AT
 BATCH = 4_000

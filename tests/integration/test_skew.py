@@ -13,6 +13,9 @@ import sluice as sl
 from sluice import col, count
 from sluice.config import _overrides
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 FACT_ROWS = 20_000_000
 DIM_ROWS = 1_000_000
 HOT_KEY = 7

@@ -25,6 +25,9 @@ from conftest import assert_same, q, wide_table
 import sluice as sl
 from sluice import col
 
+# what these tests check happens in exchanges: plan them even for small inputs (no fusion)
+pytestmark = pytest.mark.usefixtures("staged")
+
 HOWS = ("inner", "left", "right", "full", "semi", "anti", "cross")
 STRATEGIES = ("broadcast", "shuffle", "auto")
 

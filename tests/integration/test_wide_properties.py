@@ -4,7 +4,8 @@ Each example draws small tables (0-300 rows) with a random key distribution (a s
 wide one, unique keys, one key holding half the rows, all-null keys, empty sides), splits them into
 a few blocks, and draws the engine settings too: adaptive on or off, tiny or default partition
 targets, broadcast thresholds that force or forbid broadcasting, and skew detection that fires on
-a few bytes. Whatever the settings, the result must be the one DuckDB gives.
+a few bytes, and in-memory fusion on or off (one Polars query for the whole subtree, or the
+staged plan with its exchanges). Whatever the settings, the result must be the one DuckDB gives.
 
 Where sluice semantics are more defined than SQL, DuckDB is told (see test_wide_oracle.py): input
 order decides first/last and keep=first/last (`rn` is the row number), ties in a sort keep input
@@ -36,6 +37,7 @@ engine_settings = st.fixed_dictionaries({
     "target_partition_bytes": st.sampled_from([128, 1024, 64 * 1024, 64 * 1024 * 1024]),
     "broadcast_fraction": st.sampled_from([0.0, 1 / 16, 1.0]),
     "skew": st.booleans(),
+    "fuse": st.booleans(),
 })
 
 
@@ -43,7 +45,7 @@ def apply_engine(settings_: dict) -> None:
     skew = settings_["skew"]
     sl.configure(adaptive=settings_["adaptive"], target_partition_bytes=settings_["target_partition_bytes"],
                  broadcast_fraction=settings_["broadcast_fraction"], skew_factor=2.0 if skew else 5.0,
-                 skew_min_bytes=0 if skew else 16 * 1024 * 1024)
+                 skew_min_bytes=0 if skew else 16 * 1024 * 1024, fuse_fraction=1 / 8 if settings_["fuse"] else 0)
 
 
 def make_keys(rng, n: int, dist: str, width: pa.DataType, null_rate: float) -> pa.Array:
@@ -170,7 +172,7 @@ def _ordered_table(n: int) -> pa.Table:
                      "y": pa.array(x / 4, pa.float64())})
 
 
-_DEFAULT_ENGINE = {"adaptive": True, "target_partition_bytes": 1024, "broadcast_fraction": 1 / 16, "skew": False}
+_DEFAULT_ENGINE = {"adaptive": True, "target_partition_bytes": 1024, "broadcast_fraction": 1 / 16, "skew": False, "fuse": False}
 
 
 @SETTINGS

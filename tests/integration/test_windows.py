@@ -145,7 +145,7 @@ def test_top_n_per_partition_through_filter(event_files, duck):
     assert got.column_names == table.column_names
 
 
-def test_unaliased_window_keeps_the_source_column_name_and_stacked_windows_share_an_exchange(event_files):
+def test_unaliased_window_keeps_the_source_column_name_and_stacked_windows_share_an_exchange(event_files, staged):
     directory, _ = event_files
     ds = sl.read_parquet(directory).select(
         "user", col("amount").lag(1).over("user", order_by="seq"),

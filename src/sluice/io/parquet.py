@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
 from ..expr import to_polars
 from ..reliability.retry import is_transient, retrying
-from ..types import polars_to_arrow, to_polars_type, without_view_types
+from ..types import normalize_schema, polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
 from .source import ReadTask, ScanRequest, Source, apply_request_keeping_positions, scale_estimate, with_positions
 
@@ -141,6 +141,28 @@ class ParquetSource(Source):
     def estimated_bytes(self, columns=None) -> int:
         return scale_estimate(int(self.files.total_bytes * self._expansion(self._first_fragment())), self.schema,
                               list(columns) if columns is not None else None)
+
+    def polars_scan(self, request: ScanRequest) -> tuple[pl.LazyFrame, int] | None:
+        """Local, unpartitioned files without a user schema, read by Polars inside a fused query.
+
+        Polars prunes row groups by their statistics and decodes lazily, as `_read_with_polars`
+        does per file. Columns are cast to the types the plan expects (what Arrow's reader gives,
+        after normalize_schema), so a fused query sees the same types as the staged plan. A file
+        Polars cannot read fails the query, and the runner then reads through the read tasks,
+        which name or quarantine the file.
+        """
+        if (self._user_schema is not None or self._partitioning is not None
+                or not isinstance(self.files.filesystem, pafs.LocalFileSystem)):
+            return None
+        frame = pl.scan_parquet([f.path for f in self.files.files], glob=False, hive_partitioning=False)
+        for predicate in request.predicates:
+            frame = frame.filter(to_polars(predicate))
+        names = list(request.columns) if request.columns is not None else self.schema.names
+        expected = normalize_schema(pa.schema([self.schema.field(n) for n in names]))
+        frame = frame.select([pl.col(f.name).cast(to_polars_type(f.type)) for f in expected])
+        if request.limit is not None:
+            frame = frame.head(request.limit)
+        return frame, self.files.total_bytes
 
     def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:
         arrow_filter = request.arrow_filter

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -105,6 +105,11 @@ class Source(ABC):
 
     def estimated_bytes(self, columns: tuple[str, ...] | None = None) -> int | None:
         """The in-memory size of a full scan of these columns, if known cheaply."""
+        return None
+
+    def polars_scan(self, request: ScanRequest) -> tuple[Any, int] | None:
+        """The scan as a Polars LazyFrame and the bytes it reads, for in-memory fusion
+        (plan/fusion.py), or None when this source must be read through its read tasks."""
         return None
 
 

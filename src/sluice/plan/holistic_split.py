@@ -42,6 +42,8 @@ def split_reason(plan: AggregationPlan, value_dtype: pl.DataType | None) -> str 
     holistic = [a for a in plan.outputs if a.fn in HOLISTIC]
     if any(a.fn == "collect_list" for a in holistic):
         return "collect_list keeps input order, which slicing by value would change"
+    if any(a.fn in ("first", "last") for a in plan.outputs):
+        return "first/last follow input order, which slicing by value would change"
     if len({a.arg.key() for a in holistic}) > 1:
         return "its holistic aggregates read different columns"
     if any(a.fn in RANKED for a in holistic) and (value_dtype is None or not value_dtype.is_numeric()

@@ -171,8 +171,29 @@ class Project(SingleInputNode):
     def label(self): return f"Project [{_exprs_text(self.exprs)}]"
 
 
+# Output schemas by (input schema, what the node computes): optimizer rules rebuild nodes over
+# the same inputs many times, and each inference runs a Polars query on an empty frame.
+_INFERRED: dict[tuple, pa.Schema] = {}
+_INFERRED_MAX = 4096
+
+
+def _remembered(key: tuple, infer: Callable[[], pa.Schema]) -> pa.Schema:
+    schema = _INFERRED.get(key)
+    if schema is None:
+        schema = infer()
+        if len(_INFERRED) >= _INFERRED_MAX:
+            _INFERRED.clear()
+        _INFERRED[key] = schema
+    return schema
+
+
 def infer_projection_schema(schema: pa.Schema, exprs: tuple[Expr, ...]) -> pa.Schema:
     """Run the projection on an empty frame: Polars gives the exact output types, or the type error."""
+    return _remembered(("project", schema, tuple(e.key() for e in exprs)),
+                       lambda: _infer_projection_schema(schema, exprs))
+
+
+def _infer_projection_schema(schema: pa.Schema, exprs: tuple[Expr, ...]) -> pa.Schema:
     try:
         frame = arrow_to_polars(schema.empty_table()).lazy().select([to_polars(e) for e in exprs]).collect()
     except Exception as exc:  # Polars reports type misuse the checker did not catch
@@ -315,9 +336,12 @@ class Aggregate(SingleInputNode):
         schema = self.input.schema
         if schema is None:
             return None
-        frame = arrow_to_polars(schema.empty_table())
-        return _polars_schema(lambda: frame.group_by(list(self.keys)).agg(self.plan.single()) if self.keys
-                              else frame.select(self.plan.single()), schema, "agg()")
+        def infer() -> pa.Schema:
+            frame = arrow_to_polars(schema.empty_table())
+            return _polars_schema(lambda: frame.group_by(list(self.keys)).agg(self.plan.single()) if self.keys
+                                  else frame.select(self.plan.single()), schema, "agg()")
+
+        return _remembered(("agg", schema, self.keys, tuple(e.key() for e in self.aggs)), infer)
 
     def label(self):
         keys = f"keys=[{', '.join(self.keys)}] " if self.keys else ""
@@ -370,9 +394,12 @@ class Join(LogicalNode):
         left, right = self.left.schema, self.right.schema
         if left is None or right is None:
             return None
-        lf, rf = arrow_to_polars(left.empty_table()), arrow_to_polars(right.empty_table())
-        return _polars_schema(lambda: join_frames(lf, rf, self.left_on, self.right_on, self.how, self.suffix),
-                              left, "join()")
+        def infer() -> pa.Schema:
+            lf, rf = arrow_to_polars(left.empty_table()), arrow_to_polars(right.empty_table())
+            return _polars_schema(lambda: join_frames(lf, rf, self.left_on, self.right_on, self.how, self.suffix),
+                                  left, "join()")
+
+        return _remembered(("join", left, right, self.left_on, self.right_on, self.how, self.suffix), infer)
 
     def label(self):
         if self.how == "cross":

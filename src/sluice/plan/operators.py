@@ -92,6 +92,9 @@ class MapBatchesStep(Operator):
 
     node: MapBatches
     runtime: dict = field(default_factory=dict, compare=False, repr=False)
+    # blocks straight from read tasks may be cut into smaller batches for the workers; blocks an
+    # exchange made (a repartition by key, a group) reach the function whole
+    splittable: bool = False
     name = "MapBatches"
 
     @property

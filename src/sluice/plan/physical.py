@@ -24,6 +24,7 @@ from ..types import normalize_schema
 from ..joins import preserved_sides
 from ..observe.stats import format_bytes
 from .estimates import estimated_bytes
+from .fusion import FusedQuery, find_fusion
 from .exchange import (
     BlockDistinct, BlockTopK, ConcatReducer, DistinctReducer, FinalAggregate, HashPartitioner, JoinReducer,
     PartialAggregate, Partitioner, RangePartitioner, Reducer, RoundRobinPartitioner, SinglePartitioner, SortReducer,
@@ -71,15 +72,18 @@ class Stage:
     join: JoinPlan | None = None
     fixed_partitions: int | None = None  # repartition(n): exactly n output partitions, no coalescing
     reduce_when_empty: bool = False  # a global aggregate yields one row even over no input
+    fused: FusedQuery | None = None  # one in-memory Polars query over the collected inputs (plan/fusion.py)
 
     @property
     def name(self) -> str:
         parts = []
         if self.scan is not None:
             parts.append("Scan")
+        if self.fused is not None:
+            parts.append("Fused")
         if self.reducer is not None:
             parts.append(self.reducer.name)
-        if self.inputs and self.scan is None:
+        if self.inputs and self.scan is None and self.fused is None:
             parts.append("Union" if len(self.inputs) > 1 else "Stream")
         if self.stream_op is not None:
             parts.append(type(self.stream_op).__name__)
@@ -140,6 +144,8 @@ class PhysicalPlan:
                     lines.append(f"    applied after read: {request.residual!r}")
             if stage.inputs:
                 lines.append(f"    input: {', '.join(f'stage {s.id}' for s in stage.inputs)}")
+            if stage.fused is not None:
+                lines += [f"    {line}" for line in stage.fused.describe()]
             if stage.join is not None:
                 build, stream = stage.shuffle[stage.join.build], stage.shuffle[1 - stage.join.build]
                 sides = ("left", "right") if stage.join.build == 0 else ("right", "left")
@@ -162,14 +168,19 @@ class PhysicalPlan:
 
 
 class _Builder:
-    def __init__(self, config):
-        self._ids = itertools.count()
+    def __init__(self, config, fuse: bool = True, first_id: int = 0):
+        self._ids = itertools.count(first_id)
         self.config = config
+        self.fuse_threshold = config.fuse_threshold if fuse else 0
 
     def new_stage(self, **kwargs) -> Stage:
         return Stage(id=next(self._ids), **kwargs)
 
     def plan(self, node: LogicalNode) -> Stage:
+        fused = find_fusion(node, self.fuse_threshold)
+        if fused is not None:
+            inputs = tuple(self.plan(leaf) for leaf in fused.inputs)
+            return self.new_stage(inputs=inputs, fused=fused)
         planner = PLANNERS.get(type(node))
         if planner is None:
             raise PlanError(f"The local planner has no physical operator for {type(node).__name__}.")
@@ -216,7 +227,7 @@ def _plan_map_batches(node: MapBatches, builder: _Builder) -> Stage:
         return builder.new_stage(inputs=(upstream,), stream_op=Rebatch(node.batch_size),
                                  operators=(MapBatchesStep(node),),
                                  notes=(f"new stage: batch_size={node.batch_size} regroups the ordered stream",))
-    return upstream.with_operator(MapBatchesStep(node))
+    return upstream.with_operator(MapBatchesStep(node, splittable=upstream.scan is not None))
 
 
 @planner(Limit)
@@ -341,3 +352,8 @@ def plan_physical(plan: LogicalNode, config=None) -> PhysicalPlan:
     from .. import config as config_module
     root = _Builder(config or config_module.current()).plan(plan)
     return PhysicalPlan(root=root, sink=plan.sink if isinstance(plan, Write) else None)
+
+
+def plan_staged(plan: LogicalNode, config, first_id: int) -> Stage:
+    """Stages for `plan` without in-memory fusion, numbered from `first_id` (a fused query's fallback)."""
+    return _Builder(config, fuse=False, first_id=first_id).plan(plan)

@@ -59,10 +59,10 @@ def resume(run_id: str, runs_dir: str | None = None):
     if is_alive(run):
         raise ResumeError(f"Run {run_id} is still running (pid {run.get('pid')} on {run.get('host')}). Wait for it, "
                           f"or stop it, before resuming.")
-    store = RunStore(run_dir)
+    context = RunContext(config, run_id=run_id, resumed=True)
+    store = context.store = RunStore.for_runner(context.store_dir, config.runner)
     plan = store.load_plan()
-    check_inputs(run_dir, plan)
-    context = RunContext(config, run_id=run_id, store=store, resumed=True)
+    check_inputs(store, run_id, plan)
     return Dataset(plan.input)._write(plan.sink, context)
 
 

@@ -1,15 +1,20 @@
-"""The run store: what a write run keeps in its run directory so that a crashed run can finish.
+"""The run store: what a write run keeps so that a crashed run can finish.
 
-A run that writes (write_parquet, write_csv, write_json) keeps, under
-`<runs dir>/<run id>/`:
+A run that writes (write_parquet, write_csv, write_json) keeps, in its run directory
+`<runs dir>/<run id>/`, or under `<checkpoint_dir>/<run id>/` when that is set (a local path or
+a URI such as s3://bucket/prefix, reached through pyarrow.fs; the local runner needs a local
+path, a Ray cluster a shared one):
 
 - `plan.pkl`: the logical plan, cloudpickled (user functions included), for `sluice resume`;
 - `inputs.json`: every input file with its size and modification time, as the plan saw them;
 - `tasks.jsonl`: one line per completed write task (its key and the files it staged);
-- `exchanges/<key>/`: each exchange's map output, persisted once its map side finished
-  (`ExchangeBuffer.persist`); the key is a hash of the plan below the exchange, so a
-  re-planned run only ever restores an exchange that the same plan produced;
-- `run.json` (observe/history.py) and `events.jsonl` (observe/events.py).
+- `exchanges/<key>/`: each exchange's map output, kept task by task as the map side runs
+  (runners/local/exchange_checkpoint.py, runners/ray/persist.py); the key is a hash of the plan
+  below the exchange, so a re-planned run only ever restores an exchange that the same plan
+  produced.
+
+`run.json` (observe/history.py), `events.jsonl` (observe/events.py) and the dead letters are
+the run's record, always in the run directory.
 
 Resuming re-plans the pickled plan under the same run id: an exchange whose files are
 complete is restored instead of recomputed, a write task whose staged files are logged and
@@ -21,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
+import posixpath
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterator
+
+import pyarrow.fs as pafs
 
 from ..errors import ResumeError, SluiceError
 
@@ -35,13 +42,104 @@ EXCHANGES_DIR = "exchanges"
 MAX_PICKLED_DATA = 16 * 1024 * 1024  # in-memory source data a saved plan may carry
 
 
+@dataclass(frozen=True)
+class Location:
+    """A directory of the run store on some filesystem; it pickles, so tasks on other machines reach it too.
+
+    A local file is written whole through a rename; an object store PUT is whole by itself. An
+    object store has no append: a log there is rewritten whole (only the driver writes the logs,
+    one short line per task).
+    """
+
+    fs: pafs.FileSystem
+    root: str
+
+    @classmethod
+    def of(cls, directory: str) -> Location:
+        from ..io.files import filesystem_for
+        return cls(*filesystem_for(directory))
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, name: str) -> str:
+        return posixpath.join(self.root, name)
+
+    def existing(self, names) -> set[str]:
+        names = list(names)
+        infos = self.fs.get_file_info([self.path(n) for n in names]) if names else []
+        return {n for n, info in zip(names, infos) if info.type == pafs.FileType.File}
+
+    def read_bytes(self, name: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(self.path(name)) as f:
+                return f.read()
+        except (FileNotFoundError, OSError):
+            return None
+
+    def read_text(self, name: str) -> str | None:
+        data = self.read_bytes(name)
+        return None if data is None else data.decode()
+
+    def write(self, name: str, payload: bytes) -> None:
+        if self.local:
+            self.fs.create_dir(self.root, recursive=True)
+            with self.fs.open_output_stream(self.path(name + ".tmp")) as f:
+                f.write(payload)
+            self.fs.move(self.path(name + ".tmp"), self.path(name))
+        else:
+            with self.fs.open_output_stream(self.path(name)) as f:
+                f.write(payload)
+
+    def append_line(self, name: str, line: str) -> None:
+        if self.local:
+            self.fs.create_dir(self.root, recursive=True)
+            with self.fs.open_append_stream(self.path(name)) as f:
+                f.write(line.encode())
+        else:
+            self.write(name, (self.read_bytes(name) or b"") + line.encode())
+
+    def json_lines(self, name: str) -> list[dict]:
+        """The records of a JSON-lines log ([] if there is none); a line a kill cut short is skipped."""
+        records = []
+        for line in (self.read_text(name) or "").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def delete(self, name: str) -> None:
+        try:
+            self.fs.delete_dir(self.path(name))
+        except (FileNotFoundError, OSError):
+            pass
+
+
 class RunStore:
-    """The checkpoint files of one run; shared by every stage of the run, used from pool threads."""
+    """The checkpoint files of one run; shared by every stage of the run, used from pool threads.
+
+    `run_dir`: the run's directory, or wherever checkpoint_dir puts its store: a local path (shared
+    storage for a Ray cluster) or a URI such as s3://bucket/prefix/<run id>.
+    """
 
     def __init__(self, run_dir: str):
         self.run_dir = run_dir
+        self.location = Location.of(run_dir)
         self._lock = threading.Lock()
         self._completed: dict[str, list[dict]] | None = None
+
+    @classmethod
+    def for_runner(cls, run_dir: str, runner: str) -> RunStore:
+        store = cls(run_dir)
+        if runner == "local" and not store.location.local:
+            raise SluiceError(
+                f"checkpoint_dir puts this run's store at {run_dir}, which the local runner cannot use: it keeps its "
+                f"exchanges as local files that it reads back in place. Set checkpoint_dir (SLUICE_CHECKPOINT_DIR) to "
+                f"a local or mounted path, or leave it unset, or run on Ray (runner='ray'), which keeps the run store "
+                f"on any filesystem pyarrow reaches (s3://, gs://, a shared path).")
+        return store
 
     # ------------------------------------------------------------ start of a run
 
@@ -52,33 +150,30 @@ class RunStore:
         if in_memory > MAX_PICKLED_DATA:
             return (f"it reads {in_memory / 2**20:,.0f} MiB of in-memory data (from_arrow/pandas/polars), which "
                     f"a crashed process takes with it; write the data to Parquet first to make it resumable")
-        os.makedirs(self.run_dir, exist_ok=True)
         try:
             payload = cloudpickle.dumps(plan)
         except Exception as exc:  # noqa: BLE001 - anything unpicklable in a user's plan
             return f"{type(exc).__name__}: {exc}"
-        _write_atomic(os.path.join(self.run_dir, PLAN_FILE), payload)
-        _write_atomic(os.path.join(self.run_dir, INPUTS_FILE),
-                      json.dumps(input_fingerprints(plan), indent=1).encode())
+        self.location.write(PLAN_FILE, payload)
+        self.location.write(INPUTS_FILE, json.dumps(input_fingerprints(plan), indent=1).encode())
         return None
 
     def load_plan(self):
         import cloudpickle
-        path = os.path.join(self.run_dir, PLAN_FILE)
-        if not os.path.isfile(path):
-            raise ResumeError(f"Run directory {self.run_dir} has no {PLAN_FILE}: only runs that write output "
-                              f"(write_parquet/csv/json) with checkpoint=True can be resumed. Run the job again.")
-        with open(path, "rb") as f:
-            return cloudpickle.load(f)
+        payload = self.location.read_bytes(PLAN_FILE)
+        if payload is None:
+            raise ResumeError(f"The run store {self.run_dir} has no {PLAN_FILE}: only runs that write output "
+                              f"(write_parquet/csv/json) with checkpoint=True can be resumed; a run that kept its "
+                              f"store under checkpoint_dir is resumed with the same SLUICE_CHECKPOINT_DIR. Run the job "
+                              f"again.")
+        return cloudpickle.loads(payload)
 
     # ------------------------------------------------------------ task completion log
 
     def completed(self) -> dict[str, list[dict]]:
         """Write tasks finished by earlier attempts: key -> the files they staged."""
         if self._completed is None:
-            from ..observe.events import read_json_lines
-            self._completed = {record["key"]: record["written"]
-                               for record in read_json_lines(os.path.join(self.run_dir, TASKS_FILE))}
+            self._completed = {record["key"]: record["written"] for record in self.location.json_lines(TASKS_FILE)}
         return self._completed
 
     def finished_writes(self, items: list, key, stats, stage_id: int) -> tuple[list, list]:
@@ -99,12 +194,21 @@ class RunStore:
                        f"earlier attempt at this run and were skipped")
         return todo, skipped
 
+    @staticmethod
+    def unfinished_maps(items: list, key, completed: set[str], stats, stage_id: int) -> list:
+        """A resumed map stage's items whose output is not in the run store yet; says how many were restored."""
+        todo = [item for item in items if key(item) not in completed]
+        if len(todo) < len(items):
+            stats.emit("checkpoint", stage=stage_id, what="map tasks restored",
+                       detail=f"{len(items) - len(todo)} of {len(items)}")
+            stats.note(f"stage {stage_id}: {len(items) - len(todo)} of {len(items)} map task(s) were finished by "
+                       f"an earlier attempt at this run; their output was read back from the run store")
+        return todo
+
     def log_task(self, key: str, written: list[dict]) -> None:
         line = json.dumps({"key": key, "written": written}) + "\n"
         with self._lock:
-            os.makedirs(self.run_dir, exist_ok=True)
-            with open(os.path.join(self.run_dir, TASKS_FILE), "a") as f:
-                f.write(line)
+            self.location.append_line(TASKS_FILE, line)
 
     def forget_tasks(self, keys: set[str]) -> None:
         """Drop logged tasks whose staged files are gone (a crash mid-commit moved or removed them)."""
@@ -115,22 +219,16 @@ class RunStore:
     # ------------------------------------------------------------ exchanges
 
     def exchange_dir(self, key: str) -> str:
-        return os.path.join(self.run_dir, EXCHANGES_DIR, key)
+        return posixpath.join(self.run_dir, EXCHANGES_DIR, key)
 
     def finish(self, keep_exchanges: bool = False) -> None:
         """The run succeeded: its exchange files are no longer needed, unless asked to keep them."""
         if not keep_exchanges:
-            shutil.rmtree(os.path.join(self.run_dir, EXCHANGES_DIR), ignore_errors=True)
+            self.location.delete(EXCHANGES_DIR)
 
 
 def exchange_key(*parts: Any) -> str:
     return hashlib.sha256("\n".join(str(p) for p in parts).encode()).hexdigest()[:20]
-
-
-def _write_atomic(path: str, payload: bytes) -> None:
-    with open(path + ".tmp", "wb") as f:
-        f.write(payload)
-    os.replace(path + ".tmp", path)
 
 
 # ------------------------------------------------------------ input fingerprints
@@ -160,11 +258,10 @@ def input_fingerprints(plan) -> list[dict]:
             for source in _file_sources(plan)]
 
 
-def check_inputs(run_dir: str, plan) -> None:
+def check_inputs(store: RunStore, run_id: str, plan) -> None:
     """Refuse to resume when an input changed since the run started: files added, removed or rewritten."""
     from ..io.files import resolve_files
-    with open(os.path.join(run_dir, INPUTS_FILE)) as f:
-        recorded = json.load(f)
+    recorded = json.loads(store.location.read_text(INPUTS_FILE) or "[]")
     sources = list(_file_sources(plan))
     problems: list[str] = []
     for source, before in zip(sources, recorded):
@@ -187,6 +284,6 @@ def check_inputs(run_dir: str, plan) -> None:
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise ResumeError(
-            f"Cannot resume run {os.path.basename(run_dir)}: its input changed after the run started: {shown}. "
+            f"Cannot resume run {run_id}: its input changed after the run started: {shown}. "
             f"Resuming would mix results computed from the old and the new data. Run the job again from the "
             f"start (a new run id) to process the current input.")

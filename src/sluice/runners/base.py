@@ -56,6 +56,14 @@ class RunContext:
         return os.path.join(self.config.runs_dir, self.run_id)
 
     @property
+    def store_dir(self) -> str:
+        """Where this run's store lives (reliability/run_store.py): under checkpoint_dir when set, a path or URI."""
+        import posixpath
+        if self.config.checkpoint_dir:
+            return posixpath.join(self.config.checkpoint_dir.rstrip("/"), self.run_id)
+        return self.run_dir
+
+    @property
     def dead_letters(self):
         """The run's dead-letter dataset, created when the first bad record is quarantined."""
         if self._dead_letters is None:

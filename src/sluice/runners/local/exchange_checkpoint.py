@@ -50,7 +50,8 @@ class ExchangeCheckpoint:
 
     def _logged(self) -> Iterable[dict]:
         return [entry for entry in read_json_lines(os.path.join(self.directory, TASK_LOG))
-                if entry.get("key") and os.path.isfile(os.path.join(self.directory, entry["file"]))]
+                if entry.get("key") and (entry["file"] is None  # a map task that had no rows
+                                         or os.path.isfile(os.path.join(self.directory, entry["file"])))]
 
     # ------------------------------------------------------------ writing
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 from ...plan.operators import WRITTEN_SCHEMA, MapBatchesStep, WriteStep, normalize_block
 from ...plan.physical import PhysicalPlan, Stage
 from ...reliability.retry import retrying
+from ...reliability.run_store import RunStore
 from ..base import RunContext, Runner
 from ...io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ...observe.events import Sampler, process_tree_rss, set_current_block
@@ -123,7 +124,11 @@ class _StageRun:
                                                    ((task, task.estimated_bytes) for task in tasks), key))
             return
         self._start(None)
-        upstream: Iterator[pa.Table] = _concat([self.upstream(s) for s in stage.inputs])
+        if stage.fused is not None:
+            from .fused import FusedStage
+            upstream: Iterator[pa.Table] = FusedStage(self).blocks()
+        else:
+            upstream = _concat([self.upstream(s) for s in stage.inputs])
         if stage.stream_op is not None:
             upstream = stage.stream_op.apply(upstream)
         if not stage.operators and self.finish is None:
@@ -156,14 +161,8 @@ class _StageRun:
         (the exchange restores those itself)."""
         if self.maps_to_checkpoint:
             self.checkpoint.keyed = True
-            todo = [item for item in items if key(item) not in self.checkpoint.completed]
-            if len(todo) < len(items):
-                self.context.stats.emit("checkpoint", stage=self.stage.id, what="map tasks restored",
-                                        detail=f"{len(items) - len(todo)} of {len(items)}")
-                self.context.stats.note(f"stage {self.stage.id}: {len(items) - len(todo)} of {len(items)} map "
-                                        f"task(s) were finished by an earlier attempt at this run; their output "
-                                        f"was read back from disk")
-            return todo, []
+            return RunStore.unfinished_maps(items, key, self.checkpoint.completed, self.context.stats,
+                                            self.stage.id), []
         if not self.writes:
             return items, []
         return self.context.store.finished_writes(items, key, self.context.stats, self.stage.id)

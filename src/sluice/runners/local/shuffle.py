@@ -17,21 +17,18 @@ range-partitions the buffered blocks; reduce tasks sort their partition and run 
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
-from statistics import median
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from pyarrow.parquet import read_table, write_table
 
 from ...observe.stats import format_bytes
-from ...plan import holistic_split
-from ...plan.exchange import FinalAggregate, Partitioner, RangePartitioner, SinglePartitioner
+from ...plan import adaptive, holistic_split
+from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
 from ...plan.physical import PhysicalPlan, ShuffleRead
 from ...reliability.crash_points import crash_point
 from ...reliability.run_store import exchange_key
@@ -42,12 +39,8 @@ from .exchange_checkpoint import ExchangeCheckpoint
 if TYPE_CHECKING:
     from .executor import _StageRun
 
-DEFAULT_PARTITIONS = 64
-MAX_PARTITIONS = 1024
 SAMPLE_ROWS_PER_BLOCK = 256
 SAMPLES_FILE = "samples.parquet"  # a persisted sort exchange keeps its key sample, to draw the same ranges
-HOT_KEY_SHARE = 10  # a key holding at least 1/10 of a skewed partition's rows is reported as hot
-SORT_WORK_FACTOR = 2  # a sort task holds its partition twice (input and sorted copy): make partitions smaller
 
 
 @dataclass
@@ -104,9 +97,8 @@ class ShuffleStage:
     def _default_partitions(self, *reads: ShuffleRead) -> int:
         if all(isinstance(r.partitioner, SinglePartitioner) for r in reads):
             return 1
-        estimate = sum(r.estimated_bytes or 0 for r in reads)
-        wanted = math.ceil(estimate / self.task_bytes)
-        return max(DEFAULT_PARTITIONS, 2 * self.config.num_threads, min(MAX_PARTITIONS, wanted))
+        return adaptive.default_partitions(sum(r.estimated_bytes or 0 for r in reads), self.task_bytes,
+                                           self.config.num_threads)
 
     # ------------------------------------------------------------ map side
 
@@ -223,8 +215,7 @@ class ShuffleStage:
         read = self.stage.shuffle[0]
         samples: list[pa.Table] = []
         staged = self._map_side(read, 1, SinglePartitioner(), samples=samples)
-        wanted = math.ceil(staged.total_bytes / (self.task_bytes / SORT_WORK_FACTOR))
-        partitions = max(1, min(MAX_PARTITIONS, max(wanted, self.config.num_threads if wanted > 1 else 1)))
+        partitions = adaptive.sort_partitions(staged.total_bytes, self.task_bytes, self.config.num_threads)
         sample = pa.concat_tables(samples, promote_options="permissive") if samples else None
         partitioner = read.partitioner.with_boundaries(sample, partitions) if sample is not None else \
             RangePartitioner(read.partitioner.spec)  # type: ignore[attr-defined]
@@ -244,58 +235,26 @@ class ShuffleStage:
         rows = [sum(b.rows[p] for b in buffers) for p in range(count)]
         self.stats.exchanges.append({"stage": stage.id, "partition_bytes": sizes, "partition_rows": rows})
         self.stats.emit("exchange", stage=stage.id, partitions=sizes, rows=rows)
-        live = [p for p in range(count) if rows[p]]
-        if not live:
-            return [ReduceItem((0,), 0, releases=(0,))] if stage.reduce_when_empty else []
-        if not self.config.adaptive or stage.fixed_partitions:
-            return [ReduceItem((p,), sizes[p], releases=(p,)) for p in live]
-        skewed = self._skewed(buffers, probe_index, live) if probe_index is not None else set(exclude)
-        items, group, group_bytes = [], [], 0
-        target = self.task_bytes
-        for p in live:
-            if p in skewed:
-                continue
-            if group and group_bytes + sizes[p] > target:
-                items.append(ReduceItem(tuple(group), group_bytes, releases=tuple(group)))
-                group, group_bytes = [], 0
-            group.append(p)
-            group_bytes += sizes[p]
-        if group:
-            items.append(ReduceItem(tuple(group), group_bytes, releases=tuple(group)))
-        if len(items) > 1:
-            self._note(f"coalesced {len(live) - len(skewed)} partitions into {len(items)} reduce tasks")
-        self._chunk_rows = max(1, int(median([sum(rows[p] for p in item.partitions) for item in items] or [1])))
-        if skewed and probe_index is not None:
-            for p in sorted(skewed):
-                items += self._split(buffers, probe_index, p, self._chunk_rows)
+        plan = adaptive.plan_reduce(rows, sizes, self.task_bytes, self.config, exclude=exclude,
+                                    probe_bytes=buffers[probe_index].bytes if probe_index is not None else None,
+                                    fixed=bool(stage.fixed_partitions), when_empty=stage.reduce_when_empty)
+        for note in plan.notes:
+            self._note(note)
+        self._chunk_rows = plan.chunk_rows
+        items = [ReduceItem(group, sum(sizes[p] for p in group), releases=group) for group in plan.groups]
+        for partition in plan.skewed:
+            items += self._split(buffers, probe_index, partition, self._chunk_rows)
         return items
-
-    def _skewed(self, buffers, probe_index: int, live: list[int]) -> set[int]:
-        probe = buffers[probe_index]
-        typical = median([probe.bytes[p] for p in live])
-        return {p for p in live if probe.bytes[p] > self.config.skew_factor * typical
-                and probe.bytes[p] > self.config.skew_min_bytes}
 
     # ------------------------------------------------------------ holistic aggregates on skewed keys
 
     def _holistic_skew(self, buffer: ExchangeBuffer) -> set[int]:
         """Skewed partitions of a raw-row aggregation that can be aggregated in two levels."""
-        reducer = self.stage.reducer
-        if not (self.config.adaptive and isinstance(reducer, FinalAggregate) and not reducer.plan.two_phase
-                and reducer.plan.keys and not self.stage.fixed_partitions):
-            return set()
-        live = [p for p in range(buffer.num_partitions) if buffer.rows[p]]
-        if len(live) < 2:
-            return set()
-        skewed = self._skewed([buffer], 0, live)
-        if skewed:
-            empty = arrow_to_polars(buffer.schema.empty_table())
-            reason = holistic_split.split_reason(
-                reducer.plan, empty.select(holistic_split.holistic_value(reducer.plan)).to_series().dtype)
-            if reason is not None:
-                self._note(f"{len(skewed)} skewed partition(s) not split: {reason}")
-                return set()
-        return skewed
+        found, note = adaptive.holistic_skew(self.stage.reducer, buffer.schema, buffer.rows, buffer.bytes,
+                                             self.config, bool(self.stage.fixed_partitions))
+        if note:
+            self._note(note)
+        return found
 
     def _split_aggregate(self, buffer: ExchangeBuffer, partition: int) -> pa.Table:
         """A skewed partition, sliced by value and aggregated in parallel (see plan/holistic_split.py)."""
@@ -344,11 +303,7 @@ class ShuffleStage:
         return items
 
     def _report_hot_keys(self, table: pa.Table, keys: list[str]) -> None:
-        counts = arrow_to_polars(table.select(keys)).group_by(keys).len().sort("len", descending=True).head(3)
-        counts = counts.filter(pl.col("len") * HOT_KEY_SHARE >= table.num_rows)
-        for row in counts.iter_rows(named=True):
-            rows = row.pop("len")
-            self.stats.skewed_keys.append({"stage": self.stage.id, "key": row, "rows": rows})
+        self.stats.skewed_keys.extend(adaptive.hot_keys(table, keys, self.stage.id))
 
     def _reduce(self, buffers: list[ExchangeBuffer], items: list[ReduceItem]) -> Iterator[pa.Table]:
         reducer = self.stage.reducer
@@ -358,10 +313,8 @@ class ShuffleStage:
             self.stats.add_reduce_task(self.stage.id, sum(t.num_rows for t in inputs))
             return self.run.process(self.run.timed_reduce(reducer, inputs))
 
-        seen: dict[tuple[int, ...], int] = {}
-        for item in items:  # slices of one split partition share its partitions: number them
-            item.key = f"s{self.stage.id}:p{','.join(map(str, item.partitions))}:{seen.get(item.partitions, 0)}"
-            seen[item.partitions] = seen.get(item.partitions, 0) + 1
+        for item, key in zip(items, adaptive.reduce_keys(self.stage.id, [i.partitions for i in items])):
+            item.key = key
         items, skipped = self.run.skip_completed(items, lambda i: i.key)
         yield from skipped
         pending = iter(items)

@@ -3,7 +3,8 @@
 Each `map_batches` that runs in processes gets one `WorkerPool` per run, started when its
 first block arrives and closed when the run ends (the fork server is started in the
 background as soon as the run begins, so its imports overlap the first reads). A block is
-split across the pool's workers (`split_blocks`) unless the UDF asked for a `batch_size`.
+split across the pool's workers (`split_blocks`) when it comes straight from a read task and
+the UDF did not ask for a `batch_size` (a block an exchange made reaches the function whole).
 How many workers it gets:
 
 - `concurrency=` when the user gave it;
@@ -136,7 +137,7 @@ class UdfPools:
                 fn_constructor_args=options.constructor_args,
                 fn_constructor_kwargs=dict(options.constructor_kwargs), concurrency=concurrency,
                 num_cpus=options.num_cpus, num_gpus=options.num_gpus, max_tasks_in_flight=options.max_tasks_in_flight,
-                name=node.fn_name, split_blocks=node.batch_size is None)
+                name=node.fn_name, split_blocks=node.batch_size is None and step.splittable)
             pool._on_worker_death = lambda death, pool=pool: self._on_death(pool, node.fn_name, death)
             # Kept before it starts: if __init__ raises, later blocks (and the quarantine's retries
             # of this one) get the pool's remembered UdfInitError at once instead of new workers.

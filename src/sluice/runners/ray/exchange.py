@@ -4,7 +4,7 @@ Why this module exists: it is the driver half of a wide stage (join, aggregation
 sort, window, repartition). The upstream stage's tasks end with the exchange's prepare step
 and partitioner, and return each partition's piece as its own object plus a report of rows
 and bytes per partition; nothing is fetched. Once the map side is done, the driver knows the
-real partition sizes and applies the local runner's adaptive rules (adaptive.py):
+real partition sizes and applies the adaptive rules both runners share (plan/adaptive.py):
 
 - coalesce adjacent small partitions into reduce tasks of about the task size;
 - a join collects its build side first, and when it measures under the broadcast threshold,
@@ -19,8 +19,9 @@ real partition sizes and applies the local runner's adaptive rules (adaptive.py)
 
 Reduce tasks get their pieces as top-level ObjectRef arguments, so Ray's locality-aware
 scheduling places each task on the node that holds the most bytes of its input; no explicit
-node affinity is set. A resumable (writing) run persists each finished map side under its
-run directory, in the local runner's format (persist.py), and a resumed run restores it.
+node affinity is set. A resumable (writing) run keeps each map task's output in its run store
+as the task finishes, in the local runner's layout (persist.py); a resumed run restores a
+complete exchange, or the map tasks that finished, and runs only the rest.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ...observe.stats import format_bytes
-from ...plan import holistic_split
+from ...plan import adaptive, holistic_split
 from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
 from ...plan.physical import PhysicalPlan, ShuffleRead
 from ...reliability.crash_points import crash_point
 from ...reliability.run_store import exchange_key
-from . import adaptive, persist
+from . import persist
 from .executor import Chain, Out, StageRun
 from .tasks import MapSpec, remote
 
@@ -125,35 +126,42 @@ class ShuffleRun:
 
     def _map_side(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None = None,
                   samples: bool = False) -> Exchange:
-        """Run the upstream into a new exchange; a resumable run persists it, or restores an earlier attempt's."""
+        """Run the upstream into a new exchange. A resumable run keeps the exchange in its run store as it
+        fills (persist.py) and, resumed, restores what an earlier attempt finished."""
         store = self.owner.context.store
         if store is None:
             return self._fill(read, partitions, partitioner, samples)
         directory = store.exchange_dir(exchange_key(
             PhysicalPlan(read.upstream).explain(), read.partitioner, read.prepare, partitioner, partitions))
-        restored = persist.restore(self.run.ray, directory, read.schema, samples)
+        checkpoint = persist.DurableExchange(directory, read.schema, partitions)
+        restored = checkpoint.restore_complete(self.run.ray, samples)
         if restored is not None:
             self.stats.emit("checkpoint", stage=self.stage.id, what="exchange restored",
                             detail=f"{sum(restored.rows):,} rows from stage {read.upstream.id}, {directory}")
             self._note(f"restored the exchange from stage {read.upstream.id} ({sum(restored.rows):,} rows) from an "
                        f"earlier attempt at this run")
             return restored
-        exchange = self._fill(read, partitions, partitioner, samples, durable=True)
-        written = persist.save(self.run, exchange, directory)
+        exchange = self._fill(read, partitions, partitioner, samples, checkpoint)
+        checkpoint.finish(exchange)
         crash_point("after-exchange")
-        self.stats.add_shuffle(written=written)
+        self.stats.add_shuffle(written=checkpoint.written)
         self.stats.emit("checkpoint", stage=self.stage.id, what="exchange saved",
-                        detail=f"{sum(exchange.rows):,} rows, {written:,} bytes in {directory}")
+                        detail=f"{sum(exchange.rows):,} rows, {checkpoint.written:,} bytes written in {directory}")
         return exchange
 
     def _fill(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None, samples: bool,
-              durable: bool = False) -> Exchange:
+              checkpoint: persist.DurableExchange | None = None) -> Exchange:
         keys = tuple(read.partitioner.spec.by) if samples else None  # type: ignore[attr-defined]
-        finish = MapSpec(self.stage.id, partitions, partitioner or read.partitioner, read.prepare, keys)
+        finish = MapSpec(self.stage.id, partitions, partitioner or read.partitioner, read.prepare, keys,
+                         checkpoint.location if checkpoint else None, read.schema)
         exchange = Exchange(read.schema, partitions)
-        for out in self.owner.upstream(read.upstream, finish):
+        if checkpoint is not None:
+            checkpoint.restore_into(self.run.ray, exchange)
+        for out in self.owner.upstream(read.upstream, finish, checkpoint):
             exchange.add(out)
-        if not durable:
+            if checkpoint is not None:
+                checkpoint.record(out.key, out.report.saved, exchange)
+        if checkpoint is None:
             self.stats.add_shuffle(written=exchange.total_bytes)
         return exchange
 

@@ -39,6 +39,7 @@ from ...plan.operators import (
     WriteStep,
 )
 from ...plan.physical import PhysicalPlan, Stage
+from ...reliability.run_store import RunStore
 from ..base import RunContext, Runner
 from .cluster import cluster_cpus, connect, storage_environment
 from .tasks import BadInputSink, ChainSpec, MapSpec, Report
@@ -77,6 +78,7 @@ class Out:
 
     refs: list
     report: Report
+    key: str | None = None  # a map task that feeds a durable exchange: what it read, for the task log
 
     @property
     def rows(self) -> int:
@@ -277,12 +279,15 @@ class Chain:
 class StageRun:
     """One stage's stream of finished task outputs, in order; `finish` hands them to an exchange."""
 
-    def __init__(self, run: RayRun, stage: Stage, finish: MapSpec | None = None):
+    def __init__(self, run: RayRun, stage: Stage, finish: MapSpec | None = None, checkpoint=None):
         self.run = run
         self.stage = stage
         self.context = run.context
         self.finish = finish
         self._numbers = itertools.count()
+        self.checkpoint = checkpoint  # the durable exchange (persist.py) this stage's map tasks feed
+        # read tasks have keys (what they read), so each one's map output is logged, and skipped on resume
+        self.maps_to_checkpoint = checkpoint is not None and stage.scan is not None
         self.writes = bool(stage.operators) and isinstance(stage.operators[-1], WriteStep) and \
             self.context.store is not None
 
@@ -313,8 +318,8 @@ class StageRun:
         self.context.stats.stages[self.stage.id].state = state
         self.context.progress.set_state(self.stage.id, state)
 
-    def upstream(self, stage: Stage, finish: MapSpec | None = None) -> Iterator[Out]:
-        return StageRun(self.run, stage, finish).outputs()
+    def upstream(self, stage: Stage, finish: MapSpec | None = None, checkpoint=None) -> Iterator[Out]:
+        return StageRun(self.run, stage, finish, checkpoint).outputs()
 
     def _outputs(self) -> Iterator[Out]:
         stage = self.stage
@@ -383,7 +388,12 @@ class StageRun:
             yield [(_put(self.run, self.stage.id, table), None)]
 
     def skip_completed(self, items: list, key: Callable[[Any], str]) -> tuple[list, list[Out]]:
-        """A write stage's items still to run, and the outputs of those an earlier attempt at this run finished."""
+        """A resumed stage's items still to run, and the outputs of those an earlier attempt at this run
+        finished: write tasks whose staged files are logged, map tasks whose output is in the run store
+        (the exchange restores those itself)."""
+        if self.maps_to_checkpoint:
+            return RunStore.unfinished_maps(items, key, self.checkpoint.completed, self.context.stats,
+                                            self.stage.id), []
         if not self.writes:
             return items, []
         todo, skipped = self.context.store.finished_writes(items, key, self.context.stats, self.stage.id)
@@ -408,6 +418,8 @@ class StageRun:
                 item, pending = window.popleft()
                 stage_stats.in_flight = len(window)
                 out = self.settle(pending) if isinstance(pending, Pending) else pending
+                if key is not None and self.maps_to_checkpoint:
+                    out.key = key(item)
                 if key is not None and self.writes:
                     self.context.store.log_task(key(item), self.run.fetch(out.refs[0]).to_pylist())
                 # with its window full, the stage produces nothing more until the consumer asks
@@ -421,6 +433,10 @@ class StageRun:
                     self.set_state("")
         finally:
             for _, pending in window:
+                if getattr(pending, "actors", None):
+                    # an actor runs its calls in submission order: one cancelled before it arrived leaves a
+                    # gap that the actor waits 30 s for; let the few queued calls finish instead
+                    continue
                 for ref in getattr(pending, "reports", ()):
                     try:
                         self.run.ray.cancel(ref)

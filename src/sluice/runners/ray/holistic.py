@@ -16,9 +16,10 @@ import polars as pl
 import pyarrow as pa
 
 from ...plan import holistic_split
+from ...plan.adaptive import hot_keys
 from ...types import arrow_to_polars, polars_to_arrow
 from .cluster import worker_identity
-from .tasks import ChainSpec, Report, hot_keys, measured
+from .tasks import ChainSpec, Report, measured
 
 
 def split_assign(spec: ChainSpec, slices: int, *pieces) -> list:

@@ -43,8 +43,6 @@ from ...reliability.quarantine import empty_output, error_text, is_row_error, is
 from ...reliability.retry import retrying
 from .cluster import worker_identity
 
-HOT_KEY_SHARE = 10  # a key holding at least 1/10 of a skewed partition's rows is reported as hot
-
 
 @dataclass(frozen=True)
 class MapSpec:
@@ -55,6 +53,8 @@ class MapSpec:
     partitioner: Partitioner
     prepare: Operator | None = None
     sample_keys: tuple[str, ...] | None = None
+    save_to: Any = None  # a durable exchange's persist.Location: the task writes its pieces there too
+    schema: pa.Schema | None = None  # the exchange's schema, for the file
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class Report:
     sample: pa.Table | None = None  # sort keys sampled from the output, for range boundaries
     hot_keys: list[dict] = field(default_factory=list)
     slice_rows: list[int] = field(default_factory=list)  # a holistic split's rows per slice
+    saved: tuple | None = None  # a durable exchange's map task: (its file, [partition, first batch, ...] per piece)
 
     def record(self, stage_id, name, rows_in, rows_out, bytes_in, bytes_out, wall_s, cpu_s) -> None:
         self.ops.append((stage_id, name, rows_in, rows_out, bytes_in, bytes_out, wall_s, cpu_s))
@@ -303,6 +304,9 @@ def _finish(spec: ChainSpec, block: pa.Table, report: Report) -> list:
         outputs[partition] = piece
     report.rows = [0 if t is None else t.num_rows for t in outputs]
     report.bytes = [0 if t is None else t.nbytes for t in outputs]
+    if plan.save_to is not None:
+        from .persist import write_pieces
+        report.saved = write_pieces(plan.save_to, plan.schema, outputs)
     return outputs
 
 
@@ -357,47 +361,10 @@ def _dead_letter_error(error: BaseException) -> BaseException:
                                worker_pid=os.getpid())
 
 
-def hot_keys(table: pa.Table, keys: list[str], stage: int) -> list[dict]:
-    """The keys holding at least 1/HOT_KEY_SHARE of a skewed partition's rows (at most three)."""
-    import polars as pl
-
-    from ...types import arrow_to_polars
-    counts = arrow_to_polars(table.select(keys)).group_by(keys).len().sort("len", descending=True).head(3)
-    counts = counts.filter(pl.col("len") * HOT_KEY_SHARE >= table.num_rows)
-    found = []
-    for row in counts.iter_rows(named=True):
-        rows = row.pop("len")
-        found.append({"stage": stage, "key": row, "rows": rows})
-    return found
-
-
 # ---------------------------------------------------------------- remote functions
 
-def persist_partition(path: str, schema: pa.Schema, *pieces) -> tuple[int, int]:
-    """One exchange partition's pieces as a zstd Arrow IPC file; (bytes on disk, record batches)."""
-    batches = 0
-    with pa.ipc.new_file(path, schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
-        for piece in pieces:
-            if piece is None:
-                continue
-            piece = piece if piece.schema.equals(schema) else piece.cast(schema)
-            for batch in piece.to_batches():
-                writer.write_batch(batch)
-                batches += 1
-    return os.path.getsize(path), batches
-
-
-def load_partition(files: list[tuple[str, int, int]], schema: pa.Schema) -> pa.Table:
-    """A persisted partition: (file, first batch, batches) ranges of zstd Arrow IPC files, concatenated."""
-    batches = []
-    for path, first, count in files:
-        with pa.ipc.open_file(pa.OSFile(path, "rb")) as reader:
-            batches += [reader.get_batch(index) for index in range(first, first + count)]
-    table = pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
-    return table
-
-
 def hot_keys_task(stage: int, keys: list[str], *pieces) -> list[dict]:
+    from ...plan.adaptive import hot_keys
     tables = [t for t in pieces if t is not None]
     return hot_keys(pa.concat_tables(tables, promote_options="permissive"), keys, stage) if tables else []
 
@@ -407,6 +374,6 @@ def remote(name: str):
     """The Ray remote function for one of this module's task bodies (made on first use: Ray is optional)."""
     import ray
 
-    from . import holistic
-    fn = globals().get(name) or getattr(holistic, name)
+    from . import holistic, persist
+    fn = globals().get(name) or getattr(holistic, name, None) or getattr(persist, name)
     return ray.remote(fn)

@@ -1,10 +1,12 @@
-"""Adaptive exchange decisions as pure functions of measured partition sizes.
+"""Adaptive exchange decisions, as pure functions of measured partition sizes, for every runner.
 
-Why this module exists: once an exchange's map side is done, the driver knows each
-partition's rows and bytes from the map tasks' reports, and decides how many reduce tasks to
-run and which partitions to split, without touching data. These rules are the local runner's
-(runners/local/shuffle.py), written here as pure functions so that they are unit-tested
-without a cluster; the local runner could call them too (see the Ray runner's requests).
+Why this module exists: once an exchange's map side is done, a runner knows each partition's
+rows and bytes (the local runner from its buffers, the Ray runner from its map tasks'
+reports) and decides, without touching data, how many partitions to cut, which adjacent
+small ones to coalesce into one reduce task, which skewed ones to split, and how the reduce
+tasks are named in a resumable run's task log. Both runners take these decisions here, so
+that a pipeline is planned alike wherever it runs; how a split partition is cut and read is
+the runner's own business. `hot_keys` names the keys that make a partition skewed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from statistics import median
 DEFAULT_PARTITIONS = 64
 MAX_PARTITIONS = 1024
 SORT_WORK_FACTOR = 2  # a sort task holds its partition twice (input and sorted copy): make partitions smaller
+HOT_KEY_SHARE = 10  # a key holding at least 1/10 of a skewed partition's rows is reported as hot
 
 
 def default_partitions(estimated_bytes: int, task_bytes: int, parallelism: int) -> int:
@@ -25,6 +28,7 @@ def default_partitions(estimated_bytes: int, task_bytes: int, parallelism: int) 
 
 
 def sort_partitions(total_bytes: int, task_bytes: int, parallelism: int) -> int:
+    """Range partitions for a sort of `total_bytes`: one when it fits a task, else at least one per core."""
     wanted = math.ceil(total_bytes / max(1, task_bytes // SORT_WORK_FACTOR))
     return max(1, min(MAX_PARTITIONS, max(wanted, parallelism if wanted > 1 else 1)))
 
@@ -99,16 +103,18 @@ def plan_reduce(rows: list[int], sizes: list[int], task_bytes: int, config, *, p
     if probe_bytes is not None:
         skewed = _skewed(probe_bytes, live, config.skew_factor, config.skew_min_bytes)
     groups = coalesce(live, sizes, task_bytes, skewed)
-    notes = [f"coalesced {len(live) - len(skewed)} partitions into {len(groups)} reduce tasks"] if len(groups) > 1 else []
+    notes = [f"coalesced {len(live) - len(skewed)} partitions into {len(groups)} reduce tasks"] \
+        if len(groups) > 1 else []
     chunk_rows = max(1, int(median([sum(rows[p] for p in group) for group in groups] or [1])))
     return ReducePlan(groups, sorted(skewed) if probe_bytes is not None else [], chunk_rows, notes)
 
 
-def holistic_skew(reducer, schema, rows: list[int], sizes: list[int], config, fixed: bool) -> tuple[set[int], str | None]:
+def holistic_skew(reducer, schema, rows: list[int], sizes: list[int], config,
+                  fixed: bool) -> tuple[set[int], str | None]:
     """Skewed partitions of a raw-row aggregation that can be aggregated in two levels, or why none can."""
-    from ...plan import holistic_split
-    from ...plan.exchange import FinalAggregate
-    from ...types import arrow_to_polars
+    from ..types import arrow_to_polars
+    from . import holistic_split
+    from .exchange import FinalAggregate
     if not (config.adaptive and isinstance(reducer, FinalAggregate) and not reducer.plan.two_phase
             and reducer.plan.keys and not fixed):
         return set(), None
@@ -133,3 +139,17 @@ def reduce_keys(stage_id: int, groups: list[tuple[int, ...]]) -> list[str]:
         keys.append(f"s{stage_id}:p{','.join(map(str, group))}:{seen.get(group, 0)}")
         seen[group] = seen.get(group, 0) + 1
     return keys
+
+
+def hot_keys(table, keys: list[str], stage: int) -> list[dict]:
+    """The keys holding at least 1/HOT_KEY_SHARE of a skewed partition's rows (at most three), with their counts."""
+    import polars as pl
+
+    from ..types import arrow_to_polars
+    counts = arrow_to_polars(table.select(keys)).group_by(keys).len().sort("len", descending=True).head(3)
+    counts = counts.filter(pl.col("len") * HOT_KEY_SHARE >= table.num_rows)
+    found = []
+    for row in counts.iter_rows(named=True):
+        rows = row.pop("len")
+        found.append({"stage": stage, "key": row, "rows": rows})
+    return found

@@ -1,6 +1,6 @@
-"""The Ray runner's adaptive exchange rules are pure functions of measured sizes: no cluster needed."""
+"""The adaptive exchange rules both runners share (plan/adaptive.py) are pure functions of measured sizes."""
 
-from sluice.runners.ray import adaptive
+from sluice.plan import adaptive
 
 
 def test_coalesce_groups_adjacent_partitions_up_to_the_target_and_skips_excluded():
