@@ -26,7 +26,7 @@ Query (DuckDB is the reference; the others write the same in their API)::
 Each run is a fresh process (``PROCESS_PER = "run"``), so its peak RSS (``ru_maxrss``,
 interpreter and imports included) is that run's alone.  Stdlib-only.
 """
-from bench.suites import tpch
+from bench.suites import seeds
 
 ENGINES = ("sluice", "duckdb", "polars")
 REFERENCE = "duckdb"
@@ -83,11 +83,7 @@ def answer(groups, n, total) -> dict:
 
 def check(workload: str, answer, reference):
     """None when counts match exactly and the float sum to 1e-9 relative."""
-    if not isinstance(answer, dict) or answer.keys() != reference.keys():
-        return f"got {answer}, expected keys {sorted(reference)}"
-    bad = [f"{k}: got {answer[k]!r}, expected {reference[k]!r}" for k in reference
-           if not tpch.values_equal(answer[k], reference[k], rel=1e-9, abs_=1e-6)]
-    return "; ".join(bad) or None
+    return seeds.check_figures(answer, reference, rel=1e-9)
 
 
 def same_answer(a, b) -> bool:

@@ -124,10 +124,15 @@ def dict_answer(**values) -> dict:
 
 def check(workload: str, answer, reference):
     """None when every key matches (floats to 1e-6 relative), else the differing keys."""
+    return check_figures(answer, reference, rel=1e-6)
+
+
+def check_figures(answer, reference, rel: float):
+    """None when `answer` has the reference's keys and values (floats to `rel`), else what differs."""
     if not isinstance(answer, dict) or answer.keys() != reference.keys():
         return f"got {answer}, expected keys {sorted(reference)}"
     bad = [f"{k}: got {answer[k]!r}, expected {reference[k]!r}" for k in reference
-           if not tpch.values_equal(answer[k], reference[k], rel=1e-6, abs_=1e-6)]
+           if not tpch.values_equal(answer[k], reference[k], rel=rel, abs_=1e-6)]
     return "; ".join(bad) or None
 
 
