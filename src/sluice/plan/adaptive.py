@@ -86,6 +86,21 @@ class ReducePlan:
     notes: list[str] = field(default_factory=list)
 
 
+def plan_exchange_reduce(stage, stats, parts: list, task_bytes: int, config, probe_index: int | None = None,
+                         exclude: set[int] = frozenset()) -> tuple[ReducePlan, list[int]]:
+    """Record a finished exchange's partition sizes in `stats` and plan its reduce tasks; both
+    runners call this. `parts`: each input's measured figures (`.bytes` and `.rows` per partition)."""
+    count = len(parts[0].bytes)
+    sizes = [sum(part.bytes[p] for part in parts) for p in range(count)]
+    rows = [sum(part.rows[p] for part in parts) for p in range(count)]
+    stats.exchanges.append({"stage": stage.id, "partition_bytes": sizes, "partition_rows": rows})
+    stats.emit("exchange", stage=stage.id, partitions=sizes, rows=rows)
+    plan = plan_reduce(rows, sizes, task_bytes, config, exclude=exclude,
+                       probe_bytes=parts[probe_index].bytes if probe_index is not None else None,
+                       fixed=bool(stage.fixed_partitions), when_empty=stage.reduce_when_empty)
+    return plan, sizes
+
+
 def plan_reduce(rows: list[int], sizes: list[int], task_bytes: int, config, *, probe_bytes: list[int] | None = None,
                 exclude: set[int] = frozenset(), fixed: bool = False, when_empty: bool = False) -> ReducePlan:
     """Reduce tasks for an exchange with these rows and bytes per partition (all inputs summed).

@@ -229,15 +229,8 @@ class ShuffleStage:
 
     def _plan_items(self, buffers: list[ExchangeBuffer], probe_index: int | None = None,
                     exclude: set[int] = frozenset()) -> list[ReduceItem]:
-        stage = self.stage
-        count = buffers[0].num_partitions
-        sizes = [sum(b.bytes[p] for b in buffers) for p in range(count)]
-        rows = [sum(b.rows[p] for b in buffers) for p in range(count)]
-        self.stats.exchanges.append({"stage": stage.id, "partition_bytes": sizes, "partition_rows": rows})
-        self.stats.emit("exchange", stage=stage.id, partitions=sizes, rows=rows)
-        plan = adaptive.plan_reduce(rows, sizes, self.task_bytes, self.config, exclude=exclude,
-                                    probe_bytes=buffers[probe_index].bytes if probe_index is not None else None,
-                                    fixed=bool(stage.fixed_partitions), when_empty=stage.reduce_when_empty)
+        plan, sizes = adaptive.plan_exchange_reduce(self.stage, self.stats, buffers, self.task_bytes, self.config,
+                                                    probe_index, exclude)
         for note in plan.notes:
             self._note(note)
         self._chunk_rows = plan.chunk_rows

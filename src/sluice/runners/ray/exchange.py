@@ -237,15 +237,8 @@ class ShuffleRun:
 
     def _plan_items(self, exchanges: list[Exchange], probe_index: int | None = None,
                     exclude: set[int] = frozenset()) -> list[ReduceItem]:
-        stage = self.stage
-        count = exchanges[0].partitions
-        sizes = [sum(e.bytes[p] for e in exchanges) for p in range(count)]
-        rows = [sum(e.rows[p] for e in exchanges) for p in range(count)]
-        self.stats.exchanges.append({"stage": stage.id, "partition_bytes": sizes, "partition_rows": rows})
-        self.stats.emit("exchange", stage=stage.id, partitions=sizes, rows=rows)
-        plan = adaptive.plan_reduce(rows, sizes, self.run.reduce_bytes, self.config, exclude=exclude,
-                                    probe_bytes=exchanges[probe_index].bytes if probe_index is not None else None,
-                                    fixed=bool(stage.fixed_partitions), when_empty=stage.reduce_when_empty)
+        plan, _ = adaptive.plan_exchange_reduce(self.stage, self.stats, exchanges, self.run.reduce_bytes, self.config,
+                                                probe_index, exclude)
         for note in plan.notes:
             self._note(note)
         self._chunk_rows = plan.chunk_rows
