@@ -1,4 +1,6 @@
-"""Command line: ``python -m bench run --suite tpch [--sf 1] [--runs 3] [--engines a,b]``.
+"""Command line: ``python -m bench run --suite tpch [--sf 1] [--runs 3] [--engines a,b]``,
+and ``python -m bench report --from bench/results/X.json [--section NAME]`` to rewrite a
+RESULTS.md section from a results file already recorded.
 
 Kept separate from the runner so the CLI surface (what people type and what
 is recorded as "the exact command") lives in one small place.
@@ -35,7 +37,27 @@ def _parse(argv):
                           "doing warm-up + runs (default: the suite's PROCESS_PER)")
     run.add_argument("--no-report", action="store_true",
                      help="print results only; do not write results/ or RESULTS.md")
+    run.add_argument("--section", default=None,
+                     help="the RESULTS.md section to (re)write (default: the suite's name); e.g. "
+                          "tpch-peers for a run with every peer, beside the tpch section")
+    rep = sub.add_parser("report", help="rewrite a RESULTS.md section from a results JSON")
+    rep.add_argument("--from", dest="source", required=True, help="a bench/results/*.json file")
+    rep.add_argument("--section", default=None, help="section name (default: the one recorded)")
     return ap.parse_args(argv)
+
+
+def _report(args) -> int:
+    import json
+    try:
+        with open(args.source) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"cannot read results file {args.source!r}: {exc}")
+    if args.section:
+        doc["section"] = args.section
+    report.write(doc, write_json=False)
+    print(f"rewrote section {report.section_name(doc)!r} of bench/RESULTS.md from {args.source}")
+    return 0
 
 
 class _Subset:
@@ -51,6 +73,8 @@ class _Subset:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parse(argv)
+    if args.cmd == "report":
+        return _report(args)
     suite = SUITES[args.suite]
     engines = args.engines.split(",") if args.engines else list(suite.ENGINES)
     unknown = [e for e in engines if e not in runner.known_engines()]
@@ -87,7 +111,7 @@ def main(argv=None) -> int:
                                   timeout=timeout, process_per=process_per)
     doc = report.build(args.suite, command, args.sf, args.runs, threads, rows, refs, manifests,
                        host, process_per=process_per, data_note=getattr(suite, "DATA_NOTE", None),
-                       wall_s=round(time.perf_counter() - started, 1))
+                       wall_s=round(time.perf_counter() - started, 1), section=args.section)
     print(report.table(doc))
     if not args.no_report:
         path = report.write(doc)

@@ -28,9 +28,9 @@ TPCH_QUERY_LIMIT = 3.0
 
 
 def build(suite, command, sf, runs, threads, rows, references, data, host, *,
-          process_per="run", wall_s=None, data_note=None) -> dict:
+          process_per="run", wall_s=None, data_note=None, section=None) -> dict:
     return {
-        "suite": suite, "command": command, "scale_factor": sf, "runs": runs,
+        "suite": suite, "section": section or suite, "command": command, "scale_factor": sf, "runs": runs,
         "threads": threads, "process_per": process_per, "wall_s": wall_s,
         "data_note": data_note, "reference_answers": references, "data": data,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
@@ -140,6 +140,29 @@ def tpch_summary(doc) -> list:
               f"(target: none)"]
     if missing:
         lines.append(f"- not comparable (sluice or both peers not ok): {', '.join(missing)}")
+    return lines + per_engine_speedups(doc)
+
+
+def per_engine_speedups(doc) -> list:
+    """Each engine's time over sluice's, per engine, over the workloads both answered."""
+    engines = list(dict.fromkeys(r["engine"] for r in doc["results"] if r["engine"] != "sluice"))
+    if len(engines) <= len(TPCH_PEERS):
+        return []
+    lines = ["", "Each engine against sluice: its time / sluice's time, over the queries both answered.", "",
+             "| engine | answered | geomean | min | max | not answered |", "|---|--:|--:|--:|--:|---|"]
+    for engine in engines:
+        ratios, failed = [], []
+        for wl in workloads(doc):
+            med = medians(doc, wl)
+            if engine in med and med.get("sluice"):
+                ratios.append(med[engine] / med["sluice"])
+            elif engine not in med:
+                row = next((r for r in doc["results"] if r["workload"] == wl and r["engine"] == engine), None)
+                if row is not None:
+                    failed.append(f"{wl} ({_cell(row.get('message') or row['status'], 60)})")
+        lines.append(f"| {engine} | {len(ratios)} | {_fmt(geomean(ratios), '.2f')} | "
+                     f"{_fmt(min(ratios) if ratios else None, '.2f')} | {_fmt(max(ratios) if ratios else None, '.2f')} | "
+                     f"{', '.join(failed) or '-'} |")
     return lines
 
 
@@ -293,8 +316,13 @@ def _method(doc) -> str:
             "fresh process; time covers the query only")
 
 
+def section_name(doc) -> str:
+    """The RESULTS.md section a results doc writes: its suite's unless the run named another."""
+    return doc.get("section") or doc["suite"]
+
+
 def section(doc) -> str:
-    name, m = doc["suite"], doc["machine"]
+    name, m = section_name(doc), doc["machine"]
     extra = summary(doc)
     data = doc.get("data_note") or f"Scale factor {doc['scale_factor']:g}"
     wall = f" Whole run: {doc['wall_s']:.0f} s." if doc.get("wall_s") else ""
@@ -304,22 +332,24 @@ def section(doc) -> str:
             *extra, *([""] if extra else []), *_md_table(doc), "",
             f"Machine: {machine.one_line(m)}  ",
             *([f"**Warning:** {machine.busy_warning(m)}.  "] if machine.busy_warning(m) else []),
-            f"Run at: {doc['timestamp']} (`bench/results/{name}-{doc['timestamp']}.json`)  ",
+            f"Run at: {doc['timestamp']} (`bench/results/{doc['suite']}-{doc['timestamp']}.json`)  ",
             f"Command: `{doc['command']}`",
             f"<!-- suite:{name}:end -->"]
     return "\n".join(body) + "\n"
 
 
-def write(doc, results_md=None, results_dir=None) -> Path:
+def write(doc, results_md=None, results_dir=None, write_json=True) -> Path:
+    """Write the results JSON (unless write_json is False) and replace the doc's RESULTS.md section."""
     results_md = Path(results_md) if results_md else RESULTS_MD
     results_dir = Path(results_dir) if results_dir else BENCH_DIR / "results"
     out = results_dir / f"{doc['suite']}-{doc['timestamp']}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    if write_json:
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(doc, indent=2) + "\n")
     text = results_md.read_text() if results_md.exists() else MD_HEADER
     new = section(doc)
-    pat = re.compile(rf"<!-- suite:{re.escape(doc['suite'])}:begin -->.*?"
-                     rf"<!-- suite:{re.escape(doc['suite'])}:end -->\n?", re.S)
+    name = re.escape(section_name(doc))
+    pat = re.compile(rf"<!-- suite:{name}:begin -->.*?<!-- suite:{name}:end -->\n?", re.S)
     text = pat.sub(lambda _: new, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + new
     results_md.write_text(text)
     return out

@@ -1,4 +1,10 @@
-"""Daft engine: the DataFrame API for the core suite, ``daft.sql`` for TPC-H.
+"""Daft engine: the DataFrame API for the core, seeds and scale suites, ``daft.sql`` for TPC-H.
+
+seeds: joins, ``groupby().agg``, ``distinct("event_id")``, windows with
+``.sum().over(Window().partition_by(...))`` and ``row_number().over(Window().order_by(...))``
+(sort_checksum), writes with ``write_parquet`` read back with ``read_parquet``; Daft
+chooses the join strategies itself.  scale: join + group-by + aggregate; no memory
+budget: Daft's native runner has no memory-limit setting, so it runs as it is.
 
 TPC-H runs the official text of ``bench/tpch/sql/qNN.sql`` through ``daft.sql`` over
 lazy ``read_parquet`` scans, except where Daft's SQL falls short (see FLOAT_MONEY,
@@ -24,11 +30,12 @@ import os
 import shutil
 import struct
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 from bench.engines import harness
-from bench.suites import core, udf
+from bench.suites import core, scale, seeds, udf
 from bench.suites.tpch import rows_answer
 
 THREADS = harness.threads()
@@ -37,7 +44,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")          # no telemetry calls
 
 import daft  # after the environment above
 import pyarrow
-from daft import DataType, col
+from daft import DataType, Window, col
+from daft.functions import row_number, when
 
 daft.set_runner_native(num_threads=THREADS)
 
@@ -237,8 +245,108 @@ def sklearn_inference(data: str) -> dict:
     return udf_answers.inference(df.to_arrow_iter())
 
 
+# --- seeds ------------------------------------------------------------------------------
+# The seeds files are written by pyarrow (plain ``string``), so Daft reads them as they are:
+# no footer-patched copy.  DataFrame API throughout, mirroring ``seeds.SQL``.
+
+def _seeds_scan(data: str, table: str):
+    return daft.read_parquet(f"{data}/{table}/*.parquet")
+
+
+def _one_row(df) -> dict:
+    return seeds.dict_answer(**{k: v[0] for k, v in df.to_pydict().items()})
+
+
+def _write_and_read_back(df, value: str) -> dict:
+    """``write_parquet`` into a fresh directory (Daft names the files itself), then the
+    read-back of ``seeds.READ_BACK``: groups, summed n, summed value."""
+    with tempfile.TemporaryDirectory(prefix="bench-daft-") as tmp:
+        df.write_parquet(f"{tmp}/out")
+        back = daft.read_parquet(f"{tmp}/out/*.parquet")
+        return _one_row(back.agg(col("n").count(mode="all").alias("groups"), col("n").sum(),
+                                 col(value).sum()))
+
+
+def join_broadcast_write(data: str) -> dict:
+    """Daft picks the join strategy itself (users, under its 10 MiB threshold, is broadcast)."""
+    out = (_seeds_scan(data, "events").join(_seeds_scan(data, "users"), on="user_id")
+           .groupby("country", "day")
+           .agg(col("amount").count(mode="all").alias("n"), col("amount").sum().alias("spend")))
+    return _write_and_read_back(out, "spend")
+
+
+def join_shuffle_write(data: str) -> dict:
+    out = (_seeds_scan(data, "events").join(_seeds_scan(data, "items"), on="item_id")
+           .groupby("category", "day")
+           .agg(col("amount").count(mode="all").alias("n"),
+                (col("amount") * col("price")).sum().alias("revenue")))
+    return _write_and_read_back(out, "revenue")
+
+
+def dedup_event_id(data: str) -> dict:
+    return _one_row(_seeds_scan(data, "events").distinct("event_id").agg(
+        col("event_id").count(mode="all").alias("rows"), col("event_id").sum().alias("sum_event_id"),
+        col("amount").sum()))
+
+
+def skew_join(data: str) -> dict:
+    return _one_row(_seeds_scan(data, "skew_fact").join(_seeds_scan(data, "skew_dim"), on="k").agg(
+        col("k").count(mode="all").alias("n"), col("amount").sum(), col("weight").sum()))
+
+
+def daily_features(data: str) -> dict:
+    """Windows with ``.sum().over(Window().partition_by(...))``."""
+    i64 = DataType.int64()
+    daily = (_seeds_scan(data, "events").groupby("user_id", "day")
+             .agg(col("amount").count(mode="all").cast(i64).alias("n_day"),
+                  col("amount").sum().alias("spend")))
+    features = (
+        daily.with_columns({
+            "n_week": col("n_day").sum().over(Window().partition_by("user_id", col("day") // seeds.WEEK)),
+            "n_user": col("n_day").sum().over(Window().partition_by("user_id"))})
+        .join(_seeds_scan(data, "users"), on="user_id")
+        .with_columns({"share_week": col("n_day") / col("n_week"),
+                       "share_user": col("n_week") / col("n_user"),
+                       "avg_spend": col("spend") / col("n_day"),
+                       "heavy": when(col("n_week") >= seeds.HEAVY_WEEK, then=1).otherwise(0)})
+        .with_column("weighted", col("segment") * col("avg_spend")))
+    return _one_row(features.agg(
+        col("n_day").count(mode="all").alias("rows"), col("n_week").sum(), col("n_user").sum(),
+        col("share_week").sum(), col("share_user").sum(), col("avg_spend").sum(), col("heavy").sum(),
+        col("weighted").sum(), col("country").count_distinct().alias("countries")))
+
+
+def sort_checksum(data: str) -> dict:
+    """``row_number()`` over a window ordered by (user_id, day, event_id) with no partition:
+    as in the SQL.  The row number is cast to int64 so the checksum stays an exact integer."""
+    order = Window().order_by("user_id", "day", "event_id")
+    rn = row_number().over(order).cast(DataType.int64())
+    return _one_row(_seeds_scan(data, "events").select(col("event_id"), rn.alias("rn")).agg(
+        col("rn").count(mode="all").alias("rows"),
+        ((col("rn") - 1) * (col("event_id") % seeds.CHECKSUM_MOD)).sum().alias("checksum")))
+
+
+# --- scale ------------------------------------------------------------------------------
+
+def _scale(workload: str):
+    def run(data: str) -> dict:
+        root = scale.data_dir(data, workload)    # no memory budget: Daft's native runner has none
+        per_u = (_seeds_scan(root, "fact").join(_seeds_scan(root, "dim"), on="k")
+                 .groupby("u").agg(col("k").count(mode="all").alias("n"),
+                                   (col("v") * col("w")).sum().alias("total")))
+        out = per_u.agg(col("u").count(mode="all").alias("groups"), col("n").sum(),
+                        col("total").sum()).to_pydict()
+        return scale.answer(out["groups"][0], out["n"][0], out["total"][0])
+    run.__name__ = workload
+    return run
+
+
 WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
-             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference}
+             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference,
+             "join_broadcast_write": join_broadcast_write, "join_shuffle_write": join_shuffle_write,
+             "dedup_event_id": dedup_event_id, "skew_join": skew_join,
+             "daily_features": daily_features, "sort_checksum": sort_checksum,
+             **{w: _scale(w) for w in scale.WORKLOADS}}
 for _i in range(1, 23):
     _q = f"q{_i:02d}"
     WORKLOADS[_q] = DATAFRAME_API.get(_q) or _sql_query(_q)

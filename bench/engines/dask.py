@@ -8,9 +8,20 @@ which the runner sets to the same budget.
 
 TPC-H: ``bench/tpch/dask_queries.py`` (DataFrame API; see its docstring for how
 subqueries are rewritten and why money columns are float64).
+
+seeds: ``merge`` (the one-partition users table is joined without shuffling events; items
+is hash-shuffled), named ``groupby().agg``, ``drop_duplicates(subset=...)``,
+``sort_values`` on the three keys with the row position as a ``cumsum``; writes
+``to_parquet`` read back with ``read_parquet``.  Dask has no window expressions:
+daily_features shuffles the per user-day table on user_id and runs pandas'
+``groupby().transform`` in ``map_partitions`` (see that function).  scale: merge +
+group-by + aggregate; no memory budget: the threaded scheduler has no memory limit (that
+belongs to dask.distributed's workers, not used here).
 """
+import tempfile
+
 from bench.engines import harness
-from bench.suites import core
+from bench.suites import core, scale, seeds
 from bench.suites.tpch import rows_answer
 
 THREADS = harness.threads()
@@ -49,7 +60,112 @@ def _tpch(name: str):
     return run
 
 
-WORKLOADS = {"scan_filter_project_map": scan_filter_project_map}
+# ---------------------------------------------------------------- seeds
+
+
+def _read(data: str, table: str):
+    return dd.read_parquet(f"{data}/{table}/")
+
+
+def _answer(**lazy) -> dict:
+    """One ``dask.compute`` for all the figures (they share one graph)."""
+    return seeds.dict_answer(**dict(zip(lazy, dask.compute(*lazy.values()))))
+
+
+def _write_and_read_back(df, value: str) -> dict:
+    """``to_parquet`` into a fresh directory (one file per partition), then the read-back
+    of ``seeds.READ_BACK``: groups, summed n, summed value."""
+    with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
+        df.to_parquet(f"{tmp}/out", write_index=False)
+        back = dd.read_parquet(f"{tmp}/out/")
+        return _answer(groups=back.shape[0], n=back.n.sum(), **{value: back[value].sum()})
+
+
+def join_broadcast_write(data: str) -> dict:
+    """``merge`` with the one-partition users table: dask-expr joins it to every events
+    partition without shuffling events (its broadcast)."""
+    joined = _read(data, "events").merge(_read(data, "users"), on="user_id")
+    out = joined.groupby(["country", "day"]).agg(n=("amount", "size"), spend=("amount", "sum"))
+    return _write_and_read_back(out.reset_index(), "spend")
+
+
+def join_shuffle_write(data: str) -> dict:
+    """``merge`` of two multi-partition tables: a hash shuffle of both sides."""
+    joined = _read(data, "events").merge(_read(data, "items"), on="item_id")
+    joined = joined.assign(revenue=joined.amount * joined.price)
+    out = joined.groupby(["category", "day"]).agg(n=("revenue", "size"), revenue=("revenue", "sum"))
+    return _write_and_read_back(out.reset_index(), "revenue")
+
+
+def dedup_event_id(data: str) -> dict:
+    events = _read(data, "events").drop_duplicates(subset="event_id")
+    return _answer(rows=events.shape[0], sum_event_id=events.event_id.sum(), amount=events.amount.sum())
+
+
+def skew_join(data: str) -> dict:
+    joined = _read(data, "skew_fact").merge(_read(data, "skew_dim"), on="k")
+    return _answer(n=joined.shape[0], amount=joined.amount.sum(), weight=joined.weight.sum())
+
+
+def _windows(daily: pandas.DataFrame) -> pandas.DataFrame:
+    """Both windows of one partition holding whole users: pandas' groupby-transform."""
+    week = daily.day // seeds.WEEK
+    return daily.assign(n_week=daily.groupby([daily.user_id, week]).n_day.transform("sum"),
+                        n_user=daily.groupby("user_id").n_day.transform("sum"))
+
+
+def daily_features(data: str) -> dict:
+    """Dask has no window expressions, and its ``groupby().transform`` returns a series that
+    cannot be assigned back to a frame partitioned differently; so the windows are what
+    Dask's documentation suggests for per-group work: ``shuffle`` on the partition key
+    (user_id, which both windows share) and pandas' ``groupby().transform`` in
+    ``map_partitions``."""
+    daily = (_read(data, "events").groupby(["user_id", "day"])
+             .agg(n_day=("amount", "size"), spend=("amount", "sum")).reset_index())
+    meta = daily._meta.assign(n_week=pandas.Series(dtype="int64"), n_user=pandas.Series(dtype="int64"))
+    windows = daily.shuffle("user_id").map_partitions(_windows, meta=meta)
+    f = windows.merge(_read(data, "users"), on="user_id")
+    f = f.assign(share_week=f.n_day / f.n_week, share_user=f.n_week / f.n_user,
+                 avg_spend=f.spend / f.n_day, heavy=(f.n_week >= seeds.HEAVY_WEEK).astype("int64"))
+    f = f.assign(weighted=f.segment * f.avg_spend)
+    return _answer(rows=f.shape[0], n_week=f.n_week.sum(), n_user=f.n_user.sum(),
+                   share_week=f.share_week.sum(), share_user=f.share_user.sum(),
+                   avg_spend=f.avg_spend.sum(), heavy=f.heavy.sum(), weighted=f.weighted.sum(),
+                   countries=f.country.nunique())
+
+
+def sort_checksum(data: str) -> dict:
+    """``sort_values`` on the three keys (range-partitioned on user_id, so equal user_ids
+    share a partition, then sorted within partitions), and the row position as a
+    cumulative sum over the sorted frame."""
+    s = _read(data, "events")[["user_id", "day", "event_id"]].sort_values(["user_id", "day", "event_id"])
+    s = s.assign(one=1)
+    pos = s.one.cumsum() - 1
+    return _answer(rows=s.shape[0], checksum=(pos * (s.event_id % seeds.CHECKSUM_MOD)).sum())
+
+
+# ---------------------------------------------------------------- scale
+# No memory budget: the threaded scheduler has none (memory limits belong to
+# dask.distributed's workers, which this module does not use).
+
+
+def _scale(workload: str):
+    def run(data: str) -> dict:
+        root = scale.data_dir(data, workload)
+        joined = _read(root, "fact").merge(_read(root, "dim"), on="k")
+        joined = joined.assign(vw=joined.v * joined.w)
+        per_u = joined.groupby("u").agg(n=("vw", "size"), total=("vw", "sum"))
+        groups, n, total = dask.compute(per_u.shape[0], per_u.n.sum(), per_u.total.sum())
+        return scale.answer(groups, n, total)
+    run.__name__ = workload
+    return run
+
+
+WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
+             "join_broadcast_write": join_broadcast_write, "join_shuffle_write": join_shuffle_write,
+             "dedup_event_id": dedup_event_id, "skew_join": skew_join,
+             "daily_features": daily_features, "sort_checksum": sort_checksum,
+             **{w: _scale(w) for w in scale.WORKLOADS}}
 WORKLOADS.update({name: _tpch(name) for name in dask_queries.QUERIES})
 
 if __name__ == "__main__":

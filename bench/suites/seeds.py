@@ -28,8 +28,9 @@ write the same thing in their own API).  ``{out}`` is a fresh temporary director
 - (e) ``daily_features``: per (user, day) event counts and spend; windowed counts per
   user (tumbling 7-day window: ``day // 7``) and per user overall; a lookup join to
   users; vectorised transforms (ratios, a CASE flag, a product with a looked-up column);
-  reduced to sums.  Every engine uses its window expressions (sluice and Polars
-  ``.sum().over(...)``).
+  reduced to sums.  Engines with window expressions use them (sluice, Polars and Daft
+  ``.sum().over(...)``, SQL ``OVER`` in DuckDB and Spark); Dask and Ray Data have none
+  and compute the per-window totals as group-bys merged back.
 - (f) ``sort_checksum``: sort events by (user_id, day, event_id) and reduce the sorted
   order to a position-weighted checksum sum(i * (event_id % 1009)), i = 0-based row
   position; duplicates are identical rows, so the checksum is unique.
@@ -39,6 +40,7 @@ relative: engines sum in different orders).  Stdlib-only.
 """
 from bench.suites import tpch
 
+# the default set; pyspark, daft, dask and ray-data implement every workload too (--engines)
 ENGINES = ("sluice", "sluice-noadaptive", "duckdb", "polars")
 REFERENCE = "duckdb"
 TABLES = ("events", "users", "items", "skew_fact", "skew_dim")

@@ -99,3 +99,41 @@ def test_write_replaces_only_its_own_section(tmp_path):
     text = md.read_text()
     assert text.count("<!-- suite:tpch:begin -->") == 1 and "| q01 | sluice | 3.000" in text
     assert "old core" in text
+
+
+def test_a_named_section_sits_beside_the_suites_own_and_a_recorded_run_can_be_rewritten(tmp_path):
+    md, results = tmp_path / "RESULTS.md", tmp_path / "results"
+    quiet = doc("tpch", [ok("q01", "sluice", 1.0), ok("q01", "duckdb", 2.0)])
+    report.write(quiet, results_md=md, results_dir=results)
+    peers = doc("tpch", [ok("q01", "sluice", 5.0), ok("q01", "dask", 9.0)], section="tpch-peers")
+    out = report.write(peers, results_md=md, results_dir=results)
+    text = md.read_text()
+    assert "| q01 | sluice | 1.000" in text and "| q01 | dask | 9.000" in text   # both sections kept
+    assert "## tpch-peers" in text and f"(`bench/results/{out.name}`)" in text
+    assert "sluice / best peer" in text.split("## tpch-peers")[1]   # still the tpch summary
+
+    from bench.__main__ import main
+    md_before, files_before = md.read_text(), sorted(results.iterdir())
+    report_json = results / out.name
+    import bench.report as module
+    saved = module.RESULTS_MD
+    module.RESULTS_MD = md
+    try:
+        assert main(["report", "--from", str(report_json), "--section", "tpch"]) == 0
+    finally:
+        module.RESULTS_MD = saved
+    text = md.read_text()
+    assert text != md_before and "| q01 | sluice | 1.000" not in text   # tpch now shows the peers' run
+    assert text.count("| q01 | dask | 9.000") == 2
+    assert sorted(results.iterdir()) == files_before   # rewriting a section records no new run
+
+
+def test_a_run_with_more_peers_gives_each_engines_speed_against_sluice():
+    rows = [ok("q01", "sluice", 1.0), ok("q01", "duckdb", 2.0), ok("q01", "polars", 0.5), ok("q01", "dask", 8.0),
+            ok("q02", "sluice", 2.0), ok("q02", "duckdb", 2.0), ok("q02", "polars", 2.0),
+            bad("q02", "dask", "error", "timeout after 120s")]
+    text = "\n".join(report.tpch_summary(doc("tpch", rows)))
+    assert "| dask | 1 | 8.00 | 8.00 | 8.00 | q02 (timeout after 120s) |" in text
+    assert "| duckdb | 2 | 1.41 | 1.00 | 2.00 | - |" in text
+    two_peers = [r for r in rows if r["engine"] != "dask"]
+    assert "Each engine against sluice" not in "\n".join(report.tpch_summary(doc("tpch", two_peers)))

@@ -47,15 +47,44 @@ LARGE_ROW_GROUP = 250_000
 # ---------------------------------------------------------------- runner and DuckDB
 
 
+# A Hypothesis property draws this share of its examples under Ray (at least RAY_MIN_EXAMPLES): the
+# local runner explores the whole space, and every example costs Ray a round of task scheduling.
+RAY_EXAMPLE_SHARE = 1 / 3
+RAY_MIN_EXAMPLES = 10
+
+
+@contextlib.contextmanager
+def fewer_examples(test, share: float):
+    """While the test runs, its Hypothesis settings ask for `share` of their max_examples.
+
+    Hypothesis reads a test's settings when the test is called, so this works per call, which
+    a @settings decorator (shared by every parametrization of the test) cannot do.
+    """
+    settings = getattr(test, "_hypothesis_internal_use_settings", None)
+    if settings is None:
+        yield
+        return
+    from hypothesis import settings as Settings
+    test._hypothesis_internal_use_settings = Settings(
+        settings, max_examples=max(RAY_MIN_EXAMPLES, int(settings.max_examples * share)))
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = settings
+
+
 @pytest.fixture(params=RUNNERS)
 def runner(request, tmp_path_factory):
     saved = dict(sluice_config._overrides)
     saved_env = {k: os.environ.get(k) for k in ("SLUICE_RUNNER", "SLUICE_RAY_ADDRESS")}
+    examples = contextlib.nullcontext()
     if request.param == "ray":
         # pipelines that tests run in subprocesses (CLI, crash tests) join this process's Ray instance
         os.environ.update(SLUICE_RUNNER="ray", SLUICE_RAY_ADDRESS=request.getfixturevalue("ray_instance"))
+        examples = fewer_examples(request.function, RAY_EXAMPLE_SHARE)
     sl.configure(runner=request.param, runs_dir=str(tmp_path_factory.getbasetemp() / "sluice-runs"))
-    yield request.param
+    with examples:
+        yield request.param
     sluice_config._overrides.clear()
     sluice_config._overrides.update(saved)
     for key, value in saved_env.items():

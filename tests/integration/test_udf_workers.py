@@ -596,8 +596,8 @@ def test_slow_udf_over_ten_times_the_budget_keeps_the_process_tree_under_budget_
 # ---------------------------------------------------------------- memory: learning a UDF's needs
 
 GiB = 2**30
-PROFILE_BUDGET = 4 * GiB
-TASK_BYTES = 3 * GiB
+PROFILE_BUDGET = 2 * GiB
+TASK_BYTES = 3 * GiB // 2
 LEARNING_CHILD = TREE_SAMPLER + textwrap.dedent("""
     import numpy as np
     task_bytes, kill_above = int(sys.argv[1]), int(sys.argv[2])
@@ -632,12 +632,12 @@ LEARNING_CHILD = TREE_SAMPLER + textwrap.dedent("""
 
 @pytest.mark.slow
 def test_a_learned_profile_fits_the_next_run_to_the_budget(tmp_path):
-    """A UDF that really allocates 3 GiB per task, under a 4 GiB budget. The first run knows
+    """A UDF that really allocates 1.5 GiB per task, under a 2 GiB budget. The first run knows
     nothing and starts a worker per CPU; it records what a task took. The next run reads the
     profile and runs one worker, which fits. A stand-in OOM killer watches the process tree
-    and SIGKILLs the largest worker above budget + 25% (5 GiB), as a container limit would:
+    and SIGKILLs the largest worker above budget + 25% (2.5 GiB), as a container limit would:
     the first run may be killed and shrink its pool (its result must still be complete); the
-    second must not be. The killer also keeps this test's own footprint near 5 GiB, so two
+    second must not be. The killer also keeps this test's own footprint near 2.5 GiB, so two
     test processes in parallel on a 24 GiB machine are safe."""
     from sluice.runners.local.resources import default_concurrency
     if default_concurrency(1.0) < 2:

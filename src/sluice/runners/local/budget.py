@@ -22,6 +22,7 @@ import pyarrow as pa
 MIN_DATA_SHARE = 0.25  # however large the process already is, blocks get at least this share
 ALLOCATOR_SLACK = 0.1  # of the budget, kept back for fragmentation and kernels' scratch the estimates miss
 WORK_FACTOR = 2  # a running task needs room for its input and its output (and the kernels' scratch)
+STRICT_ARROW_DECAY_MS = 5  # how soon Arrow's jemalloc returns freed pages in strict mode
 
 
 class MemoryBudget:
@@ -67,10 +68,11 @@ def use_prompt_allocator() -> None:
     (through MIMALLOC_PURGE_DELAY and _RJEM_MALLOC_CONF, in sluice/__init__.py):
     - SLUICE_ALLOCATOR=fast (default): Arrow on mimalloc, freed pages back after 10 ms; Polars'
       jemalloc after 100 ms. RSS can run over a tight budget for a moment.
-    - SLUICE_ALLOCATOR=strict: Arrow on jemalloc, and both return freed pages at once. RSS
-      stays within budget + 25% even while exchanges spill (tests/integration/test_spill.py),
-      at about twice the time of arrow-compute-heavy work. For runs whose budget is tight
-      against the machine's memory.
+    - SLUICE_ALLOCATOR=strict: Arrow on jemalloc returning freed pages after 5 ms, Polars'
+      jemalloc at once. RSS stays within budget + 25% even while exchanges spill
+      (tests/integration/test_spill.py). For runs whose budget is tight against the machine's
+      memory. (Arrow returning pages at once, 0 ms, faults every buffer back in: a spilling
+      join then spends twice the CPU, most of it in the kernel, for ~7% less peak RSS.)
     - SLUICE_ALLOCATOR=keep: leave Arrow's and Polars' allocators as they are.
     Importing sluice before pyarrow makes Arrow's C++ code use the chosen allocator too
     (through ARROW_DEFAULT_MEMORY_POOL); otherwise only allocations made from Python move.
@@ -86,6 +88,6 @@ def use_prompt_allocator() -> None:
             if pa.default_memory_pool().backend_name != wanted:
                 pa.set_memory_pool(pa.jemalloc_memory_pool() if wanted == "jemalloc" else pa.mimalloc_memory_pool())
             if wanted == "jemalloc":
-                pa.jemalloc_set_decay_ms(0)
+                pa.jemalloc_set_decay_ms(STRICT_ARROW_DECAY_MS)
         except (NotImplementedError, pa.ArrowNotImplementedError):
             pass  # this pyarrow build lacks that allocator; keep its default

@@ -30,9 +30,9 @@ from ...observe.stats import format_bytes
 from ...plan import adaptive, holistic_split
 from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
 from ...plan.physical import PhysicalPlan, ShuffleRead
-from ...reliability.crash_points import crash_point
 from ...reliability.run_store import exchange_key
 from ...types import arrow_to_polars, polars_to_arrow
+from ..exchange_stage import ExchangeStage
 from .buffer import ExchangeBuffer
 from .exchange_checkpoint import ExchangeCheckpoint
 
@@ -52,7 +52,7 @@ class ReduceItem:
     releases: tuple[int, ...] = field(default=())  # partitions this item is the last user of
 
 
-class ShuffleStage:
+class ShuffleStage(ExchangeStage):
     def __init__(self, run: _StageRun):
         self.run = run
         self.stage = run.stage
@@ -70,19 +70,7 @@ class ShuffleStage:
 
     def blocks(self) -> Iterator[pa.Table]:
         try:
-            stage = self.stage
-            if stage.join is not None:
-                yield from self._join()
-            elif isinstance(stage.shuffle[0].partitioner, RangePartitioner):
-                yield from self._sort()
-            else:
-                partitions = stage.fixed_partitions or self._default_partitions(stage.shuffle[0])
-                buffer = self._map_side(stage.shuffle[0], partitions)
-                split = self._holistic_skew(buffer)
-                items = self._plan_items([buffer], exclude=split)
-                yield from self._reduce([buffer], items)
-                for partition in sorted(split):
-                    yield self._split_aggregate(buffer, partition)
+            yield from self.exchange_outputs()
         finally:
             for buffer in self.buffers:
                 buffer.close()
@@ -94,11 +82,13 @@ class ShuffleStage:
         """The reduce-task size: the configured target, smaller when the memory budget is small."""
         return self.run.budget.task_bytes(self.config.num_threads, self.config.target_partition_bytes, 1 << 20)
 
-    def _default_partitions(self, *reads: ShuffleRead) -> int:
-        if all(isinstance(r.partitioner, SinglePartitioner) for r in reads):
-            return 1
-        return adaptive.default_partitions(sum(r.estimated_bytes or 0 for r in reads), self.task_bytes,
-                                           self.config.num_threads)
+    @property
+    def reduce_task_bytes(self) -> int:
+        return self.task_bytes
+
+    @property
+    def parallelism(self) -> int:
+        return self.config.num_threads
 
     # ------------------------------------------------------------ map side
 
@@ -135,10 +125,7 @@ class ShuffleStage:
         if samples:
             write_table(pa.concat_tables(samples, promote_options="permissive"), samples_path)
         checkpoint.finish(buffer)
-        crash_point("after-exchange")
-        self.stats.add_shuffle(written=checkpoint.written)
-        self.stats.emit("checkpoint", stage=self.stage.id, what="exchange saved",
-                        detail=f"{buffer.total_rows:,} rows, {checkpoint.written:,} bytes written in {directory}")
+        self._exchange_saved(buffer.total_rows, checkpoint.written, directory)
         return buffer
 
     def _fill(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None = None,

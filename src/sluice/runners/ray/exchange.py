@@ -35,8 +35,8 @@ from ...observe.stats import format_bytes
 from ...plan import adaptive, holistic_split
 from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
 from ...plan.physical import PhysicalPlan, ShuffleRead
-from ...reliability.crash_points import crash_point
 from ...reliability.run_store import exchange_key
+from ..exchange_stage import ExchangeStage
 from . import persist
 from .executor import Chain, Out, StageRun
 from .tasks import MapSpec, remote
@@ -90,7 +90,7 @@ class ReduceItem:
     key: str = ""
 
 
-class ShuffleRun:
+class ShuffleRun(ExchangeStage):
     def __init__(self, stage_run: StageRun):
         self.owner = stage_run
         self.run = stage_run.run
@@ -100,24 +100,15 @@ class ShuffleRun:
         self._chunk_rows = 1
 
     def outputs(self) -> Iterator[Out]:
-        stage = self.stage
-        if stage.join is not None:
-            yield from self._join()
-        elif isinstance(stage.shuffle[0].partitioner, RangePartitioner):
-            yield from self._sort()
-        else:
-            partitions = stage.fixed_partitions or self._default_partitions(stage.shuffle[0])
-            exchange = self._map_side(stage.shuffle[0], partitions)
-            split = self._holistic_skew(exchange)
-            yield from self._reduce([exchange], self._plan_items([exchange], exclude=split))
-            for partition in sorted(split):
-                yield self._split_aggregate(exchange, partition)
+        return self.exchange_outputs()
 
-    def _default_partitions(self, *reads: ShuffleRead) -> int:
-        if all(isinstance(r.partitioner, SinglePartitioner) for r in reads):
-            return 1
-        return adaptive.default_partitions(sum(r.estimated_bytes or 0 for r in reads), self.run.reduce_bytes,
-                                           self.run.parallelism)
+    @property
+    def reduce_task_bytes(self) -> int:
+        return self.run.reduce_bytes
+
+    @property
+    def parallelism(self) -> int:
+        return self.run.parallelism
 
     def _note(self, text: str) -> None:
         self.stats.note(f"stage {self.stage.id}: {text}")
@@ -143,10 +134,7 @@ class ShuffleRun:
             return restored
         exchange = self._fill(read, partitions, partitioner, samples, checkpoint)
         checkpoint.finish(exchange)
-        crash_point("after-exchange")
-        self.stats.add_shuffle(written=checkpoint.written)
-        self.stats.emit("checkpoint", stage=self.stage.id, what="exchange saved",
-                        detail=f"{sum(exchange.rows):,} rows, {checkpoint.written:,} bytes written in {directory}")
+        self._exchange_saved(sum(exchange.rows), checkpoint.written, directory)
         return exchange
 
     def _fill(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None, samples: bool,
