@@ -5,6 +5,8 @@ seeds: joins, ``groupby().agg``, ``distinct("event_id")``, windows with
 (sort_checksum), writes with ``write_parquet`` read back with ``read_parquet``; Daft
 chooses the join strategies itself.  scale: join + group-by + aggregate; no memory
 budget: Daft's native runner has no memory-limit setting, so it runs as it is.
+udf: per_row_score is a row-wise ``@daft.func``; sklearn_inference a ``@daft.cls`` (one
+Scorer per instance, ``max_concurrency`` = the threads) with a batch method.
 
 TPC-H runs the official text of ``bench/tpch/sql/qNN.sql`` through ``daft.sql`` over
 lazy ``read_parquet`` scans, except where Daft's SQL falls short (see FLOAT_MONEY,

@@ -17,11 +17,23 @@ daily_features shuffles the per user-day table on user_id and runs pandas'
 ``groupby().transform`` in ``map_partitions`` (see that function).  scale: merge +
 group-by + aggregate; no memory budget: the threaded scheduler has no memory limit (that
 belongs to dask.distributed's workers, not used here).
+
+udf: ``map_partitions`` over ``read_parquet`` (a partition per file), on the same threaded
+scheduler, Dask's default for dask.dataframe.  per_row_score runs ``udf.score_columns`` over
+each partition's columns as Python lists; sklearn_inference predicts each partition with a
+``udf.Scorer`` built once per process (a module-level cache keyed by the train directory)
+and shared by the threads: Dask has no actor pools.  Threads share one interpreter, so the
+pure-Python per-row loop holds the GIL throughout and runs at one core's speed whatever
+``num_workers`` is; the RandomForest's tree traversal runs in Cython without the GIL, so the
+threads overlap there (the numpy/pandas glue around it still takes the GIL).  The output
+partitions come back as pandas frames and are reduced by ``bench.engines.udf_answers`` as
+pyarrow tables, as for every engine.  The venv adds scikit-learn.
 """
 import tempfile
+import threading
 
 from bench.engines import harness
-from bench.suites import core, scale, seeds
+from bench.suites import core, scale, seeds, udf
 from bench.suites.tpch import rows_answer
 
 THREADS = harness.threads()
@@ -161,7 +173,57 @@ def _scale(workload: str):
     return run
 
 
+# ---------------------------------------------------------------- udf
+
+
+def _arrow_parts(df) -> list:
+    """Every partition of ``df`` computed, as pyarrow tables, for ``udf_answers``."""
+    return [pyarrow.Table.from_pandas(p, preserve_index=False) for p in dask.compute(*df.to_delayed())]
+
+
+def _score_partition(part: pandas.DataFrame) -> pandas.DataFrame:
+    scores = udf.score_columns(part["x"].tolist(), part["a"].tolist(), part["b"].tolist())
+    return pandas.DataFrame({"score": pandas.Series(scores, dtype="float64", index=part.index)})
+
+
+def per_row_score(data: str) -> dict:
+    from bench.engines import udf_answers
+    rows = dd.read_parquet(f"{data}/rows/", columns=["x", "a", "b"])
+    out = rows.map_partitions(_score_partition, meta={"score": "float64"})
+    return udf_answers.score(_arrow_parts(out))
+
+
+_SCORERS = {}                       # train dir -> udf.Scorer, one per process
+_SCORERS_LOCK = threading.Lock()    # the threads wait for one fit rather than each fitting
+
+
+def _scorer(train_dir: str):
+    with _SCORERS_LOCK:
+        if train_dir not in _SCORERS:
+            _SCORERS[train_dir] = udf.Scorer(train_dir)
+        return _SCORERS[train_dir]
+
+
+def _predict_partition(part: pandas.DataFrame, train_dir: str) -> pandas.DataFrame:
+    pred = _scorer(train_dir).predict({f: part[f].to_numpy() for f in udf.FEATURES})
+    return pandas.DataFrame({"id": part["id"].to_numpy(), "pred": pred}, index=part.index)
+
+
+def sklearn_inference(data: str) -> dict:
+    """``_predict_partition`` is taken from this module imported by name: run as ``__main__``,
+    Dask would tokenize the function by pickling it by value, with its globals, and the lock
+    cannot be pickled (TokenizationError); by name it is a plain module reference."""
+    import importlib
+    from bench.engines import udf_answers
+    predict = importlib.import_module("bench.engines.dask")._predict_partition
+    features = dd.read_parquet(f"{data}/features/", columns=["id", *udf.FEATURES])
+    out = features.map_partitions(predict, f"{data}/train",
+                                  meta={"id": "int64", "pred": "int64"})
+    return udf_answers.inference(_arrow_parts(out))
+
+
 WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
+             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference,
              "join_broadcast_write": join_broadcast_write, "join_shuffle_write": join_shuffle_write,
              "dedup_event_id": dedup_event_id, "skew_join": skew_join,
              "daily_features": daily_features, "sort_checksum": sort_checksum,

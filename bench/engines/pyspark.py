@@ -28,6 +28,17 @@ itself (users is under its broadcast threshold, items is not).  sort_checksum's
 written.  scale: the suite's query as Spark SQL.  Spark's memory knob is the JVM heap:
 ``spark.driver.memory`` stays DRIVER_MEMORY above (not the scale suite's 512 MiB budget);
 Spark spills sorts, aggregations and shuffles to disk within it.
+
+udf: ``mapInArrow``, PySpark's Arrow-batched Python UDF (Spark streams each task's rows to
+its Python workers as Arrow record batches, ``spark.sql.execution.arrow.maxRecordsPerBatch``
+rows each, default 10,000; the workers are reused across tasks, Spark's default).
+per_row_score runs ``udf.score_columns`` over each batch's columns as Python lists;
+sklearn_inference predicts each batch with a ``udf.Scorer`` that each Python worker builds
+once (fits the model on its first batch) and keeps in a module-level cache keyed by the
+train directory: Spark has no actor pools, a long-lived Python worker is its nearest form.
+The output comes back to the driver with ``toArrow()`` and is reduced by
+``bench.engines.udf_answers``, as for every engine.  The venv adds pandas and pyarrow (what
+``pyspark[sql]`` adds for these APIs) and scikit-learn.
 """
 import os
 import sys
@@ -35,7 +46,7 @@ import tempfile
 from pathlib import Path
 
 from bench.engines import harness
-from bench.suites import core, scale, seeds
+from bench.suites import core, scale, seeds, udf
 from bench.suites.tpch import rows_answer
 
 THREADS = harness.threads()
@@ -138,36 +149,11 @@ SEEDS_SQL = {
         SELECT i.category, e.day, count(*) AS n, sum(e.amount * i.price) AS revenue
         FROM events e JOIN items i ON e.item_id = i.item_id
         GROUP BY i.category, e.day""",
-    "skew_join": """
-        SELECT count(*) AS n, sum(f.amount) AS amount, sum(d.weight) AS weight
-        FROM skew_fact f JOIN skew_dim d ON f.k = d.k""",
-    "daily_features": f"""
-        WITH daily AS (
-            SELECT user_id, day, count(*) AS n_day, sum(amount) AS spend
-            FROM events GROUP BY user_id, day),
-        windows AS (
-            SELECT *, sum(n_day) OVER (PARTITION BY user_id, day div {seeds.WEEK}) AS n_week,
-                      sum(n_day) OVER (PARTITION BY user_id) AS n_user
-            FROM daily),
-        features AS (
-            SELECT w.*, u.country, u.segment,
-                   n_day / n_week AS share_week, n_week / n_user AS share_user,
-                   spend / n_day AS avg_spend,
-                   CASE WHEN n_week >= {seeds.HEAVY_WEEK} THEN 1 ELSE 0 END AS heavy,
-                   u.segment * (spend / n_day) AS weighted
-            FROM windows w JOIN users u ON w.user_id = u.user_id)
-        SELECT count(*) AS rows, sum(n_week) AS n_week, sum(n_user) AS n_user,
-               sum(share_week) AS share_week, sum(share_user) AS share_user,
-               sum(avg_spend) AS avg_spend, sum(heavy) AS heavy, sum(weighted) AS weighted,
-               count(DISTINCT country) AS countries
-        FROM features""",
-    # A window ordered over the whole table: Spark runs it in one partition (one task), as
-    # it warns; this is the query as written, not a hand-made distributed numbering.
-    "sort_checksum": f"""
-        SELECT count(*) AS rows, sum((rn - 1) * (event_id % {seeds.CHECKSUM_MOD})) AS checksum
-        FROM (SELECT event_id,
-                     row_number() OVER (ORDER BY user_id, day, event_id) AS rn
-              FROM events)""",
+    # the same text as DuckDB's, but for the integer division (and the window ordered over the
+    # whole table in sort_checksum: Spark runs it in one task, as it warns; the query as written)
+    "skew_join": seeds.SQL["skew_join"],
+    "daily_features": seeds.SQL["daily_features"].replace(f"day // {seeds.WEEK}", f"day div {seeds.WEEK}"),
+    "sort_checksum": seeds.SQL["sort_checksum"],
 }
 
 
@@ -232,7 +218,61 @@ def _scale(workload: str):
     return run
 
 
-WORKLOADS = {"scan_filter_project_map": scan_filter_project_map}
+# ---------------------------------------------------------------- udf
+# mapInArrow: the functions Spark ships to its Python workers are looked up in this module
+# imported by name (``_udf_functions``), not in ``__main__``: cloudpickle pickles a
+# ``__main__`` function by value, with a fresh copy of its globals per task, which would
+# defeat the per-worker model cache below.
+
+_SCORERS = {}     # train dir -> udf.Scorer, one per Python worker process
+
+
+def _score_batches(batches):
+    import pyarrow as pa
+    for b in batches:
+        scores = udf.score_columns(b.column("x").to_pylist(), b.column("a").to_pylist(),
+                                   b.column("b").to_pylist())
+        yield pa.RecordBatch.from_arrays([pa.array(scores, pa.float64())], names=["score"])
+
+
+def _predict_batches(train_dir, batches):
+    import pyarrow as pa
+    scorer = _SCORERS.get(train_dir)
+    if scorer is None:
+        scorer = _SCORERS[train_dir] = udf.Scorer(train_dir)
+    for b in batches:
+        pred = scorer.predict({f: b.column(f).to_numpy() for f in udf.FEATURES})
+        yield pa.RecordBatch.from_arrays([b.column("id"), pa.array(pred, pa.int64())],
+                                         names=["id", "pred"])
+
+
+def _udf_functions():
+    """This module as the workers import it (``bench.engines.pyspark``), also when the driver
+    runs it as ``__main__``."""
+    import importlib
+    return importlib.import_module("bench.engines.pyspark")
+
+
+def per_row_score(data: str) -> dict:
+    from bench.engines import udf_answers
+    out = spark().read.parquet(f"{data}/rows").select("x", "a", "b").mapInArrow(
+        _udf_functions()._score_batches, "score double").toArrow()
+    harness.note("jvm_peak_rss_mib", _jvm_peak_rss_mib())
+    return udf_answers.score([out])
+
+
+def sklearn_inference(data: str) -> dict:
+    import functools
+    from bench.engines import udf_answers
+    predict = functools.partial(_udf_functions()._predict_batches, f"{data}/train")
+    out = spark().read.parquet(f"{data}/features").select("id", *udf.FEATURES).mapInArrow(
+        predict, "id long, pred long").toArrow()
+    harness.note("jvm_peak_rss_mib", _jvm_peak_rss_mib())
+    return udf_answers.inference([out])
+
+
+WORKLOADS = {"scan_filter_project_map": scan_filter_project_map,
+             "per_row_score": per_row_score, "sklearn_inference": sklearn_inference}
 WORKLOADS.update({f"q{i:02d}": _tpch(f"q{i:02d}") for i in range(1, 23)})
 WORKLOADS.update({w: _seeds(w) for w in SEEDS_SQL})
 WORKLOADS["dedup_event_id"] = dedup_event_id

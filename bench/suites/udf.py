@@ -9,7 +9,9 @@ fixed seed in ``DATA``, see ``bench.data.ensure_udf``):
   count, the sum of the scores and how many exceed ``HIGH``.  Each engine uses its own
   per-row UDF machinery: sluice ``map_batches`` (numpy batches, default
   ``compute="processes"``), Ray Data ``map_batches`` with the same loop (``ray-data``) and
-  its per-row API ``Dataset.map`` (``ray-data-map``), Daft a row-wise ``@daft.func``.
+  its per-row API ``Dataset.map`` (``ray-data-map``), Daft a row-wise ``@daft.func``,
+  PySpark ``mapInArrow`` with the same loop, Dask ``map_partitions`` with the same loop
+  (threaded scheduler: one core's speed under the GIL).
 - ``sklearn_inference``: ``features`` (``INFERENCE_ROWS`` rows: ``id`` and 8 float64
   features) scored by a scikit-learn RandomForest through an actor pool: ``Scorer`` is a
   callable class whose ``__init__`` fits the model once per worker, from the seeded training
@@ -18,7 +20,9 @@ fixed seed in ``DATA``, see ``bench.data.ensure_udf``):
   predictions compare float32 features with thresholds, so they do not depend on how the
   rows are batched: the answer (row count, predictions per class, an id-weighted checksum)
   is exact.  sluice and Ray Data: ``map_batches(Scorer, concurrency=N)``; Daft:
-  ``@daft.cls`` with a batch method.
+  ``@daft.cls`` with a batch method; PySpark ``mapInArrow`` with a Scorer cached per Python
+  worker (Spark has no actor pools); Dask ``map_partitions`` with one Scorer per process
+  shared by its threads.
 
 ``sluice`` runs cold: a fresh process whose UDF fork server (numpy, pyarrow and pandas
 imported once, then forking workers) starts inside the clock.  ``sluice-warm`` has it
