@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     process_per = args.process_per or getattr(suite, "PROCESS_PER", "run")
     command = "python -m bench " + shlex.join(argv)
 
+    runner.compile_sluice()
     started = time.perf_counter()
     host = machine.info()   # before anything runs: the load average is other work's
     if machine.busy_warning(host):

@@ -50,6 +50,20 @@ VARIANTS = {
 }
 
 
+def compile_sluice() -> None:
+    """Write the bytecode of sluice's modules, as `pip install` does for an installed package.
+
+    An editable install (``pip install -e .``) has none until an import writes it, and never
+    with PYTHONDONTWRITEBYTECODE set: every engine process would then compile sluice's sources,
+    and the modules first imported during a query (the runner's) inside the clock, while
+    the peers, installed packages, load compiled bytecode."""
+    import compileall
+    import importlib.util
+    spec = importlib.util.find_spec("sluice")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        compileall.compile_dir(location, quiet=1)
+
+
 def known_engines() -> tuple:
     return tuple(engines.ENGINES) + tuple(VARIANTS)
 

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cost import CostBasis, estimate
+
 
 @dataclass
 class OperatorStats:
@@ -161,7 +163,6 @@ class RunStats:
 
     def set_cost_basis(self, config) -> None:
         """Record the cores, memory budget and prices that the cost estimate uses."""
-        from .cost import CostBasis
         self.cost_basis = CostBasis.from_config(config)
 
     @property
@@ -172,7 +173,6 @@ class RunStats:
         """The run's estimated cost (an observe.cost.CostEstimate), or None without a cost basis."""
         if self.cost_basis is None:
             return None
-        from .cost import estimate
         return estimate(self.cost_basis, self.wall_s, self.bytes_processed)
 
     def operator_list(self) -> list[OperatorStats]:
