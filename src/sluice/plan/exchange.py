@@ -38,9 +38,12 @@ def split_by_partition(table: pa.Table, ids: np.ndarray, num_partitions: int) ->
     """
     if table.num_rows == 0:
         return []
-    order = np.argsort(ids, kind="stable")
+    # stable argsort of 16-bit keys is a radix sort: linear, where int64 keys take a merge sort
+    order = np.argsort(ids.astype(np.uint16) if num_partitions <= 1 << 16 else ids, kind="stable")
     counts = np.bincount(ids, minlength=num_partitions)
     bounds = np.concatenate([[0], np.cumsum(counts)])
+    if any(column.num_chunks > 1 for column in table.columns):
+        table = table.combine_chunks()  # one copy, instead of every take resolving chunks row by row
     return [(partition, table.take(pa.array(order[bounds[partition]:bounds[partition + 1]])))
             for partition in np.flatnonzero(counts).tolist()]
 
