@@ -78,13 +78,9 @@ class ShuffleStage(ExchangeStage):
                 self._spill_dir.cleanup()
 
     @property
-    def task_bytes(self) -> int:
-        """The reduce-task size: the configured target, smaller when the memory budget is small."""
-        return self.run.budget.task_bytes(self.config.num_threads, self.config.target_partition_bytes, 1 << 20)
-
-    @property
     def reduce_task_bytes(self) -> int:
-        return self.task_bytes
+        """The configured target, smaller when the memory budget is small."""
+        return self.run.budget.task_bytes(self.config.num_threads, self.config.target_partition_bytes, 1 << 20)
 
     @property
     def parallelism(self) -> int:
@@ -202,7 +198,7 @@ class ShuffleStage(ExchangeStage):
         read = self.stage.shuffle[0]
         samples: list[pa.Table] = []
         staged = self._map_side(read, 1, SinglePartitioner(), samples=samples)
-        partitions = adaptive.sort_partitions(staged.total_bytes, self.task_bytes, self.config.num_threads)
+        partitions = adaptive.sort_partitions(staged.total_bytes, self.reduce_task_bytes, self.parallelism)
         sample = pa.concat_tables(samples, promote_options="permissive") if samples else None
         partitioner = read.partitioner.with_boundaries(sample, partitions) if sample is not None else \
             RangePartitioner(read.partitioner.spec)  # type: ignore[attr-defined]
@@ -216,7 +212,7 @@ class ShuffleStage(ExchangeStage):
 
     def _plan_items(self, buffers: list[ExchangeBuffer], probe_index: int | None = None,
                     exclude: set[int] = frozenset()) -> list[ReduceItem]:
-        plan, sizes = adaptive.plan_exchange_reduce(self.stage, self.stats, buffers, self.task_bytes, self.config,
+        plan, sizes = adaptive.plan_exchange_reduce(self.stage, self.stats, buffers, self.reduce_task_bytes, self.config,
                                                     probe_index, exclude)
         for note in plan.notes:
             self._note(note)
@@ -244,7 +240,7 @@ class ShuffleStage(ExchangeStage):
         frame = arrow_to_polars(table)
         output_schema = frame.clear().group_by(list(plan.keys)).agg(plan.single()).schema
         split = holistic_split.plan_split(
-            plan, frame, holistic_split.slice_count(table.num_rows, self._chunk_rows, self.config.num_threads))
+            plan, frame, holistic_split.slice_count(table.num_rows, self._chunk_rows, self.parallelism))
         slices = holistic_split.assign_slices(split, frame)
         del frame, table
         buffer.release(partition)
