@@ -6,6 +6,7 @@ Each setting has a default that suits one machine, an environment variable, and 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, replace
@@ -74,6 +75,12 @@ class Config:
         return self.num_threads * 2
 
 
+@functools.lru_cache(maxsize=1)
+def physical_memory() -> int:
+    """The machine's RAM in bytes (read once: settings are rebuilt on every current())."""
+    return psutil.virtual_memory().total
+
+
 def _from_environment() -> Config:
     threads = int(os.environ.get("SLUICE_NUM_THREADS") or os.cpu_count() or 1)
     budget = os.environ.get("SLUICE_MEMORY_BUDGET")
@@ -100,7 +107,7 @@ def _from_environment() -> Config:
     return Config(
         **extra,
         num_threads=max(1, threads),
-        memory_budget=parse_bytes(budget) if budget else int(psutil.virtual_memory().total * DEFAULT_MEMORY_SHARE),
+        memory_budget=parse_bytes(budget) if budget else int(physical_memory() * DEFAULT_MEMORY_SHARE),
         runner=os.environ.get("SLUICE_RUNNER", "local"),
         runs_dir=os.environ.get("SLUICE_RUNS_DIR", os.path.join(os.path.expanduser("~"), ".sluice", "runs")),
     )

@@ -7,6 +7,8 @@ learned by running it on an empty frame, so a plan's schema is known without rea
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 import pyarrow as pa
 
@@ -67,6 +69,12 @@ def empty_table(schema: pa.Schema) -> pa.Table:
 
 def normalize_schema(schema: pa.Schema) -> pa.Schema:
     """The schema a block has after it passes through Polars (strings become large_string...)."""
+    return _normalized(schema)
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized(schema: pa.Schema) -> pa.Schema:
+    # Polars drops metadata, which is all that pa.Schema's equality ignores: equal keys, equal results
     return polars_to_arrow(arrow_to_polars(empty_table(schema))).schema
 
 

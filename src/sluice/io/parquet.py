@@ -113,7 +113,7 @@ class ParquetSource(Source):
                     schema = schema.append(f)
         return schema
 
-    @property
+    @cached_property
     def schema(self) -> pa.Schema:
         return self._dataset.schema
 
@@ -306,7 +306,7 @@ class ParquetSource(Source):
         Polars applies the pushable predicates while decoding (and skips row groups by their
         statistics), then decodes the other columns only for the rows that passed.
         """
-        predicates = [to_polars(e) for e in request.predicates if request.pushable(e)]
+        predicates = request.polars_predicates
         remaining = request.limit if request.residual is None else None
         partition_fields = [self.schema.field(n) for n in self.partition_columns]
         for fragment in fragments:
@@ -320,8 +320,8 @@ class ParquetSource(Source):
                         keys = ds.get_partition_keys(fragment.partition_expression)
                         frame = frame.with_columns(pl.lit(keys.get(f.name), dtype=to_polars_type(f.type)).alias(f.name)
                                                    for f in partition_fields)
-                    for predicate in predicates:
-                        frame = frame.filter(predicate)
+                    if predicates:
+                        frame = frame.filter(*predicates)
                     frame = frame.select(columns)
                     if remaining is not None:
                         frame = frame.head(remaining)

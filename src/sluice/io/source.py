@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..expr import Expr, conjoin, to_arrow_filter
+from ..expr import Expr, conjoin, to_arrow_filter, to_polars
 
 TARGET_TASK_BYTES = 64 * 1024 * 1024
 MIN_TASK_BYTES = 4 * 1024 * 1024
@@ -57,7 +58,20 @@ class ScanRequest:
     on_bad_input: Callable[[str, int | None, str | None, BaseException], None] | None = field(
         default=None, compare=False, repr=False)
 
+    @cached_property
+    def _arrow_filters(self) -> tuple[pc.Expression | None, ...]:
+        """Each predicate compiled for the reader once; None where it does not compile."""
+        return tuple(to_arrow_filter(e, self.schema) for e in self.predicates)
+
+    @cached_property
+    def polars_predicates(self) -> tuple:
+        """The pushable predicates as Polars expressions, for sources that decode with Polars."""
+        return tuple(to_polars(e) for e, compiled in zip(self.predicates, self._arrow_filters) if compiled is not None)
+
     def pushable(self, expr: Expr) -> bool:
+        for predicate, compiled in zip(self.predicates, self._arrow_filters):
+            if predicate is expr:
+                return compiled is not None
         return to_arrow_filter(expr, self.schema) is not None
 
     def task_bytes(self, total_bytes: int) -> int:
@@ -66,9 +80,8 @@ class ScanRequest:
 
     @property
     def arrow_filter(self) -> pc.Expression | None:
-        pushable = [p for p in (to_arrow_filter(e, self.schema) for e in self.predicates) if p is not None]
         result = None
-        for p in pushable:
+        for p in (compiled for compiled in self._arrow_filters if compiled is not None):
             result = p if result is None else result & p
         return result
 

@@ -113,20 +113,45 @@ def read_json_lines(path: str) -> list[dict]:
     return records
 
 
-def process_tree_rss() -> int:
-    """Resident memory of this process and its children (UDF workers), in bytes."""
+def process_tree_rss(children: bool = True) -> int:
+    """Resident memory of this process and, with children, of its descendants (UDF workers), in bytes.
+
+    On Linux the descendants are found through /proc/<pid>/task/<tid>/children, a read per thread;
+    psutil's own walk reads the stat file of every process on the machine.
+    """
     import psutil
     try:
-        me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
+        total = 0
+        for pid in _process_tree(os.getpid()) if children else [os.getpid()]:
             try:
-                total += child.memory_info().rss
+                total += psutil.Process(pid).memory_info().rss
             except psutil.Error:
                 continue
         return total
     except psutil.Error:
         return 0
+
+
+def _process_tree(root: int) -> list[int]:
+    """root and every descendant of it."""
+    if not os.path.exists(f"/proc/{root}/task/{root}/children"):  # not Linux, or a kernel without the file
+        import psutil
+        return [root] + [child.pid for child in psutil.Process(root).children(recursive=True)]
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # it exited
+        for tid in threads:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    pending += [int(child) for child in f.read().split()]
+            except OSError:
+                continue
+    return found
 
 
 class Sampler:

@@ -31,7 +31,7 @@ def record_run(run_dir: str, stats: RunStats, config) -> None:
     )
     path = os.path.join(run_dir, RUN_FILE)
     with open(path + ".tmp", "w") as f:
-        json.dump(document, f, default=str)
+        f.write(json.dumps(document, default=str))  # dumps encodes in C; dump streams through Python
     os.replace(path + ".tmp", path)
 
 

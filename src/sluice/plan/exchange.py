@@ -42,10 +42,18 @@ def split_by_partition(table: pa.Table, ids: np.ndarray, num_partitions: int) ->
     order = np.argsort(ids.astype(np.uint16) if num_partitions <= 1 << 16 else ids, kind="stable")
     counts = np.bincount(ids, minlength=num_partitions)
     bounds = np.concatenate([[0], np.cumsum(counts)])
-    if any(column.num_chunks > 1 for column in table.columns):
-        table = table.combine_chunks()  # one copy, instead of every take resolving chunks row by row
-    return [(partition, table.take(pa.array(order[bounds[partition]:bounds[partition + 1]])))
-            for partition in np.flatnonzero(counts).tolist()]
+    partitions = np.flatnonzero(counts).tolist()
+    if table.num_columns == 0:
+        return [(p, table.slice(0, int(counts[p]))) for p in partitions]
+    indices = [pa.array(order[bounds[p]:bounds[p + 1]]) for p in partitions]
+    columns: list[list[pa.Array]] = [[] for _ in partitions]
+    for column in table.columns:
+        # one contiguous copy of the column, not every take resolving chunks row by row; a column
+        # at a time, so the copy adds one column, not one block, to the map task's peak memory
+        whole = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        for piece, index in zip(columns, indices):
+            piece.append(whole.take(index))
+    return [(p, pa.Table.from_arrays(piece, schema=table.schema)) for p, piece in zip(partitions, columns)]
 
 
 class Partitioner:

@@ -42,6 +42,10 @@ class LogicalNode:
         return type(self).__name__
 
     def key(self) -> tuple:
+        return self._key
+
+    @cached_property
+    def _key(self) -> tuple:  # a node is immutable, and the optimizer compares plans after every pass
         parts = []
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             if f.metadata.get("ignore_in_key"):

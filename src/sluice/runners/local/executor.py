@@ -49,7 +49,7 @@ class LocalRunner(Runner):
         # Threads that wait on worker processes use no CPU: twice as many keep the workers fed.
         threads = context.config.num_threads * (2 if udf_steps else 1)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sluice")
-        sampler = Sampler(context.events, lambda: _sample(context, budget)).start()
+        sampler = Sampler(context.events, lambda: _sample(context, budget, with_workers=udf_pools is not None)).start()
         failed = True
         try:
             yield from _StageRun(plan.root, context, pool, budget).blocks()
@@ -371,11 +371,11 @@ def _covers(item: Any) -> dict:
     return {}
 
 
-def _sample(context: RunContext, budget: MemoryBudget) -> dict:
+def _sample(context: RunContext, budget: MemoryBudget, with_workers: bool) -> dict:
     stages = {stage.stage_id: {"name": stage.name, "rows": stage.rows_done, "tasks_done": stage.tasks_done,
                                "tasks_total": stage.tasks_total, "in_flight": stage.in_flight, "state": stage.state}
               for stage in list(context.stats.stages.values())}
-    return {"rss_bytes": process_tree_rss(), "reserved_bytes": budget.reserved, "budget_bytes": budget.limit,
+    return {"rss_bytes": process_tree_rss(children=with_workers), "reserved_bytes": budget.reserved, "budget_bytes": budget.limit,
             "stages": stages}
 
 
