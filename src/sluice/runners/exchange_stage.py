@@ -60,10 +60,10 @@ class ExchangeStage(ABC):
 
     def _exchange_saved(self, rows: int, written: int, directory: str) -> None:
         """A resumable run's exchange is on disk, complete: a crash from here on restores it."""
-        crash_point("after-exchange")
         self.stats.add_shuffle(written=written)
         self.stats.emit("checkpoint", stage=self.stage.id, what="exchange saved",
                         detail=f"{rows:,} rows, {written:,} bytes written in {directory}")
+        crash_point("after-exchange")  # after the event, so the event log says where the crash landed
 
     # the runner's mechanics
     @abstractmethod

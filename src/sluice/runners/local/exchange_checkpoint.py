@@ -1,7 +1,7 @@
 """Durable exchanges: a resumable run keeps each exchange's map output on disk, task by task.
 
 A map task over a read task (its key names the files and row groups it read) writes its
-partitioned output to one zstd Arrow IPC file, batches grouped by partition, and logs it in
+partitioned output to one LZ4 Arrow IPC file, batches grouped by partition, and logs it in
 `map_tasks.jsonl` as soon as it finishes. A run killed in the middle of a long map side
 therefore loses only the tasks that were running: a resumed attempt restores the logged
 tasks' output from their files and runs only the others. Map output that has no task key
@@ -26,7 +26,7 @@ import pyarrow.ipc as ipc
 
 from ...observe.events import read_json_lines
 from ...reliability.crash_points import crash_point
-from .buffer import ExchangeBuffer
+from .buffer import LOCAL_FILE_COMPRESSION, ExchangeBuffer
 
 INDEX_FILE = "index.json"
 TASK_LOG = "map_tasks.jsonl"
@@ -67,7 +67,7 @@ class ExchangeCheckpoint:
             path = os.path.join(self.directory, name)
             os.makedirs(self.directory, exist_ok=True)
             parts, first = [], 0
-            with ipc.new_file(path, self.schema, options=ipc.IpcWriteOptions(compression="zstd")) as writer:
+            with ipc.new_file(path, self.schema, options=ipc.IpcWriteOptions(compression=LOCAL_FILE_COMPRESSION)) as writer:
                 for partition, piece in sorted(pieces, key=lambda p: p[0]):
                     piece = piece if piece.schema.equals(self.schema) else piece.cast(self.schema)
                     batches = piece.to_batches()
