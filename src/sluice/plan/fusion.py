@@ -199,6 +199,9 @@ def _distinct(node: Distinct, inputs):
 
 @lowering(Sort)
 def _sort(node: Sort, inputs):
+    if node.spec.packable(inputs[0].collect_schema()):
+        # the packed key needs the columns' ranges: sort the whole input once it is known
+        return inputs[0].map_batches(node.spec.apply, streamable=False)
     return node.spec.apply(inputs[0])
 
 

@@ -19,6 +19,7 @@ import polars as pl
 
 from ..errors import ExpressionTypeError, PlanError, column_not_found, format_schema
 from ..expr import Expr, to_polars
+from ..sort_keys import PACKABLE, packed_key
 from ..typecheck import check_expression
 from ..types import arrow_to_polars, normalize_schema, polars_to_arrow
 
@@ -443,8 +444,18 @@ class SortSpec:
                          for b, d, n in zip(self.by, self.descending, self.nulls_last))
 
     def apply(self, frame):
+        """Sort a Polars DataFrame or LazyFrame, keeping ties in input order. A DataFrame sorted on
+        integer columns is sorted on one packed key where their ranges allow (sort_keys.py)."""
+        if isinstance(frame, pl.DataFrame):
+            key = packed_key(frame, self.by, self.descending)
+            if key is not None:
+                return frame.sort(key, maintain_order=True)
         return frame.sort(list(self.by), descending=list(self.descending), nulls_last=list(self.nulls_last),
                           maintain_order=True)
+
+    def packable(self, schema) -> bool:
+        """Whether the key columns' types (a Polars schema) could pack into one key."""
+        return len(self.by) > 1 and all(schema[c] in PACKABLE for c in self.by)
 
 
 @dataclass(frozen=True, eq=False)
