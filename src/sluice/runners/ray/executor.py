@@ -54,7 +54,8 @@ class RayRunner(Runner):
         run = RayRun(connect(context.config), context)
         from ..local.executor import _sample
         budget = SimpleNamespace(reserved=0, limit=context.config.memory_budget)
-        sampler = Sampler(context.events, lambda: _sample(context, budget)).start()
+        # a Ray cluster this driver started (ray.init) runs as its children: count them, as before
+        sampler = Sampler(context.events, lambda: _sample(context, budget, with_workers=True)).start()
         failed = True
         try:
             for out in StageRun(run, plan.root).outputs():
