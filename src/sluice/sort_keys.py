@@ -18,9 +18,14 @@ PACKABLE = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt3
 KEY_SPACE = 1 << 64
 
 
+def could_pack(schema: pl.Schema, by: Sequence[str]) -> bool:
+    """Whether the sort columns' types allow a packed key (their values decide the rest)."""
+    return len(by) > 1 and all(schema[c] in PACKABLE for c in by)
+
+
 def packed_key(frame: pl.DataFrame, by: Sequence[str], descending: Sequence[bool]) -> pl.Expr | None:
     """One UInt64 expression that orders `frame` as sorting on `by` would, or None where it cannot."""
-    if len(by) < 2 or frame.height == 0 or not all(frame.schema[c] in PACKABLE for c in by):
+    if frame.height == 0 or not could_pack(frame.schema, by):
         return None
     columns = [pl.col(c).cast(pl.Int64) for c in by]
     bounds = frame.select([e for i, c in enumerate(columns) for e in (

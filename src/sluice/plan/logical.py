@@ -19,7 +19,7 @@ import polars as pl
 
 from ..errors import ExpressionTypeError, PlanError, column_not_found, format_schema
 from ..expr import Expr, to_polars
-from ..sort_keys import PACKABLE, packed_key
+from ..sort_keys import could_pack, packed_key
 from ..typecheck import check_expression
 from ..types import arrow_to_polars, normalize_schema, polars_to_arrow
 
@@ -455,7 +455,7 @@ class SortSpec:
 
     def packable(self, schema) -> bool:
         """Whether the key columns' types (a Polars schema) could pack into one key."""
-        return len(self.by) > 1 and all(schema[c] in PACKABLE for c in self.by)
+        return could_pack(schema, self.by)
 
 
 @dataclass(frozen=True, eq=False)
