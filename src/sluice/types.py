@@ -51,6 +51,7 @@ def to_arrow_type(dtype) -> pa.DataType:
     return empty.to_arrow().type
 
 
+@functools.lru_cache(maxsize=1024)
 def to_polars_type(dtype: pa.DataType) -> pl.DataType:
     return pl.from_arrow(pa.array([], type=dtype)).dtype  # type: ignore[union-attr]
 

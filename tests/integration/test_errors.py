@@ -69,6 +69,31 @@ def test_schema_mismatch_names_both_files(tmp_path):
     assert "schema=" in message
 
 
+def test_schema_mismatch_on_a_column_only_the_filter_reads_names_both_files(tmp_path):
+    pq.write_table(pa.table({"a": [1, 2], "day": pa.array([10, 20], pa.int64())}), tmp_path / "one.parquet")
+    pq.write_table(pa.table({"a": [3, 4], "day": ["10", "20"]}), tmp_path / "two.parquet")
+    with pytest.raises(sl.SchemaMismatchError) as info:
+        sl.read_parquet(tmp_path).filter(col("day") > 5).select("a").to_arrow()
+    message = str(info.value)
+    assert "one.parquet" in message and "two.parquet" in message and "'day'" in message
+
+
+def test_a_file_missing_a_read_column_is_named(tmp_path):
+    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), tmp_path / "one.parquet")
+    pq.write_table(pa.table({"a": [3]}), tmp_path / "two.parquet")
+    with pytest.raises(sl.SchemaMismatchError, match="two.parquet.*missing"):
+        sl.read_parquet(tmp_path).select("b").to_arrow()
+    # a column the run does not read may be missing
+    assert sorted(sl.read_parquet(tmp_path).select("a").to_arrow()["a"].to_pylist()) == [1, 2, 3]
+
+
+def test_files_with_extra_columns_read_the_first_files_columns(tmp_path):
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "one.parquet")
+    pq.write_table(pa.table({"a": [3], "extra": ["x"]}), tmp_path / "two.parquet")
+    result = sl.read_parquet(tmp_path).filter(col("a") > 1).to_arrow()
+    assert result.column_names == ["a"] and sorted(result["a"].to_pylist()) == [2, 3]
+
+
 def test_schema_mismatch_resolved_with_explicit_schema(tmp_path):
     pq.write_table(pa.table({"a": pa.array([1, 2], pa.int32())}), tmp_path / "one.parquet")
     pq.write_table(pa.table({"a": pa.array([3], pa.int64()), "b": ["x"]}), tmp_path / "two.parquet")

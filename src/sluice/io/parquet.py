@@ -19,7 +19,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
-from ..expr import to_polars
+from ..expr import columns_of, to_polars
 from ..reliability.retry import is_transient, retrying
 from ..types import normalize_schema, polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
@@ -271,7 +271,7 @@ class ParquetSource(Source):
                 return
             # each file is read whole inside the retried call, so a retry never repeats rows
             try:
-                tables = retrying(lambda: self._read_fragment(fragment, columns, arrow_filter, remaining),
+                tables = retrying(lambda: self._read_fragment(fragment, columns, request, remaining),
                                   what=f"reading {fragment.path!r}")
             except CorruptFileError as exc:
                 self._quarantine(fragment, request, exc)
@@ -281,11 +281,11 @@ class ParquetSource(Source):
                     remaining -= table.num_rows
                 yield table
 
-    def _read_fragment(self, fragment, columns, arrow_filter, remaining: int | None) -> list[pa.Table]:
+    def _read_fragment(self, fragment, columns, request: ScanRequest, remaining: int | None) -> list[pa.Table]:
         tables = []
         try:
-            self._check_file_schema(fragment, columns)
-            for batch in fragment.to_batches(schema=self.schema, columns=columns, filter=arrow_filter):
+            self._check_file_schema(fragment, self._checked_columns(columns, request))
+            for batch in fragment.to_batches(schema=self.schema, columns=columns, filter=request.arrow_filter):
                 if remaining is not None:
                     batch = batch.slice(0, remaining)
                     remaining -= batch.num_rows
@@ -309,13 +309,16 @@ class ParquetSource(Source):
         predicates = request.polars_predicates
         remaining = request.limit if request.residual is None else None
         partition_fields = [self.schema.field(n) for n in self.partition_columns]
+        expected = self._polars_file_schema(columns, request)
         for fragment in fragments:
             if remaining is not None and remaining <= 0:
                 return
             def read_file(fragment=fragment, remaining=remaining) -> pa.Table:
                 try:
-                    self._check_file_schema(fragment, columns)
-                    frame = pl.scan_parquet(fragment.path, glob=False, hive_partitioning=False)
+                    # Polars checks the file's types against `expected` as it reads the footer; a file
+                    # that disagrees fails here and is read below by Arrow, which names the disagreement
+                    frame = pl.scan_parquet(fragment.path, glob=False, hive_partitioning=False, schema=expected,
+                                            extra_columns="ignore")
                     if partition_fields:
                         keys = ds.get_partition_keys(fragment.partition_expression)
                         frame = frame.with_columns(pl.lit(keys.get(f.name), dtype=to_polars_type(f.type)).alias(f.name)
@@ -332,7 +335,7 @@ class ParquetSource(Source):
                     if isinstance(exc, OSError) and is_transient(exc):
                         raise
                 # Polars could not read it: Arrow's reader decides whether the file is corrupt, and where
-                tables = self._read_fragment(fragment, columns, request.arrow_filter, remaining)
+                tables = self._read_fragment(fragment, columns, request, remaining)
                 return pa.concat_tables(tables) if tables else self.schema.empty_table().select(columns)
 
             try:
@@ -344,19 +347,27 @@ class ParquetSource(Source):
                 remaining -= table.num_rows
             yield table
 
+    def _checked_columns(self, columns: list[str], request: ScanRequest) -> list[str]:
+        """The file columns a read touches, which every file must have with the dataset's types:
+        those it returns and those its pushed predicates test (partition columns are not in files)."""
+        predicate_columns = [name for predicate in request.pushed_predicates for name in sorted(columns_of(predicate))]
+        partition_columns = set(self.partition_columns)
+        return [name for name in dict.fromkeys([*columns, *predicate_columns]) if name not in partition_columns]
+
+    def _polars_file_schema(self, columns: list[str], request: ScanRequest) -> dict[str, pl.DataType]:
+        return {name: to_polars_type(self.schema.field(name).type) for name in self._checked_columns(columns, request)}
+
     @staticmethod
     def _vanished(path: str) -> SourceError:
         return SourceError(f"The file {path!r} was listed when the plan was made but is gone now. "
                            f"Re-run once the input is stable.")
 
-    def _check_file_schema(self, fragment, columns) -> None:
+    def _check_file_schema(self, fragment, columns: list[str]) -> None:
+        """Name both files when this one lacks one of the (file) columns or has another type for it."""
         if self._user_schema is not None:
             return
         physical = fragment.physical_schema
-        partition_columns = set(self.partition_columns)
         for name in columns:
-            if name in partition_columns:
-                continue
             expected = self.schema.field(name).type
             index = physical.get_field_index(name)
             if index < 0 or without_view_types(pa.schema([physical.field(index)])).field(0).type != expected:

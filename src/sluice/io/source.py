@@ -64,9 +64,14 @@ class ScanRequest:
         return tuple(to_arrow_filter(e, self.schema) for e in self.predicates)
 
     @cached_property
+    def pushed_predicates(self) -> tuple[Expr, ...]:
+        """The predicates the source applies as it reads (those that compile for the reader)."""
+        return tuple(e for e, compiled in zip(self.predicates, self._arrow_filters) if compiled is not None)
+
+    @cached_property
     def polars_predicates(self) -> tuple:
         """The pushable predicates as Polars expressions, for sources that decode with Polars."""
-        return tuple(to_polars(e) for e, compiled in zip(self.predicates, self._arrow_filters) if compiled is not None)
+        return tuple(to_polars(e) for e in self.pushed_predicates)
 
     def pushable(self, expr: Expr) -> bool:
         for predicate, compiled in zip(self.predicates, self._arrow_filters):
