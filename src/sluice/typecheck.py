@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from .errors import ExpressionTypeError, column_not_found, format_schema
 from .expr import (
-    Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, _ARROW_COMPARISONS, transform,
+    Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, _ARROW_COMPARISONS, columns_of, transform,
 )
 
 NUMERIC, STRING, BOOL, TEMPORAL, NULL, OTHER = "numeric", "string", "boolean", "temporal", "null", "other"
@@ -248,7 +248,11 @@ def sql_decimal_arithmetic(expr: Expr, schema: pa.Schema | None) -> Expr:
     money (10.01 * 0.07 = 0.70, not 0.7007); SQL engines give it scale s1 + s2. And a decimal
     quotient keeps a decimal scale in Polars, where SQL engines return a double.
     """
-    if schema is None or not any(pa.types.is_decimal(f.type) for f in schema):
+    if schema is None:
+        return expr
+    used = columns_of(expr)
+    schema = pa.schema([field for field in schema if field.name in used])
+    if not any(pa.types.is_decimal(f.type) for f in schema):
         return expr
     import polars as pl
 

@@ -12,7 +12,7 @@ import functools
 import polars as pl
 import pyarrow as pa
 
-from .errors import ExpressionTypeError
+from .errors import ExpressionTypeError, PlanError
 
 _NAMED_TYPES = {
     "bool": pa.bool_(), "boolean": pa.bool_(),
@@ -57,7 +57,13 @@ def to_polars_type(dtype: pa.DataType) -> pl.DataType:
 
 
 def arrow_to_polars(table: pa.Table | pa.RecordBatch) -> pl.DataFrame:
-    return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
+    try:
+        return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
+    except BaseException as exc:  # Polars panics (a BaseException) on a type it has no equivalent for
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not any(_polars_lacks(f.type) for f in table.schema):
+            raise
+        normalize_schema(table.schema)  # raises the PlanError that names the columns
+        raise
 
 
 def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
@@ -68,15 +74,71 @@ def empty_table(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def normalize_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema a block has after it passes through Polars (strings become large_string...)."""
-    return _normalized(schema)
+def normalize_schema(schema: pa.Schema, *, strict: bool = True) -> pa.Schema:
+    """The schema a block has after it passes through Polars (strings become large_string...).
+
+    A column of a type Polars has no equivalent for (decimals wider than 38 digits, intervals)
+    raises a PlanError naming it; with strict=False it keeps its type, for a scan's full schema,
+    where such a column is fine as long as the plan never reads it.
+    """
+    normalized, unsupported = _normalized(schema)
+    if unsupported and strict:
+        raise PlanError(
+            f"sluice cannot process the type of column(s) {', '.join(f'{f.name!r} ({f.type})' for f in unsupported)}: "
+            f"its kernels (Polars) have no equivalent. Leave the column(s) out (columns= or select), or cast them "
+            f"in the source, e.g. decimals wider than 38 digits to float64 or string, intervals to a string.")
+    return normalized
 
 
 @functools.lru_cache(maxsize=256)
-def _normalized(schema: pa.Schema) -> pa.Schema:
+def _normalized(schema: pa.Schema) -> tuple[pa.Schema, tuple[pa.Field, ...]]:
     # Polars drops metadata, which is all that pa.Schema's equality ignores: equal keys, equal results
-    return polars_to_arrow(arrow_to_polars(empty_table(schema))).schema
+    types = [_flat_normalized(field.type) for field in schema]
+    if all(t is not None for t in types):
+        return pa.schema([pa.field(field.name, t) for field, t in zip(schema, types)]), ()
+    if not any(_polars_lacks(field.type) for field in schema):
+        return polars_to_arrow(arrow_to_polars(empty_table(schema))).schema, ()
+    fields = [field if _polars_lacks(field.type) else _normalized(pa.schema([field]))[0].field(0) for field in schema]
+    return pa.schema(fields), tuple(field for field in schema if _polars_lacks(field.type))
+
+
+def _polars_lacks(dtype: pa.DataType) -> bool:
+    """Types Polars cannot hold (converting them panics inside Polars)."""
+    if pa.types.is_interval(dtype) or (pa.types.is_decimal(dtype) and dtype.precision > 38):
+        return True
+    if pa.types.is_dictionary(dtype):
+        return _polars_lacks(dtype.value_type)
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype) \
+            or pa.types.is_list_view(dtype) or pa.types.is_large_list_view(dtype):
+        return _polars_lacks(dtype.value_type)
+    if pa.types.is_struct(dtype):
+        return any(_polars_lacks(field.type) for field in dtype)
+    if pa.types.is_map(dtype):
+        return _polars_lacks(dtype.key_type) or _polars_lacks(dtype.item_type)
+    return False
+
+
+def _flat_normalized(dtype: pa.DataType) -> pa.DataType | None:
+    """What a Polars round trip makes of a flat type, without the round trip (the first one in a
+    process costs milliseconds); None for the types left to Polars (nested, dictionary, ...).
+    tests/unit/test_types.py checks every answer here against the round trip."""
+    if (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
+            or pa.types.is_date32(dtype) or pa.types.is_null(dtype) or pa.types.is_decimal128(dtype)):
+        return dtype
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return pa.large_string()
+    if (pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) or pa.types.is_binary_view(dtype)
+            or pa.types.is_fixed_size_binary(dtype)):
+        return pa.large_binary()
+    if pa.types.is_timestamp(dtype):
+        return pa.timestamp("ms" if dtype.unit == "s" else dtype.unit, dtype.tz)
+    if pa.types.is_date64(dtype):
+        return pa.timestamp("ms")
+    if pa.types.is_time(dtype):
+        return pa.time64("ns")
+    if pa.types.is_duration(dtype):
+        return pa.duration("ms" if dtype.unit == "s" else dtype.unit)
+    return None
 
 
 def _without_views(dtype: pa.DataType) -> pa.DataType:

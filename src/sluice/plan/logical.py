@@ -112,7 +112,7 @@ class Scan(LogicalNode):
         full = self.source.schema
         if self.columns is not None:
             full = pa.schema([full.field(name) for name in self.columns])
-        return normalize_schema(full)
+        return normalize_schema(full, strict=self.columns is not None)
 
     def label(self) -> str:
         parts = [self.source.describe()]
