@@ -318,7 +318,7 @@ class Dataset:
     def _record_run(context: RunContext) -> None:
         stats = context.stats
         try:
-            record_run(context.run_dir, stats, context.config)
+            record_run(context.run_dir, stats, context.config, resumable=context.store is not None)
         except OSError as exc:
             stats.notes.append(f"could not record the run in {context.run_dir}: {exc}")
         if stats.bad_records:

@@ -318,6 +318,25 @@ def test_checkpoint_off_keeps_no_plan(tmp_path, monkeypatch, runner):
     assert sl.read_parquet(str(tmp_path / "out")).count() == 3
 
 
+def test_run_json_says_whether_the_run_can_be_resumed(tmp_path, monkeypatch, runner):
+    runs = str(tmp_path / "runs")
+    sl.configure(runs_dir=runs)  # the runner fixture restores the settings
+
+    def resumable(store_elsewhere: bool, checkpoint: str) -> bool:
+        monkeypatch.setenv("SLUICE_CHECKPOINT", checkpoint)
+        if store_elsewhere:  # the store is not in the run's directory (shared storage for a cluster)
+            monkeypatch.setenv("SLUICE_CHECKPOINT_DIR", str(tmp_path / "stores"))
+        else:
+            monkeypatch.delenv("SLUICE_CHECKPOINT_DIR", raising=False)
+        ds = sl.range(100).group_by(col("id") % 3).agg(n=col("id").count())
+        ds.write_parquet(str(tmp_path / f"out-{store_elsewhere}-{checkpoint}"))
+        with open(os.path.join(runs, ds.stats().run_id, "run.json")) as f:
+            return json.load(f)["resumable"]
+
+    assert resumable(False, "1") and resumable(True, "1")
+    assert not resumable(False, "0")
+
+
 def test_gc_removes_runs_past_the_retention(tmp_path, runner):
     runs = tmp_path / "runs"
     for name, age_s, status in [("old", 10 * 86400, "succeeded"), ("new", 60, "failed"),

@@ -1,5 +1,6 @@
 """The run sampler's memory figure: this process plus every descendant (UDF workers and the
 workers' own children), found without reading every process on the machine."""
+import logging
 import os
 import subprocess
 import sys
@@ -39,3 +40,27 @@ def test_the_tree_holds_children_and_grandchildren_and_their_memory():
 def test_without_children_the_figure_is_this_process_alone():
     own = psutil.Process().memory_info().rss
     assert abs(process_tree_rss(children=False) - own) < 32 << 20
+
+
+def test_a_failing_sampler_says_so_once_and_keeps_the_run_going(caplog):
+    from sluice.observe.events import EventLog, Sampler
+
+    seen = []
+    events = EventLog(None)
+    events.add_listener(seen.append)
+    calls = []
+
+    def sample():
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("stats moved")
+        return {"rss_bytes": 1}
+
+    with caplog.at_level(logging.WARNING, logger="sluice"):
+        sampler = Sampler(events, sample, interval=0.01).start()
+        while len(calls) < 4:
+            time.sleep(0.01)
+        sampler.stop()
+    warnings = [r for r in caplog.records if "sampler failed" in r.getMessage()]
+    assert len(warnings) == 1 and "stats moved" in (warnings[0].exc_text or "")
+    assert [e["rss_bytes"] for e in seen if e["event"] == "sample"] == [1]

@@ -30,6 +30,7 @@ Every event has `ts` (Unix seconds) and `event`. The events and their fields:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -113,6 +114,16 @@ def read_json_lines(path: str) -> list[dict]:
     return records
 
 
+def run_sample(stats, budget, with_workers: bool) -> dict:
+    """A `sample` event's fields: memory (the process tree's RSS with UDF workers, what the
+    budget has admitted) and each stage's progress. `budget` has `reserved` and `limit` bytes."""
+    stages = {stage.stage_id: {"name": stage.name, "rows": stage.rows_done, "tasks_done": stage.tasks_done,
+                               "tasks_total": stage.tasks_total, "in_flight": stage.in_flight, "state": stage.state}
+              for stage in list(stats.stages.values())}
+    return {"rss_bytes": process_tree_rss(children=with_workers), "reserved_bytes": budget.reserved,
+            "budget_bytes": budget.limit, "stages": stages}
+
+
 def process_tree_rss(children: bool = True) -> int:
     """Resident memory of this process and, with children, of its descendants (UDF workers), in bytes.
 
@@ -162,6 +173,7 @@ class Sampler:
         self.sample = sample
         self.interval = interval
         self._stop = threading.Event()
+        self._failed = False
         self._thread = threading.Thread(target=self._loop, name="sluice-sampler", daemon=True)
 
     def start(self) -> "Sampler":
@@ -177,8 +189,12 @@ class Sampler:
     def _emit(self) -> None:
         try:
             self.events.emit("sample", **self.sample())
-        except Exception:  # noqa: BLE001 - sampling is best effort
-            pass
+        except Exception:  # noqa: BLE001 - a failed sample must not fail the run, but is not hidden
+            if not self._failed:
+                self._failed = True
+                logging.getLogger("sluice").warning(
+                    "sluice: the run sampler failed; this run's memory and progress samples are missing",
+                    exc_info=True)
 
     def stop(self) -> None:
         self._stop.set()

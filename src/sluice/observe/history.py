@@ -18,7 +18,8 @@ from .stats import RunStats
 RUN_FILE = "run.json"
 
 
-def record_run(run_dir: str, stats: RunStats, config) -> None:
+def record_run(run_dir: str, stats: RunStats, config, resumable: bool = False) -> None:
+    """Write the run's run.json; `resumable`: its plan is saved in a run store (`sluice resume` can finish it)."""
     os.makedirs(run_dir, exist_ok=True)
     document = stats.to_dict()
     document.update(
@@ -27,7 +28,7 @@ def record_run(run_dir: str, stats: RunStats, config) -> None:
                   "memory_budget": config.memory_budget, "num_threads": config.num_threads},
         plan=stats.physical_plan.explain() if stats.physical_plan is not None else None,
         pid=os.getpid(), host=socket.gethostname(),
-        resumable=os.path.isfile(os.path.join(run_dir, "plan.pkl")),
+        resumable=resumable,
     )
     path = os.path.join(run_dir, RUN_FILE)
     with open(path + ".tmp", "w") as f:

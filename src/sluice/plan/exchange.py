@@ -104,6 +104,18 @@ class SinglePartitioner(Partitioner):
         return "single partition"
 
 
+SAMPLE_ROWS_PER_BLOCK = 256  # rows of sort keys each map task hands in for the range boundaries
+
+
+def sample_keys(block: pa.Table, keys: list[str]) -> pa.Table:
+    """Up to SAMPLE_ROWS_PER_BLOCK rows of a block's sort keys, drawn reproducibly, for
+    `RangePartitioner.with_boundaries`."""
+    if block.num_rows <= SAMPLE_ROWS_PER_BLOCK:
+        return block.select(keys)
+    picks = np.random.default_rng(block.num_rows).choice(block.num_rows, SAMPLE_ROWS_PER_BLOCK, replace=False)
+    return block.select(keys).take(pa.array(np.sort(picks)))
+
+
 @dataclass(frozen=True)
 class RangePartitioner(Partitioner):
     """Rows go to partitions by comparing their sort keys with boundaries drawn from a sample."""

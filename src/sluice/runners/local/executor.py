@@ -27,7 +27,7 @@ from ...reliability.retry import retrying
 from ...reliability.run_store import RunStore
 from ..base import RunContext, Runner
 from ...io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
-from ...observe.events import Sampler, process_tree_rss, set_current_block
+from ...observe.events import Sampler, run_sample, set_current_block
 from ...observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
 from .budget import WORK_FACTOR, MemoryBudget, use_prompt_allocator
 
@@ -49,7 +49,7 @@ class LocalRunner(Runner):
         # Threads that wait on worker processes use no CPU: twice as many keep the workers fed.
         threads = context.config.num_threads * (2 if udf_steps else 1)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sluice")
-        sampler = Sampler(context.events, lambda: _sample(context, budget, with_workers=udf_pools is not None)).start()
+        sampler = Sampler(context.events, lambda: run_sample(context.stats, budget, with_workers=udf_pools is not None)).start()
         failed = True
         try:
             yield from _StageRun(plan.root, context, pool, budget).blocks()
@@ -369,14 +369,6 @@ def _covers(item: Any) -> dict:
     if isinstance(partitions, tuple):
         return {"partitions": list(partitions)}
     return {}
-
-
-def _sample(context: RunContext, budget: MemoryBudget, with_workers: bool) -> dict:
-    stages = {stage.stage_id: {"name": stage.name, "rows": stage.rows_done, "tasks_done": stage.tasks_done,
-                               "tasks_total": stage.tasks_total, "in_flight": stage.in_flight, "state": stage.state}
-              for stage in list(context.stats.stages.values())}
-    return {"rss_bytes": process_tree_rss(children=with_workers), "reserved_bytes": budget.reserved, "budget_bytes": budget.limit,
-            "stages": stages}
 
 
 def _concat(streams: list[Iterator[pa.Table]]) -> Iterator[pa.Table]:

@@ -22,13 +22,12 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
-import numpy as np
 import pyarrow as pa
 from pyarrow.parquet import read_table, write_table
 
 from ...observe.stats import format_bytes
 from ...plan import adaptive, holistic_split
-from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
+from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner, sample_keys
 from ...plan.physical import PhysicalPlan, ShuffleRead
 from ...reliability.run_store import exchange_key
 from ...types import arrow_to_polars, polars_to_arrow
@@ -39,7 +38,6 @@ from .exchange_checkpoint import ExchangeCheckpoint
 if TYPE_CHECKING:
     from .executor import _StageRun
 
-SAMPLE_ROWS_PER_BLOCK = 256
 SAMPLES_FILE = "samples.parquet"  # a persisted sort exchange keeps its key sample, to draw the same ranges
 
 
@@ -129,12 +127,12 @@ class ShuffleStage(ExchangeStage):
               checkpoint: ExchangeCheckpoint | None = None) -> ExchangeBuffer:
         partitioner = partitioner or read.partitioner
         buffer = buffer or self._new_buffer(read.schema, partitions, f"from{read.upstream.id}")
-        sample_keys = list(read.partitioner.spec.by) if samples is not None else None  # type: ignore[attr-defined]
+        sort_keys = list(read.partitioner.spec.by) if samples is not None else None  # type: ignore[attr-defined]
 
         def finish(block: pa.Table):
             if read.prepare is not None:
                 block = self.run.timed(read.prepare, block)
-            sample = _sample(block, sample_keys) if sample_keys else None
+            sample = sample_keys(block, sort_keys) if sort_keys else None
             return self.run.timed_partition(partitioner, block, partitions), sample
 
         for pieces, sample in self.run.upstream(read.upstream, finish, checkpoint):
@@ -303,9 +301,3 @@ class ShuffleStage(ExchangeStage):
     def _note(self, text: str) -> None:
         self.stats.note(f"stage {self.stage.id}: {text}")
 
-
-def _sample(block: pa.Table, keys: list[str]) -> pa.Table:
-    if block.num_rows <= SAMPLE_ROWS_PER_BLOCK:
-        return block.select(keys)
-    picks = np.random.default_rng(block.num_rows).choice(block.num_rows, SAMPLE_ROWS_PER_BLOCK, replace=False)
-    return block.select(keys).take(pa.array(np.sort(picks)))

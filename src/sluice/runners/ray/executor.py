@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ...errors import RemoteUserCodeError, RunnerError
 from ...io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES
-from ...observe.events import Sampler
+from ...observe.events import Sampler, run_sample
 from ...observe.stats import HELD_BY_CONSUMER
 from ...plan.operators import (
     GlobalLimit,
@@ -52,10 +52,9 @@ class RayRunner(Runner):
 
     def execute(self, plan: PhysicalPlan, context: RunContext) -> Iterator[pa.Table]:
         run = RayRun(connect(context.config), context)
-        from ..local.executor import _sample
         budget = SimpleNamespace(reserved=0, limit=context.config.memory_budget)
         # a Ray cluster this driver started (ray.init) runs as its children: count them, as before
-        sampler = Sampler(context.events, lambda: _sample(context, budget, with_workers=True)).start()
+        sampler = Sampler(context.events, lambda: run_sample(context.stats, budget, with_workers=True)).start()
         failed = True
         try:
             for out in StageRun(run, plan.root).outputs():

@@ -37,7 +37,7 @@ import pyarrow as pa
 from ... import config as config_module
 from ...config import Config
 from ...errors import RemoteUserCodeError, UdfTaskError, UserCodeError
-from ...plan.exchange import Partitioner, Reducer
+from ...plan.exchange import Partitioner, Reducer, sample_keys
 from ...plan.operators import Operator, WriteStep, normalize_block
 from ...reliability.quarantine import empty_output, error_text, is_row_error, isolate, replay_positions
 from ...reliability.retry import retrying
@@ -294,8 +294,7 @@ def _finish(spec: ChainSpec, block: pa.Table, report: Report) -> list:
     if plan.prepare is not None:
         block = timed(report, plan.stage_id, plan.prepare, block)
     if plan.sample_keys:
-        from ..local.shuffle import _sample
-        report.sample = _sample(block, list(plan.sample_keys))
+        report.sample = sample_keys(block, list(plan.sample_keys))
     pieces = measured(report, plan.stage_id, "Partition", block.num_rows, block.nbytes,
                       lambda: plan.partitioner.assign(block, plan.partitions),
                       lambda ps: sum(p.num_rows for _, p in ps), lambda ps: sum(p.nbytes for _, p in ps))
