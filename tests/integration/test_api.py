@@ -233,6 +233,26 @@ def test_stats_after_run(runner):
     assert "Filter+Select" in str(stats)
 
 
+def test_two_operators_of_a_kind_in_one_stage_keep_their_own_stats(runner, tmp_path):
+    sl.configure(runs_dir=str(tmp_path / "runs"), max_bad_records=1)  # the runner fixture restores the settings
+
+    def fails_on_seven(batch):
+        ids = batch["id"].to_pylist()
+        if 7 in ids:
+            raise ValueError("seven")
+        return batch
+
+    ds = (sl.range(1000).map_batches(lambda b: b, compute="threads").filter(col("id") < 100)
+          .map_batches(fails_on_seven, compute="threads"))
+    assert [op.name for op in ds.physical_plan().stages()[0].operators] == ["MapBatches", "Filter", "MapBatches"]
+    assert ds.count() == 99
+    ops = {op.name: op for op in ds.stats().operator_list()}
+    assert ops["MapBatches"].rows_in == 1000 and ops["MapBatches 2"].rows_in == 100
+    assert ops["MapBatches 2"].rows_out == 99
+    bad = ds.bad_records().to_arrow()
+    assert bad.num_rows == 1 and bad["message"][0].as_py() == "seven" and bad["row_position"][0].as_py() == 7
+
+
 def test_progress_is_off_when_not_a_terminal(runner, capsys):
     sl.range(10).to_arrow()
     assert capsys.readouterr().out == ""

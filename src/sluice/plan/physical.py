@@ -75,6 +75,17 @@ class Stage:
     fused: FusedQuery | None = None  # one in-memory Polars query over the collected inputs (plan/fusion.py)
 
     @property
+    def operator_labels(self) -> tuple[str, ...]:
+        """The operators' names as stats and dead letters key them: a stage that runs two of a kind
+        numbers the later ones ("MapBatches", "MapBatches 2"), so each keeps its own figures."""
+        seen: dict[str, int] = {}
+        labels = []
+        for op in self.operators:
+            seen[op.name] = seen.get(op.name, 0) + 1
+            labels.append(op.name if seen[op.name] == 1 else f"{op.name} {seen[op.name]}")
+        return tuple(labels)
+
+    @property
     def name(self) -> str:
         parts = []
         if self.scan is not None:

@@ -186,14 +186,15 @@ class DeadLetters:
         self._parts = 0
         self._lock = threading.Lock()
         self._saved_operators: set[str] = set()
-        self._failing: set[tuple[int, str]] = set()  # (stage, operator name): whose input rows the budget counts
+        self._failing: set[tuple[int, str]] = set()  # (stage, operator label): whose input rows the budget counts
         self._unreadable: dict[int, set[tuple]] = {}  # stage -> the undecodable input its scan set aside
         self._first: str | None = None  # the first bad record, for the error that stops the run
 
-    def record(self, stage: int, operator, operator_id: str, block: pa.Table, bad: list[BadRow],
+    def record(self, stage: int, operator, label: str, operator_id: str, block: pa.Table, bad: list[BadRow],
                positions: pa.Table | None, rows_seen: int) -> None:
+        """Quarantine `bad` rows of `block` that `operator` (`label` in the run's stats) failed on."""
         self._save_operator(operator, operator_id)
-        self._failing.add((stage, operator.name))
+        self._failing.add((stage, label))
         now = time.time()
         records = []
         for row in bad:

@@ -73,6 +73,7 @@ class _StageRun:
     def __init__(self, stage: Stage, context: RunContext, pool: ThreadPoolExecutor, budget: MemoryBudget,
                  finish: Callable[[pa.Table], Any] | None = None, checkpoint=None):
         self.stage = stage
+        self.labels = stage.operator_labels
         self.context = context
         self.pool = pool
         self.budget = budget
@@ -292,7 +293,7 @@ class _StageRun:
         """Run the stage's per-block operator chain; bad rows go to the dead-letter dataset."""
         for index, operator in enumerate(self.stage.operators):
             try:
-                block = self.timed(operator, block)
+                block = self.timed(operator, block, self.labels[index])
             except Exception as exc:
                 from ...reliability.quarantine import is_row_error
                 if not (is_row_error(exc) and self.context.config.on_error == "quarantine"):
@@ -306,16 +307,15 @@ class _StageRun:
         outputs, bad = isolate(operator.apply, block, error)
         result = pa.concat_tables(outputs, promote_options="permissive") if outputs else \
             empty_output(operator, block, error)
-        stats = self.context.stats
-        stats.record(self.stage.id, operator.name, block.num_rows, result.num_rows, block.nbytes, result.nbytes,
+        stats, label = self.context.stats, self.labels[index]
+        stats.record(self.stage.id, label, block.num_rows, result.num_rows, block.nbytes, result.nbytes,
                      time.perf_counter() - started, time.thread_time() - cpu_started)
-        seen = stats.operators[(self.stage.id, operator.name)].rows_in
-        self.context.dead_letters.record(self.stage.id, operator, f"stage{self.stage.id}-op{index}", block, bad,
-                                         self._positions(task, index, block.num_rows), seen)
+        seen = stats.operators[(self.stage.id, label)].rows_in
+        self.context.dead_letters.record(self.stage.id, operator, label, f"stage{self.stage.id}-op{index}", block,
+                                         bad, self._positions(task, index, block.num_rows), seen)
         from ...observe.events import current_block
         stats.add_bad_records(self.stage.id, len(bad))
-        stats.emit("bad_records", stage=self.stage.id, operator=operator.name, block=current_block()[1],
-                   count=len(bad))
+        stats.emit("bad_records", stage=self.stage.id, operator=label, block=current_block()[1], count=len(bad))
         return result
 
     def _positions(self, task, index: int, rows: int) -> pa.Table | None:
@@ -332,8 +332,8 @@ class _StageRun:
                                   time.perf_counter() - started, time.thread_time() - cpu_started)
         return result
 
-    def timed(self, operator, block: pa.Table) -> pa.Table:
-        return self.measured(operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
+    def timed(self, operator, block: pa.Table, label: str | None = None) -> pa.Table:
+        return self.measured(label or operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
                             lambda t: t.num_rows, lambda t: t.nbytes)
 
     def timed_reduce(self, reducer, inputs: list[pa.Table]) -> pa.Table:

@@ -205,12 +205,12 @@ class RayRun:
             context.dead_letters.record_unreadable(report.stage, *bad)
         for batch in report.bad:
             from ...reliability.quarantine import BadRow
-            operator = stage.operators[batch.op_index]
-            seen = stats.operators[(report.stage, operator.name)].rows_in
-            context.dead_letters.record(report.stage, operator, f"stage{report.stage}-op{batch.op_index}", batch.rows,
-                                        [BadRow(i, e) for i, e in enumerate(batch.errors)], batch.positions, seen)
-            stats.emit("bad_records", stage=report.stage, operator=operator.name, block=block,
-                       count=len(batch.errors))
+            operator, label = stage.operators[batch.op_index], stage.operator_labels[batch.op_index]
+            seen = stats.operators[(report.stage, label)].rows_in
+            context.dead_letters.record(report.stage, operator, label, f"stage{report.stage}-op{batch.op_index}",
+                                        batch.rows, [BadRow(i, e) for i, e in enumerate(batch.errors)],
+                                        batch.positions, seen)
+            stats.emit("bad_records", stage=report.stage, operator=label, block=block, count=len(batch.errors))
 
     def failed(self, stage_id: int, pending: Pending, error: BaseException, waited_since: float) -> None:
         """Log a failed task (its start and end, where it ran) and count the retries it made."""
@@ -249,8 +249,8 @@ class Chain:
         self.segments = []
         for number, (start, end) in enumerate(itertools.pairwise(bounds)):
             last = number == len(bounds) - 2
-            part = replace(spec, operators=ops[start:end], first_index=spec.first_index + start,
-                           finish=spec.finish if last else None)
+            part = replace(spec, operators=ops[start:end], labels=spec.labels[start:end],
+                           first_index=spec.first_index + start, finish=spec.finish if last else None)
             if number > 0:
                 part = replace(part, reducer=None, read_schema=None, input_schemas=())
             pool = run.pool(ops[cuts[number]]) if cuts else None
@@ -293,6 +293,8 @@ class StageRun:
 
     def spec(self, **fields) -> ChainSpec:
         fields.setdefault("operators", self.stage.operators)
+        fields.setdefault("labels", self.stage.operator_labels if fields["operators"] == self.stage.operators
+                          else tuple(op.name for op in fields["operators"]))
         fields.setdefault("finish", self.finish)
         fields.setdefault("environ", self.run.environ)
         return ChainSpec(self.stage.id, self.context.run_id, self.run.config, **fields)

@@ -65,6 +65,7 @@ class ChainSpec:
     run_id: str
     config: Config
     operators: tuple[Operator, ...] = ()
+    labels: tuple[str, ...] = ()  # the operators' names in the run's stats (Stage.operator_labels)
     first_index: int = 0  # position of operators[0] in the stage's chain (dead letters name operators by it)
     read_schema: pa.Schema | None = None
     finish: MapSpec | None = None
@@ -319,8 +320,8 @@ def measured(report: Report, stage_id: int, name: str, rows_in: int, bytes_in: i
     return result
 
 
-def timed(report: Report, stage_id: int, operator, block: pa.Table) -> pa.Table:
-    return measured(report, stage_id, operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
+def timed(report: Report, stage_id: int, operator, block: pa.Table, label: str | None = None) -> pa.Table:
+    return measured(report, stage_id, label or operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
                     lambda t: t.num_rows, lambda t: t.nbytes)
 
 
@@ -328,7 +329,7 @@ def process(spec: ChainSpec, block: pa.Table, report: Report, task=None) -> pa.T
     """Run the chain over the block; rows an operator fails on go into the report (on_error='quarantine')."""
     for offset, operator in enumerate(spec.operators):
         try:
-            block = timed(report, spec.stage_id, operator, block)
+            block = timed(report, spec.stage_id, operator, block, spec.labels[offset])
         except Exception as exc:
             if not (is_row_error(exc) and spec.config.on_error == "quarantine"):
                 raise
@@ -342,7 +343,7 @@ def _quarantine(spec: ChainSpec, report: Report, offset: int, operator, block: p
     outputs, bad = isolate(operator.apply, block, error)
     result = pa.concat_tables(outputs, promote_options="permissive") if outputs else \
         empty_output(operator, block, error)
-    report.record(spec.stage_id, operator.name, block.num_rows, result.num_rows, block.nbytes, result.nbytes,
+    report.record(spec.stage_id, spec.labels[offset], block.num_rows, result.num_rows, block.nbytes, result.nbytes,
                   time.perf_counter() - started, time.thread_time() - cpu_started)
     picks = pa.array([row.index for row in bad], pa.int64())
     positions = None
