@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from .errors import ExpressionTypeError, column_not_found, format_schema
 from .expr import (
-    Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, _ARROW_COMPARISONS, columns_of, transform,
+    Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, _ARROW_COMPARISONS, columns_of, transform, walk,
 )
 
 NUMERIC, STRING, BOOL, TEMPORAL, NULL, OTHER = "numeric", "string", "boolean", "temporal", "null", "other"
@@ -248,7 +248,7 @@ def sql_decimal_arithmetic(expr: Expr, schema: pa.Schema | None) -> Expr:
     money (10.01 * 0.07 = 0.70, not 0.7007); SQL engines give it scale s1 + s2. And a decimal
     quotient keeps a decimal scale in Polars, where SQL engines return a double.
     """
-    if schema is None:
+    if schema is None or not any(isinstance(node, BinaryOp) and node.op in ("*", "/") for node in walk(expr)):
         return expr
     used = columns_of(expr)
     schema = pa.schema([field for field in schema if field.name in used])

@@ -51,8 +51,25 @@ def to_arrow_type(dtype) -> pa.DataType:
     return empty.to_arrow().type
 
 
+_FLAT_POLARS_TYPES = {
+    pa.int8(): pl.Int8, pa.int16(): pl.Int16, pa.int32(): pl.Int32, pa.int64(): pl.Int64,
+    pa.uint8(): pl.UInt8, pa.uint16(): pl.UInt16, pa.uint32(): pl.UInt32, pa.uint64(): pl.UInt64,
+    pa.float32(): pl.Float32, pa.float64(): pl.Float64, pa.bool_(): pl.Boolean, pa.date32(): pl.Date,
+    pa.string(): pl.String, pa.large_string(): pl.String, pa.string_view(): pl.String,
+    pa.binary(): pl.Binary, pa.large_binary(): pl.Binary, pa.binary_view(): pl.Binary, pa.null(): pl.Null,
+}
+
+
 @functools.lru_cache(maxsize=1024)
 def to_polars_type(dtype: pa.DataType) -> pl.DataType:
+    """The Polars type of an Arrow type: from a table for the common flat ones (checked against
+    Polars in tests/unit/test_types.py), else by asking Polars."""
+    if dtype in _FLAT_POLARS_TYPES:
+        return _FLAT_POLARS_TYPES[dtype]
+    if pa.types.is_decimal128(dtype):
+        return pl.Decimal(dtype.precision, dtype.scale)
+    if pa.types.is_timestamp(dtype) and dtype.unit != "s":
+        return pl.Datetime(dtype.unit, dtype.tz)
     return pl.from_arrow(pa.array([], type=dtype)).dtype  # type: ignore[union-attr]
 
 

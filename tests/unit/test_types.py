@@ -3,12 +3,13 @@ columns Polars cannot hold get a PlanError that names them instead of a panic in
 
 import decimal
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import sluice as sl
-from sluice.types import _flat_normalized, arrow_to_polars, normalize_schema, polars_to_arrow
+from sluice.types import _flat_normalized, arrow_to_polars, normalize_schema, polars_to_arrow, to_polars_type
 
 FLAT_TYPES = [
     pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
@@ -35,6 +36,11 @@ def test_the_flat_type_table_matches_a_polars_round_trip(dtype, nullable):
     schema = pa.schema([pa.field("x", dtype, nullable=nullable, metadata={"k": "v"})], metadata={"s": "1"})
     expected = round_trip(schema)
     assert normalize_schema(schema).equals(expected, check_metadata=True)
+
+
+@pytest.mark.parametrize("dtype", FLAT_TYPES, ids=str)
+def test_polars_types_of_arrow_types_are_what_polars_says(dtype):
+    assert to_polars_type(dtype) == pl.from_arrow(pa.array([], type=dtype)).dtype
 
 
 def test_nested_and_dictionary_types_are_left_to_polars():
