@@ -7,7 +7,8 @@ The interpreter is ``bench/.venvs/<name>/bin/python`` when that virtualenv
 exists (pins in ``bench/requirements/<name>.txt``), else the current one.
 This package must stay stdlib-only: it is imported by the parent and by
 every engine subprocess.  ``raw`` is a pseudo-engine: the udf suite's plain
-single-process loop, the physical limit the UDF engines are measured against.
+single-process loop, the physical limit the UDF engines are measured against;
+``handwritten`` the core suite's pipeline written by hand as sluice runs it (its floor).
 ``sluice-ray`` is sluice's engine module with ``runner="ray"`` (``sluice_ray.py``), on
 the same Ray cluster shape as Ray Data (``ray_start.py``).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
 
-ENGINES = ("sluice", "polars", "duckdb", "daft", "pyspark", "dask", "ray-data", "raw", "sluice-ray")
+ENGINES = ("sluice", "polars", "duckdb", "daft", "pyspark", "dask", "ray-data", "raw", "sluice-ray", "handwritten")
 
 
 def python_for(engine: str) -> str:

@@ -32,6 +32,7 @@ import pyarrow.compute as pc  # noqa: E402
 import sluice as sl  # noqa: E402
 from sluice import col, when  # noqa: E402
 
+from bench.engines.arrow_udfs import add_net  # noqa: E402
 from bench.tpch.queries import QUERIES, load_tables  # noqa: E402
 
 ADAPTIVE = os.environ.get("BENCH_SLUICE_ADAPTIVE", "1") != "0"
@@ -51,14 +52,6 @@ def _warm_up_udf_workers() -> None:
 
 
 # ---------------------------------------------------------------- core
-
-
-def add_net(t: pa.Table) -> pa.Table:
-    """net = price * (1 - discount) * (1 + tax), in float64."""
-    price, disc, tax = (pc.cast(t[c], pa.float64())
-                        for c in ("l_extendedprice", "l_discount", "l_tax"))
-    net = pc.multiply(pc.multiply(price, pc.subtract(1.0, disc)), pc.add(1.0, tax))
-    return t.append_column("net", net)
 
 
 def scan_filter_project_map(data: str) -> dict:

@@ -22,7 +22,7 @@ keeps result transfer out of the measurement.
 import datetime
 import math
 
-ENGINES = ("sluice", "polars", "duckdb")
+ENGINES = ("sluice", "handwritten", "polars", "duckdb")
 TABLES = ("lineitem",)
 REFERENCE = "duckdb"
 

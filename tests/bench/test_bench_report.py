@@ -46,6 +46,13 @@ def test_table_ratios_to_sluice_and_best():
     assert report.core_summary(d) == ["- w: sluice / polars = 2.00 (target <= 1.5: NOT met)"]
 
 
+def test_core_summary_splits_the_gap_with_the_handwritten_floor():
+    d = doc("core", [ok("w", "sluice", 1.4), ok("w", "handwritten", 1.2), ok("w", "polars", 1.0)])
+    met, split = report.core_summary(d)
+    assert met == "- w: sluice / polars = 1.40 (target <= 1.5: met)"
+    assert "handwritten / polars = 1.20" in split and "sluice / handwritten = 1.17" in split
+
+
 def test_wrong_and_na_rows_show_status_and_no_time():
     d = doc("tpch", [bad("q01", "sluice", "wrong", "warm-up: 3 rows, expected 4"),
                      ok("q01", "duckdb", 1.0), bad("q01", "polars", "n/a", "no | pipes")])
