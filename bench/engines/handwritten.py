@@ -1,9 +1,10 @@
 """``handwritten``: the core suite's pipeline as sluice runs it, written by hand with no engine.
 
 sluice runs ``scan_filter_project_map`` as one Polars query per file (the filter applied as
-Polars decodes, the five projected columns), each result converted to Arrow and passed
-through the arrow function ``add_net``, on a pool of ``BENCH_THREADS`` threads, the batches
-summed by the caller in file order. This module does the same with a ThreadPoolExecutor and
+Polars decodes, the five projected columns), each result converted to Arrow (string views
+cast to large strings, as sluice's blocks hold them) and passed through the arrow function
+``add_net``, on a pool of ``BENCH_THREADS`` threads, the batches summed by the caller in
+file order. This module does the same with a ThreadPoolExecutor and
 nothing else: no plan, no memory budget, no stats, no retries. Its time is the floor of
 that design. Polars below it is what the opaque UDF costs: Polars sees the whole query, so
 it never decodes l_orderkey and l_returnflag, which the UDF's input carries; sluice above
@@ -35,7 +36,11 @@ def scan_filter_project_map(data: str) -> dict:
 
     def one_file(path: str) -> pa.Table:
         frame = pl.scan_parquet(path).filter(predicate).select(core.PROJECT).collect()
-        return add_net(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))   # sluice's block types
+        table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
+        # sluice's block types: string views become large strings (cast by pyarrow in this thread)
+        table = pa.table([c.cast(pa.large_string()) if pa.types.is_string_view(c.type) else c for c in table.columns],
+                         names=table.column_names)
+        return add_net(table)
 
     rows, total = 0, 0.0
     with ThreadPoolExecutor(THREADS) as pool:

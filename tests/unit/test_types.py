@@ -71,3 +71,18 @@ def test_a_dataset_with_an_unsupported_column_reads_the_others(tmp_path):
         lake.to_arrow()
     with pytest.raises(sl.PlanError, match="'wide'"):
         sl.from_arrow(table).to_arrow()
+
+
+def test_polars_to_arrow_matches_polars_own_conversion_to_the_old_layouts():
+    import datetime
+    frame = pl.DataFrame({
+        "s": ["a", None, "a much longer string than twelve bytes"], "b": [b"x", b"y", None], "i": [1, 2, 3],
+        "l": [["a"], [], None], "st": [{"x": "q", "y": 1}, None, {"x": None, "y": 2}], "ll": [[["z"]], None, [[]]],
+        "c": pl.Series(["a", "b", "a"], dtype=pl.Categorical), "e": pl.Series(["a", "b", "a"], dtype=pl.Enum(["a", "b"])),
+        "d": [datetime.date(2020, 1, 1)] * 3, "dec": pl.Series(["1.20"] * 3).cast(pl.Decimal(15, 2)),
+    })
+    for candidate in (frame, frame.clear(), pl.concat([frame, frame], rechunk=False)):
+        expected = candidate.to_arrow(compat_level=pl.CompatLevel.oldest())
+        converted = polars_to_arrow(candidate)
+        assert converted.schema.equals(expected.schema, check_metadata=True)
+        assert converted.equals(expected)
