@@ -83,17 +83,23 @@ def arrow_to_polars(table: pa.Table | pa.RecordBatch) -> pl.DataFrame:
         raise
 
 
+SMALL_VIEW_BYTES = 8 << 20  # string/binary views up to this size are cast in the calling thread
+
+
 def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
     """The frame as Arrow, with large_string/large_binary where Polars holds string/binary views.
 
-    Polars' own conversion to those layouts runs on its global thread pool, so it waits behind
-    the queries other threads have running there (6 ms instead of 1 per block in a cold
-    2-core run); exporting the views (zero-copy) and casting the top-level view columns with
-    pyarrow runs in the calling thread instead. Nested types holding views keep Polars' own.
+    Polars' own conversion to those layouts runs on its global thread pool: fast for big
+    frames (a column per pool thread), but a small frame's conversion waits there behind the
+    queries other threads have running (6 ms instead of 1 per 200k-row block in a cold 2-core
+    run). So small top-level view columns are exported as they are (zero-copy) and cast by
+    pyarrow in the calling thread; big ones, and nested types holding views, go to Polars.
     """
     table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
     if not any(_has_views(dtype) for dtype in table.schema.types):
         return table
+    if sum(column.nbytes for column in table.columns if _has_views(column.type)) > SMALL_VIEW_BYTES:
+        return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     columns, fields = [], []
     for index, field in enumerate(table.schema):
         column = table.column(index)

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sluice as sl
+from sluice import types
 from sluice.types import _flat_normalized, arrow_to_polars, normalize_schema, polars_to_arrow, to_polars_type
 
 FLAT_TYPES = [
@@ -73,7 +74,9 @@ def test_a_dataset_with_an_unsupported_column_reads_the_others(tmp_path):
         sl.from_arrow(table).to_arrow()
 
 
-def test_polars_to_arrow_matches_polars_own_conversion_to_the_old_layouts():
+@pytest.mark.parametrize("view_bytes", [0, 8 << 20], ids=["big: Polars converts", "small: pyarrow casts"])
+def test_polars_to_arrow_matches_polars_own_conversion_to_the_old_layouts(view_bytes, monkeypatch):
+    monkeypatch.setattr(types, "SMALL_VIEW_BYTES", view_bytes)
     import datetime
     frame = pl.DataFrame({
         "s": ["a", None, "a much longer string than twelve bytes"], "b": [b"x", b"y", None], "i": [1, 2, 3],
