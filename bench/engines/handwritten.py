@@ -19,8 +19,9 @@ from bench.engines import harness
 THREADS = harness.threads()
 os.environ["POLARS_MAX_THREADS"] = str(THREADS)
 
-import pandas  # noqa: E402,F401  pyarrow imports it on its first Python scalar (add_net's 1.0), ~0.2 s: import
-#                  it before the clock, as `import sluice` does
+# pyarrow imports pandas on its first Python scalar (add_net's 1.0), ~0.2 s: load it before the clock,
+# as `import sluice` does
+import pandas  # noqa: E402,F401
 import polars as pl  # noqa: E402  (after POLARS_MAX_THREADS)
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402

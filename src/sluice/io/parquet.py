@@ -264,7 +264,6 @@ class ParquetSource(Source):
             yield apply_request_keeping_positions(with_positions(table, fragment.path, first_row), request)
 
     def _read(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
-        arrow_filter = request.arrow_filter
         remaining = request.limit if request.residual is None else None
         for fragment in fragments:
             if remaining is not None and remaining <= 0:

@@ -49,7 +49,8 @@ class LocalRunner(Runner):
         # Threads that wait on worker processes use no CPU: twice as many keep the workers fed.
         threads = context.config.num_threads * (2 if udf_steps else 1)
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sluice")
-        sampler = Sampler(context.events, lambda: run_sample(context.stats, budget, with_workers=udf_pools is not None)).start()
+        sampler = Sampler(context.events,
+                          lambda: run_sample(context.stats, budget, with_workers=udf_pools is not None)).start()
         failed = True
         try:
             yield from _StageRun(plan.root, context, pool, budget).blocks()

@@ -300,4 +300,3 @@ class ShuffleStage(ExchangeStage):
 
     def _note(self, text: str) -> None:
         self.stats.note(f"stage {self.stage.id}: {text}")
-

@@ -321,7 +321,8 @@ def measured(report: Report, stage_id: int, name: str, rows_in: int, bytes_in: i
 
 
 def timed(report: Report, stage_id: int, operator, block: pa.Table, label: str | None = None) -> pa.Table:
-    return measured(report, stage_id, label or operator.name, block.num_rows, block.nbytes, lambda: operator.apply(block),
+    return measured(report, stage_id, label or operator.name, block.num_rows, block.nbytes,
+                    lambda: operator.apply(block),
                     lambda t: t.num_rows, lambda t: t.nbytes)
 
 
