@@ -116,9 +116,19 @@ def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
 
 @functools.lru_cache(maxsize=256)
 def _has_views(dtype: pa.DataType) -> bool:
+    """Whether the type holds a string, binary or list view anywhere inside it."""
+    if (pa.types.is_string_view(dtype) or pa.types.is_binary_view(dtype) or pa.types.is_list_view(dtype)
+            or pa.types.is_large_list_view(dtype)):
+        return True
     if pa.types.is_dictionary(dtype):
         return _has_views(dtype.value_type)
-    return _without_views(dtype) != dtype
+    if pa.types.is_map(dtype):
+        return _has_views(dtype.key_type) or _has_views(dtype.item_type)
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+        return _has_views(dtype.value_type)
+    if pa.types.is_struct(dtype):
+        return any(_has_views(field.type) for field in dtype)
+    return False
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:
@@ -204,6 +214,10 @@ def _without_views(dtype: pa.DataType) -> pa.DataType:
     if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
         return pa.large_list(_without_views(dtype.value_type)) if pa.types.is_large_list(dtype) else pa.list_(
             _without_views(dtype.value_type))
+    if pa.types.is_fixed_size_list(dtype):
+        return pa.list_(_without_views(dtype.value_type), dtype.list_size)
+    if pa.types.is_map(dtype):
+        return pa.map_(_without_views(dtype.key_type), _without_views(dtype.item_type))
     return dtype
 
 

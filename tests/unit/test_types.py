@@ -83,7 +83,8 @@ def test_polars_to_arrow_matches_polars_own_conversion_to_the_old_layouts(view_b
         "l": [["a"], [], None], "st": [{"x": "q", "y": 1}, None, {"x": None, "y": 2}], "ll": [[["z"]], None, [[]]],
         "c": pl.Series(["a", "b", "a"], dtype=pl.Categorical), "e": pl.Series(["a", "b", "a"], dtype=pl.Enum(["a", "b"])),
         "d": [datetime.date(2020, 1, 1)] * 3, "dec": pl.Series(["1.20"] * 3).cast(pl.Decimal(15, 2)),
-    })
+        "arr": pl.Series([["a", "b"], ["c", None], None], dtype=pl.Array(pl.String, 2)),
+    }).with_columns(pl.from_arrow(pa.table({"mp": pa.array([[("k", 1)], None, []], pa.map_(pa.string(), pa.int64()))})))
     for candidate in (frame, frame.clear(), pl.concat([frame, frame], rechunk=False)):
         expected = candidate.to_arrow(compat_level=pl.CompatLevel.oldest())
         converted = polars_to_arrow(candidate)
