@@ -8,6 +8,7 @@ learned by running it on an empty frame, so a plan's schema is known without rea
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import polars as pl
 import pyarrow as pa
@@ -117,18 +118,23 @@ def polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
 @functools.lru_cache(maxsize=256)
 def _has_views(dtype: pa.DataType) -> bool:
     """Whether the type holds a string, binary or list view anywhere inside it."""
-    if (pa.types.is_string_view(dtype) or pa.types.is_binary_view(dtype) or pa.types.is_list_view(dtype)
-            or pa.types.is_large_list_view(dtype)):
+    return _anywhere_in(dtype, lambda t: pa.types.is_string_view(t) or pa.types.is_binary_view(t)
+                        or pa.types.is_list_view(t) or pa.types.is_large_list_view(t))
+
+
+def _anywhere_in(dtype: pa.DataType, test: Callable[[pa.DataType], bool]) -> bool:
+    """Whether `test` holds for the type or for any type nested in it (items, fields, keys, values)."""
+    if test(dtype):
         return True
-    if pa.types.is_dictionary(dtype):
-        return _has_views(dtype.value_type)
-    if pa.types.is_map(dtype):
-        return _has_views(dtype.key_type) or _has_views(dtype.item_type)
-    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
-        return _has_views(dtype.value_type)
     if pa.types.is_struct(dtype):
-        return any(_has_views(field.type) for field in dtype)
-    return False
+        children = [field.type for field in dtype]
+    elif pa.types.is_map(dtype):
+        children = [dtype.key_type, dtype.item_type]
+    elif hasattr(dtype, "value_type"):  # lists of every kind, dictionaries
+        children = [dtype.value_type]
+    else:
+        children = []
+    return any(_anywhere_in(child, test) for child in children)
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:
@@ -164,19 +170,8 @@ def _normalized(schema: pa.Schema) -> tuple[pa.Schema, tuple[pa.Field, ...]]:
 
 
 def _polars_lacks(dtype: pa.DataType) -> bool:
-    """Types Polars cannot hold (converting them panics inside Polars)."""
-    if pa.types.is_interval(dtype) or (pa.types.is_decimal(dtype) and dtype.precision > 38):
-        return True
-    if pa.types.is_dictionary(dtype):
-        return _polars_lacks(dtype.value_type)
-    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype) \
-            or pa.types.is_list_view(dtype) or pa.types.is_large_list_view(dtype):
-        return _polars_lacks(dtype.value_type)
-    if pa.types.is_struct(dtype):
-        return any(_polars_lacks(field.type) for field in dtype)
-    if pa.types.is_map(dtype):
-        return _polars_lacks(dtype.key_type) or _polars_lacks(dtype.item_type)
-    return False
+    """Types Polars cannot hold (converting them panics inside Polars), alone or nested."""
+    return _anywhere_in(dtype, lambda t: pa.types.is_interval(t) or (pa.types.is_decimal(t) and t.precision > 38))
 
 
 def _flat_normalized(dtype: pa.DataType) -> pa.DataType | None:
