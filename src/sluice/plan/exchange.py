@@ -50,7 +50,7 @@ def split_by_partition(table: pa.Table, ids: np.ndarray, num_partitions: int) ->
     for column in table.columns:
         # one contiguous copy of the column, not every take resolving chunks row by row; a column
         # at a time, so the copy adds one column, not one block, to the map task's peak memory
-        whole = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        whole = _one_array(column)
         for piece, index in zip(columns, indices):
             piece.append(whole.take(index))
     return [(p, pa.Table.from_arrays(piece, schema=table.schema)) for p, piece in zip(partitions, columns)]
@@ -134,21 +134,71 @@ class RangePartitioner(Partitioner):
         boundaries = self.boundaries
         if boundaries is None or boundaries.num_rows == 0:
             return [(0, table)] if table.num_rows else []
+        return split_by_partition(table, self.partition_ids(table), boundaries.num_rows + 1)
+
+    def partition_ids(self, table: pa.Table) -> np.ndarray:
+        """Each row's partition: how many boundaries come before it in the sort order (a row tied with
+        a boundary goes before it)."""
+        if len(self.spec.by) == 1:
+            ids = _searched_ids(table.column(self.spec.by[0]), self.boundaries.column(0),
+                                self.spec.descending[0], self.spec.nulls_last[0])
+            if ids is not None:
+                return ids
+        return self._merged_ids(table)
+
+    def _merged_ids(self, table: pa.Table) -> np.ndarray:
+        """Any key columns: sort the rows with the boundaries (a boundary after the rows tied with it),
+        and count the boundaries before each row."""
         keys = list(self.spec.by)
         rows = arrow_to_polars(table.select(keys)).with_columns(
             pl.lit(0, pl.Int8).alias("__marker"), pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"))
-        marks = arrow_to_polars(boundaries.select(keys)).with_columns(
+        marks = arrow_to_polars(self.boundaries.select(keys)).with_columns(
             pl.lit(1, pl.Int8).alias("__marker"), pl.lit(-1, pl.Int64).alias("__row"))
         merged = pl.concat([rows, marks], how="vertical_relaxed").sort(
             keys + ["__marker"], descending=list(self.spec.descending) + [False],
             nulls_last=list(self.spec.nulls_last) + [False], maintain_order=True)
         merged = merged.with_columns(pl.col("__marker").cast(pl.Int64).cum_sum().alias("__partition"))
-        placed = merged.filter(pl.col("__marker") == 0).sort("__row")
-        ids = placed["__partition"].to_numpy().astype(np.int64)
-        return split_by_partition(table, ids, boundaries.num_rows + 1)
+        placed = merged.filter(pl.col("__marker") == 0)
+        ids = np.empty(table.num_rows, dtype=np.int64)
+        ids[placed["__row"].to_numpy()] = placed["__partition"].to_numpy()
+        return ids
 
     def describe(self):
         return f"range({self.spec.describe()})"
+
+
+def _searched_ids(column: pa.ChunkedArray, bounds: pa.ChunkedArray, descending: bool,
+                  nulls_last: bool) -> np.ndarray | None:
+    """`RangePartitioner.partition_ids` for one integer, float or temporal key, by binary search in the
+    boundaries: no sort of the block. None for other types. Ties, NaN (the largest float) and nulls
+    land where the merging sort puts them."""
+    kind = column.type
+    if pa.types.is_temporal(kind) and not pa.types.is_interval(kind):
+        numeric = pa.int32() if kind.bit_width == 32 else pa.int64()
+    elif pa.types.is_integer(kind) or kind in (pa.float32(), pa.float64()):
+        numeric = kind
+    else:
+        return None
+    values, bounds = (_one_array(c).view(numeric) for c in (column, bounds))
+    null_bounds = bounds.null_count
+    ordered = bounds.drop_null().to_numpy()  # in the sort's order
+    if descending:
+        ordered = ordered[::-1]
+    keys = values.fill_null(0).to_numpy() if values.null_count else values.to_numpy()
+    if descending:
+        ids = len(ordered) - np.searchsorted(ordered, keys, side="right")
+    else:
+        ids = np.searchsorted(ordered, keys, side="left")
+    ids = ids.astype(np.int64)
+    if not nulls_last:
+        ids += null_bounds  # null boundaries come first, before every value
+    if values.null_count:
+        ids[values.is_null().to_numpy(zero_copy_only=False)] = len(ordered) if nulls_last else 0
+    return ids
+
+
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
 # ---------------------------------------------------------------- map-side prepare steps
