@@ -52,3 +52,15 @@ def test_plan_reduce_coalesces_and_sets_skewed_probe_partitions_apart():
 
 def test_reduce_keys_number_the_slices_of_a_split_partition():
     assert adaptive.reduce_keys(3, [(0, 1), (4,), (7,), (7,)]) == ["s3:p0,1:0", "s3:p4:0", "s3:p7:0", "s3:p7:1"]
+
+
+def test_a_repartition_regroups_consecutive_pieces_up_to_the_target_in_order():
+    sizes = [800] * 25
+    groups = list(adaptive.consecutive_groups(range(25), lambda i: sizes[i], 4_000))
+    assert groups == [list(range(i, i + 5)) for i in range(0, 25, 5)]
+
+
+def test_a_piece_over_the_target_makes_a_group_alone():
+    sizes = {"a": 2, "big": 1000, "b": 2, "c": 2}
+    assert list(adaptive.consecutive_groups(["a", "big", "b", "c"], sizes.get, 100)) == [["a"], ["big"], ["b", "c"]]
+    assert list(adaptive.consecutive_groups([], sizes.get, 100)) == []

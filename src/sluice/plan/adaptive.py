@@ -14,11 +14,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from statistics import median
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_PARTITIONS = 64
 MAX_PARTITIONS = 1024
 SORT_WORK_FACTOR = 2  # a sort task holds its partition twice (input and sorted copy): make partitions smaller
 HOT_KEY_SHARE = 10  # a key holding at least 1/10 of a skewed partition's rows is reported as hot
+# a repartition (a join's collected build side, a sort's buffered input) re-splits the pieces of a map side
+# joined up to this size: most of the gain of fewer, bigger pieces, for little more memory in flight
+REPARTITION_BLOCK_BYTES = 8 << 20
 
 
 def default_partitions(estimated_bytes: int, task_bytes: int, parallelism: int) -> int:
@@ -33,6 +39,22 @@ def sort_partitions(total_bytes: int, task_bytes: int, parallelism: int) -> int:
     return max(1, min(MAX_PARTITIONS, max(wanted, parallelism if wanted > 1 else 1)))
 
 
+def consecutive_groups(items: Iterable[T], size: Callable[[T], int], target_bytes: int) -> Iterator[list[T]]:
+    """Consecutive items joined into groups of about `target_bytes` (an item over it makes a group
+    alone): splitting a piece costs a fixed overhead per piece it makes, so a repartition re-splits
+    the small pieces of a map side a group at a time."""
+    group: list[T] = []
+    total = 0
+    for item in items:
+        if group and total + size(item) > target_bytes:
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += size(item)
+    if group:
+        yield group
+
+
 def _skewed(probe_bytes: list[int], live: list[int], factor: float, min_bytes: int) -> set[int]:
     """Partitions over `factor` x the median size of the live ones, and over `min_bytes`."""
     typical = median([probe_bytes[p] for p in live])
@@ -41,18 +63,8 @@ def _skewed(probe_bytes: list[int], live: list[int], factor: float, min_bytes: i
 
 def coalesce(live: list[int], sizes: list[int], target: int, exclude: set[int] = frozenset()) -> list[tuple[int, ...]]:
     """Adjacent live partitions grouped into reduce tasks of about `target` bytes, in partition order."""
-    groups, group, group_bytes = [], [], 0
-    for p in live:
-        if p in exclude:
-            continue
-        if group and group_bytes + sizes[p] > target:
-            groups.append(tuple(group))
-            group, group_bytes = [], 0
-        group.append(p)
-        group_bytes += sizes[p]
-    if group:
-        groups.append(tuple(group))
-    return groups
+    kept = [p for p in live if p not in exclude]
+    return [tuple(group) for group in consecutive_groups(kept, sizes.__getitem__, target)]
 
 
 def slices(rows: list[int], chunk_rows: int) -> list[list[tuple[int, int, int]]]:

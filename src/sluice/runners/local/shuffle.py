@@ -38,9 +38,6 @@ from .exchange_checkpoint import ExchangeCheckpoint
 if TYPE_CHECKING:
     from .executor import _StageRun
 
-# blocks re-split by a repartition are joined up to this size first: most of the gain of fewer, bigger pieces,
-# for little more memory in flight
-REPARTITION_BLOCK_BYTES = 8 << 20
 SAMPLES_FILE = "samples.parquet"  # a persisted sort exchange keeps its key sample, to draw the same ranges
 
 
@@ -148,8 +145,10 @@ class ShuffleStage(ExchangeStage):
     def _repartition(self, source: ExchangeBuffer, partitioner: Partitioner, partitions: int) -> ExchangeBuffer:
         target = self._new_buffer(source.schema, partitions, "re")
         work = lambda block: self.run.timed_partition(partitioner, block, partitions)  # noqa: E731
+        block_bytes = min(self.reduce_task_bytes, adaptive.REPARTITION_BLOCK_BYTES)
         for partition in range(source.num_partitions):
-            blocks = _coalesced(source.iter_blocks(partition), min(self.reduce_task_bytes, REPARTITION_BLOCK_BYTES))
+            blocks = (pa.concat_tables(group) if len(group) > 1 else group[0]
+                      for group in adaptive.consecutive_groups(source.iter_blocks(partition), _nbytes, block_bytes))
             for pieces in self.run.parallel(work, ((b, b.nbytes) for b in blocks)):
                 for index, piece in pieces:
                     target.add(index, piece)
@@ -305,16 +304,6 @@ class ShuffleStage(ExchangeStage):
         self.stats.note(f"stage {self.stage.id}: {text}")
 
 
-def _coalesced(blocks: Iterator[pa.Table], target_bytes: int) -> Iterator[pa.Table]:
-    """Consecutive blocks joined up to about `target_bytes`: a buffered partition holds the small
-    pieces map tasks made, and splitting each one again costs a fixed overhead per piece made."""
-    group: list[pa.Table] = []
-    size = 0
-    for block in blocks:
-        if group and size + block.nbytes > target_bytes:
-            yield pa.concat_tables(group) if len(group) > 1 else group[0]
-            group, size = [], 0
-        group.append(block)
-        size += block.nbytes
-    if group:
-        yield pa.concat_tables(group) if len(group) > 1 else group[0]
+
+def _nbytes(block: pa.Table) -> int:
+    return block.nbytes

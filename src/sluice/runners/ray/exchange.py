@@ -157,8 +157,10 @@ class ShuffleRun(ExchangeStage):
         target = Exchange(source.schema, partitions)
         chain = Chain(self.run, self.owner.spec(operators=(), finish=MapSpec(self.stage.id, partitions, partitioner)))
         pieces = [piece for p in range(source.partitions) for piece in source.pieces[p]]
-        for out in self.owner.parallel(pieces, lambda piece, block: chain.submit("blocks", [None], [piece[0]], block,
-                                                                                 {})):
+        groups = adaptive.consecutive_groups(pieces, lambda piece: piece[2], min(self.reduce_task_bytes,
+                                                                                  adaptive.REPARTITION_BLOCK_BYTES))
+        for out in self.owner.parallel(groups, lambda group, block: chain.submit(
+                "blocks", [None] * len(group), [piece[0] for piece in group], block, {})):
             target.add(out)
         self.stats.add_shuffle(read=source.read_bytes(range(source.partitions)), written=target.total_bytes)
         for partition in range(source.partitions):
