@@ -1,7 +1,8 @@
 """The part of running an exchange stage that every runner does the same way.
 
 Which exchanges a stage needs (a join's two sides, a sort's key ranges, or one hash
-exchange for an aggregation or a distinct), in what order the adaptive steps run, how many
+exchange for an aggregation or a distinct), when a join broadcasts its build side, in what
+order the adaptive steps run, how many
 partitions an exchange gets when the plan fixed none, and what is recorded when a resumable
 run has saved an exchange. A runner subclasses `ExchangeStage` and supplies the mechanics:
 how blocks are partitioned and held (local: buffers that spill; Ray: object refs), and how
@@ -14,7 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from ..observe.stats import RunStats
+from ..config import Config
+from ..observe.stats import RunStats, format_bytes
 from ..plan import adaptive
 from ..plan.exchange import RangePartitioner, SinglePartitioner
 from ..plan.physical import ShuffleRead, Stage
@@ -22,10 +24,11 @@ from ..reliability.crash_points import crash_point
 
 
 class ExchangeStage(ABC):
-    """Subclasses set `stage` and `stats`, and implement the underscored steps used below."""
+    """Subclasses set `stage`, `stats` and `config`, and implement the underscored steps used below."""
 
     stage: Stage
     stats: RunStats
+    config: Config
 
     @property
     @abstractmethod
@@ -58,6 +61,33 @@ class ExchangeStage(ABC):
         return adaptive.default_partitions(sum(r.estimated_bytes or 0 for r in reads), self.reduce_task_bytes,
                                            self.parallelism)
 
+    def _join(self) -> Iterator[Any]:
+        """Collect the build side; broadcast it when planned, or when it measured under the threshold;
+        else hash-partition both sides and join partition by partition."""
+        plan = self.stage.join
+        build_read, probe_read = self.stage.shuffle[plan.build], self.stage.shuffle[1 - plan.build]
+        side = "left" if plan.build == 0 else "right"
+        partitions = self._default_partitions(*self.stage.shuffle)
+        if plan.can_broadcast:
+            collected = self._map_side(build_read, 1, SinglePartitioner())
+            size, threshold = collected.total_bytes, self.config.broadcast_threshold
+            if plan.strategy == "broadcast" or (self.config.adaptive and size < threshold):
+                how = "as planned" if plan.strategy == "broadcast" else "adaptive: switched from shuffle"
+                self._note(f"{side} side measured {format_bytes(size)}: broadcast ({how})")
+                yield from self._broadcast(collected, probe_read)
+                return
+            self._note(f"{side} side measured {format_bytes(size)} >= {format_bytes(threshold)}: shuffle")
+            build = self._repartition(collected, build_read.partitioner, partitions)
+        else:
+            build = self._map_side(build_read, partitions)
+        probe = self._map_side(probe_read, partitions)
+        exchanges = [build, probe] if plan.build == 0 else [probe, build]
+        yield from self._reduce(exchanges, self._plan_items(exchanges, None if plan.build_is_preserved
+                                                            else 1 - plan.build))
+
+    def _note(self, text: str) -> None:
+        self.stats.note(f"stage {self.stage.id}: {text}")
+
     def _exchange_saved(self, rows: int, written: int, directory: str) -> None:
         """A resumable run's exchange is on disk, complete: a crash from here on restores it."""
         self.stats.add_shuffle(written=written)
@@ -67,15 +97,19 @@ class ExchangeStage(ABC):
 
     # the runner's mechanics
     @abstractmethod
-    def _join(self) -> Iterator[Any]:
-        ...
+    def _broadcast(self, collected: Any, probe_read: ShuffleRead) -> Iterator[Any]:
+        """Join each block of the probe side with the whole collected build side (one partition)."""
+
+    @abstractmethod
+    def _repartition(self, source: Any, partitioner: Any, partitions: int) -> Any:
+        """A new exchange: `source`'s rows split again by `partitioner`."""
 
     @abstractmethod
     def _sort(self) -> Iterator[Any]:
         ...
 
     @abstractmethod
-    def _map_side(self, read: ShuffleRead, partitions: int) -> Any:
+    def _map_side(self, read: ShuffleRead, partitions: int, partitioner: Any = None) -> Any:
         ...
 
     @abstractmethod

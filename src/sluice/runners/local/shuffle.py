@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Iterator
 import pyarrow as pa
 from pyarrow.parquet import read_table, write_table
 
-from ...observe.stats import format_bytes
 from ...plan import adaptive, holistic_split
 from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner, sample_keys
 from ...plan.physical import PhysicalPlan, ShuffleRead
@@ -158,30 +157,8 @@ class ShuffleStage(ExchangeStage):
 
     # ------------------------------------------------------------ joins
 
-    def _join(self) -> Iterator[pa.Table]:
-        plan = self.stage.join
-        build_read, probe_read = self.stage.shuffle[plan.build], self.stage.shuffle[1 - plan.build]
-        side = "left" if plan.build == 0 else "right"
-        partitions = self._default_partitions(*self.stage.shuffle)
-        if plan.can_broadcast:
-            collected = self._map_side(build_read, 1, SinglePartitioner())
-            size = collected.total_bytes
-            threshold = self.config.broadcast_threshold
-            if plan.strategy == "broadcast" or (self.config.adaptive and size < threshold):
-                how = "as planned" if plan.strategy == "broadcast" else "adaptive: switched from shuffle"
-                self._note(f"{side} side measured {format_bytes(size)}: broadcast ({how})")
-                yield from self._broadcast(collected.read([0]), probe_read)
-                return
-            self._note(f"{side} side measured {format_bytes(size)} >= {format_bytes(threshold)}: shuffle")
-            build = self._repartition(collected, build_read.partitioner, partitions)
-        else:
-            build = self._map_side(build_read, partitions)
-        probe = self._map_side(probe_read, partitions)
-        buffers = [build, probe] if plan.build == 0 else [probe, build]
-        probe_index = 1 - plan.build
-        yield from self._reduce(buffers, self._plan_items(buffers, None if plan.build_is_preserved else probe_index))
-
-    def _broadcast(self, build: pa.Table, probe_read: ShuffleRead) -> Iterator[pa.Table]:
+    def _broadcast(self, collected: ExchangeBuffer, probe_read: ShuffleRead) -> Iterator[pa.Table]:
+        build = collected.read([0])
         reducer = self.stage.reducer
         build_is_left = self.stage.join.build == 0
 
@@ -299,10 +276,6 @@ class ShuffleStage(ExchangeStage):
                 for buffer in buffers:
                     buffer.release(partition)
             yield block
-
-    def _note(self, text: str) -> None:
-        self.stats.note(f"stage {self.stage.id}: {text}")
-
 
 
 def _nbytes(block: pa.Table) -> int:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ...observe.stats import format_bytes
 from ...plan import adaptive, holistic_split
 from ...plan.exchange import Partitioner, RangePartitioner, SinglePartitioner
 from ...plan.physical import PhysicalPlan, ShuffleRead
@@ -110,9 +109,6 @@ class ShuffleRun(ExchangeStage):
     def parallelism(self) -> int:
         return self.run.parallelism
 
-    def _note(self, text: str) -> None:
-        self.stats.note(f"stage {self.stage.id}: {text}")
-
     # ------------------------------------------------------------ map side
 
     def _map_side(self, read: ShuffleRead, partitions: int, partitioner: Partitioner | None = None,
@@ -168,28 +164,6 @@ class ShuffleRun(ExchangeStage):
         return target
 
     # ------------------------------------------------------------ joins
-
-    def _join(self) -> Iterator[Out]:
-        plan = self.stage.join
-        build_read, probe_read = self.stage.shuffle[plan.build], self.stage.shuffle[1 - plan.build]
-        side = "left" if plan.build == 0 else "right"
-        partitions = self._default_partitions(*self.stage.shuffle)
-        if plan.can_broadcast:
-            collected = self._map_side(build_read, 1, SinglePartitioner())
-            size, threshold = collected.total_bytes, self.config.broadcast_threshold
-            if plan.strategy == "broadcast" or (self.config.adaptive and size < threshold):
-                how = "as planned" if plan.strategy == "broadcast" else "adaptive: switched from shuffle"
-                self._note(f"{side} side measured {format_bytes(size)}: broadcast ({how})")
-                yield from self._broadcast(collected, probe_read)
-                return
-            self._note(f"{side} side measured {format_bytes(size)} >= {format_bytes(threshold)}: shuffle")
-            build = self._repartition(collected, build_read.partitioner, partitions)
-        else:
-            build = self._map_side(build_read, partitions)
-        probe = self._map_side(probe_read, partitions)
-        exchanges = [build, probe] if plan.build == 0 else [probe, build]
-        yield from self._reduce(exchanges, self._plan_items(exchanges, None if plan.build_is_preserved
-                                                            else 1 - plan.build))
 
     def _broadcast(self, collected: Exchange, probe_read: ShuffleRead) -> Iterator[Out]:
         """The build side fetched once and put once; each block of the other side is joined where it is."""
