@@ -74,3 +74,10 @@ def test_other_key_types_take_the_general_path():
     table = pa.table({"k": ["b", None, "a", "c"]})
     partitioner = RangePartitioner(SortSpec(("k",), (False,), (False,)), pa.table({"k": ["b"]}))
     assert partitioner.partition_ids(table).tolist() == [0, 0, 0, 1]
+
+
+def test_boundaries_of_another_type_take_the_general_path():
+    table = pa.table({"k": pa.array([1, 5, 9], pa.int64())})
+    partitioner = RangePartitioner(SortSpec(("k",), (False,), (False,)), pa.table({"k": pa.array([5], pa.int32())}))
+    assert _searched_ids(table.column("k"), partitioner.boundaries.column(0), False, False) is None
+    assert partitioner.partition_ids(table).tolist() == [0, 0, 1]

@@ -173,6 +173,8 @@ def _searched_ids(column: pa.ChunkedArray, bounds: pa.ChunkedArray, descending: 
     boundaries: no sort of the block. None for other types. Ties, NaN (the largest float) and nulls
     land where the merging sort puts them."""
     kind = column.type
+    if bounds.type != kind:  # a sample drawn from blocks of another type: the general path casts
+        return None
     if pa.types.is_temporal(kind) and not pa.types.is_interval(kind):
         numeric = pa.int32() if kind.bit_width == 32 else pa.int64()
     elif pa.types.is_integer(kind) or kind in (pa.float32(), pa.float64()):
