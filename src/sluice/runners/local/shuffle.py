@@ -146,7 +146,7 @@ class ShuffleStage(ExchangeStage):
         work = lambda block: self.run.timed_partition(partitioner, block, partitions)  # noqa: E731
         block_bytes = min(self.reduce_task_bytes, adaptive.REPARTITION_BLOCK_BYTES)
         for partition in range(source.num_partitions):
-            blocks = (pa.concat_tables(group) if len(group) > 1 else group[0]
+            blocks = (pa.concat_tables(group, promote_options="permissive") if len(group) > 1 else group[0]
                       for group in adaptive.consecutive_groups(source.iter_blocks(partition), _nbytes, block_bytes))
             for pieces in self.run.parallel(work, ((b, b.nbytes) for b in blocks)):
                 for index, piece in pieces:
