@@ -3,8 +3,9 @@
 Which exchanges a stage needs (a join's two sides, a sort's key ranges, or one hash
 exchange for an aggregation or a distinct), when a join broadcasts its build side, in what
 order the adaptive steps run, how many partitions an exchange gets when the plan fixed none,
-and what is recorded when a resumable run has saved an exchange. A runner subclasses `ExchangeStage` and supplies the mechanics:
-how blocks are partitioned and held (local: buffers that spill; Ray: object refs), and how
+and what is recorded when a resumable run has saved an exchange. A runner subclasses
+`ExchangeStage` and supplies the mechanics: how blocks are partitioned and held (local:
+buffers that spill; Ray: object refs), how a collected build side is broadcast, and how
 reduce tasks run. The decisions themselves are pure functions in plan/adaptive.py.
 """
 
