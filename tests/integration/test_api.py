@@ -233,6 +233,15 @@ def test_stats_after_run(runner):
     assert "Filter+Select" in str(stats)
 
 
+def test_every_stage_records_when_it_started_and_ended(runner):
+    ds = sl.range(20_000).group_by((col("id") % 7).alias("k")).agg(n=sl.count()).sort("k")
+    assert ds.to_arrow()["n"].to_pylist()[0] == 2858
+    stages = ds.stats().stages.values()
+    assert len(stages) >= 2
+    for stage in stages:  # the stage table's "wall s" is ended_at - started_at
+        assert 0 < stage.started_at <= stage.ended_at, stage
+
+
 def test_two_operators_of_a_kind_in_one_stage_keep_their_own_stats(runner, tmp_path):
     sl.configure(runs_dir=str(tmp_path / "runs"), max_bad_records=1)  # the runner fixture restores the settings
 

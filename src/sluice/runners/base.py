@@ -9,11 +9,12 @@ in `RUNNERS`; the shared integration suite in tests/integration runs against eve
 
 from __future__ import annotations
 
+import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import pyarrow as pa
 
@@ -22,8 +23,11 @@ from ..errors import RunnerError
 from ..observe.events import EVENTS_FILE, EventLog
 from ..observe.progress import Progress
 from ..observe.stats import RunStats
-from ..plan.physical import PhysicalPlan
+from ..plan.physical import PhysicalPlan, Stage
 from ..reliability.run_store import RunStore
+
+
+T = TypeVar("T")
 
 
 def new_run_id() -> str:
@@ -70,6 +74,49 @@ class RunContext:
             from ..reliability.quarantine import DeadLetters
             self._dead_letters = DeadLetters(self.run_dir, self.run_id, self.config, self.stats)
         return self._dead_letters
+
+
+class StageReporting:
+    """What a stage run reports the same way on every runner: when it started and ended (its stats,
+    the stage_end event), each finished task, its progress bar, and why it is held back. Subclasses
+    set `stage` and `context`, and say how many rows an output holds (`_rows_of`)."""
+
+    stage: Stage
+    context: RunContext
+
+    def _reported(self, outputs: Iterator[T]) -> Iterator[T]:
+        """`outputs`, with the stage's start and end times kept in its stats and a stage_end event after."""
+        stage, stats = self.stage, self.context.stats
+        stats.stage(stage.id, stage.name).started_at = time.time()
+        try:
+            yield from outputs
+        finally:
+            progress = stats.stages[stage.id]
+            progress.ended_at = time.time()
+            self.context.events.emit("stage_end", stage=stage.id, rows=progress.rows_done, tasks=progress.tasks_done)
+
+    def _counted(self, outputs: Iterable[T]) -> Iterator[T]:
+        """`outputs`, each counted as a finished task (the stage's stats and progress bar)."""
+        stats, progress, stage_id = self.context.stats, self.context.progress, self.stage.id
+        for output in outputs:
+            rows = self._rows_of(output)
+            stats.task_done(stage_id, rows)
+            progress.advance(stage_id, rows)
+            yield output
+
+    @staticmethod
+    def _rows_of(output: Any) -> int:
+        """The rows a task's output holds, in whatever form the runner keeps it."""
+        raise NotImplementedError
+
+    def _start(self, tasks_total: int | None) -> None:
+        self.context.progress.start_stage(self.stage.id, self.stage.name, tasks_total)
+        self.context.events.emit("stage_start", stage=self.stage.id, name=self.stage.name, tasks_total=tasks_total)
+
+    def set_state(self, state: str) -> None:
+        """Say why the stage is not producing (held back), or "" when it goes again."""
+        self.context.stats.stages[self.stage.id].state = state
+        self.context.progress.set_state(self.stage.id, state)
 
 
 class Runner(ABC):

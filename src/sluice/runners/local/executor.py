@@ -25,7 +25,7 @@ from ...plan.operators import WRITTEN_SCHEMA, MapBatchesStep, WriteStep, normali
 from ...plan.physical import PhysicalPlan, Stage
 from ...reliability.retry import retrying
 from ...reliability.run_store import RunStore
-from ..base import RunContext, Runner
+from ..base import RunContext, Runner, StageReporting
 from ...io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ...observe.events import Sampler, run_sample, set_current_block
 from ...observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
@@ -70,7 +70,7 @@ class LocalRunner(Runner):
                 context.dead_letters.flush()
 
 
-class _StageRun:
+class _StageRun(StageReporting):
     def __init__(self, stage: Stage, context: RunContext, pool: ThreadPoolExecutor, budget: MemoryBudget,
                  finish: Callable[[pa.Table], Any] | None = None, checkpoint=None):
         self.stage = stage
@@ -88,14 +88,7 @@ class _StageRun:
             context.store is not None
 
     def blocks(self) -> Iterator[Any]:
-        stage, stats = self.stage, self.context.stats
-        stats.stage(stage.id, stage.name).started_at = time.time()
-        try:
-            yield from self._blocks()
-        finally:
-            progress = stats.stages[stage.id]
-            progress.ended_at = time.time()
-            self.context.events.emit("stage_end", stage=stage.id, rows=progress.rows_done, tasks=progress.tasks_done)
+        return self._reported(self._blocks())
 
     def _blocks(self) -> Iterator[Any]:
         stage, stats = self.stage, self.context.stats
@@ -141,21 +134,9 @@ class _StageRun:
     def upstream(self, stage: Stage, finish: Callable[[pa.Table], Any] | None = None, checkpoint=None) -> Iterator[Any]:
         return _StageRun(stage, self.context, self.pool, self.budget, finish, checkpoint).blocks()
 
-    def _start(self, tasks_total: int | None) -> None:
-        self.context.progress.start_stage(self.stage.id, self.stage.name, tasks_total)
-        self.context.events.emit("stage_start", stage=self.stage.id, name=self.stage.name, tasks_total=tasks_total)
-
-    def set_state(self, state: str) -> None:
-        """Say why the stage is not producing (held back), or "" when it goes again."""
-        self.context.stats.stages[self.stage.id].state = state
-        self.context.progress.set_state(self.stage.id, state)
-
-    def _counted(self, outputs: Iterable[Any]) -> Iterator[Any]:
-        for output in outputs:
-            rows, _ = _output_size(output)
-            self.context.stats.task_done(self.stage.id, rows)
-            self.context.progress.advance(self.stage.id, rows)
-            yield output
+    @staticmethod
+    def _rows_of(output: Any) -> int:
+        return _output_size(output)[0]
 
     def skip_completed(self, items: list, key: Callable[[Any], str]) -> tuple[list, list[pa.Table]]:
         """Split a resumed stage's items into those still to run and the outputs of those an earlier

@@ -40,7 +40,7 @@ from ...plan.operators import (
 )
 from ...plan.physical import PhysicalPlan, Stage
 from ...reliability.run_store import RunStore
-from ..base import RunContext, Runner
+from ..base import RunContext, Runner, StageReporting
 from .cluster import cluster_cpus, connect, storage_environment
 from .tasks import BadInputSink, ChainSpec, MapSpec, Report
 
@@ -276,7 +276,7 @@ class Chain:
         return Pending(outputs, reports, actors, block, covers)
 
 
-class StageRun:
+class StageRun(StageReporting):
     """One stage's stream of finished task outputs, in order; `finish` hands them to an exchange."""
 
     def __init__(self, run: RayRun, stage: Stage, finish: MapSpec | None = None, checkpoint=None):
@@ -300,25 +300,11 @@ class StageRun:
         return ChainSpec(self.stage.id, self.context.run_id, self.run.config, **fields)
 
     def outputs(self) -> Iterator[Out]:
-        stage, stats = self.stage, self.context.stats
-        stats.stage(stage.id, stage.name)
-        try:
-            for out in self._outputs():
-                stats.task_done(stage.id, out.rows)
-                self.context.progress.advance(stage.id, out.rows)
-                yield out
-        finally:
-            progress = stats.stages[stage.id]
-            self.context.events.emit("stage_end", stage=stage.id, rows=progress.rows_done, tasks=progress.tasks_done)
+        return self._reported(self._counted(self._outputs()))
 
-    def _start(self, tasks_total: int | None) -> None:
-        self.context.progress.start_stage(self.stage.id, self.stage.name, tasks_total)
-        self.context.events.emit("stage_start", stage=self.stage.id, name=self.stage.name, tasks_total=tasks_total)
-
-    def set_state(self, state: str) -> None:
-        """Say why the stage is not producing (held back), or "" when it goes again."""
-        self.context.stats.stages[self.stage.id].state = state
-        self.context.progress.set_state(self.stage.id, state)
+    @staticmethod
+    def _rows_of(output: Out) -> int:
+        return output.rows
 
     def upstream(self, stage: Stage, finish: MapSpec | None = None, checkpoint=None) -> Iterator[Out]:
         return StageRun(self.run, stage, finish, checkpoint).outputs()
