@@ -514,9 +514,13 @@ def _flags(value: bool | Sequence[bool], names: tuple[str, ...], label: str) -> 
 
 
 def _align_key_types(left: LogicalNode, right: LogicalNode, left_keys, right_keys):
-    """Cast join keys of different numeric types to their common type, so equal values hash alike."""
+    """Cast join keys of one kind but different types (int32 and float64, string and large_string) to
+    their common type, so equal values hash alike. Keys of different kinds (a number and a string) are
+    left for Join.__post_init__ to refuse: Polars' common type of those is a string, and a silent cast
+    would join nothing."""
     import polars as pl
 
+    from .typecheck import kind_of_type
     from .types import arrow_to_polars, polars_to_arrow
     left_schema, right_schema = left.schema, right.schema
     left_casts, right_casts = [], []
@@ -524,7 +528,7 @@ def _align_key_types(left: LogicalNode, right: LogicalNode, left_keys, right_key
         if lk not in left_schema.names or rk not in right_schema.names:
             continue
         lt, rt = left_schema.field(lk).type, right_schema.field(rk).type
-        if lt == rt:
+        if lt == rt or kind_of_type(lt) != kind_of_type(rt):
             continue
         frames = [arrow_to_polars(pa.table({"k": pa.array([], t)})) for t in (lt, rt)]
         try:

@@ -220,3 +220,13 @@ def test_bad_type_name_in_cast():
 def test_bad_memory_budget_string():
     with pytest.raises(sl.SluiceError, match="size"):
         sl.configure(memory_budget="lots")
+
+
+def test_a_join_of_a_number_key_with_a_string_key_is_refused_not_cast(tmp_path):
+    """Polars' common type of int64 and a string is a string: cast silently, the join matched nothing."""
+    numbers = sl.from_arrow(pa.table({"k": [1, 2, 3], "v": [10, 20, 30]}))
+    names = sl.from_arrow(pa.table({"k": ["1", "2", "7"], "w": [1.0, 2.0, 3.0]}))
+    with pytest.raises(sl.PlanError, match=r"Join keys 'k' \(int64\) and 'k' \(large_string\) have different types"):
+        numbers.join(names, on="k")
+    joined = numbers.join(names.with_columns(col("k").cast("int64")), on="k").to_arrow()
+    assert sorted(joined["v"].to_pylist()) == [10, 20]
