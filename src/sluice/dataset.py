@@ -15,10 +15,10 @@ import pyarrow as pa
 
 from . import config as config_module
 from .errors import PlanError, SluiceError, column_not_found
-from .expr import Column, Expr, col
+from .expr import Aggregation, Alias, Column, Expr, col
 from .typecheck import resolve_expression
 from .types import narrowest_column
-from .window import extract_windows, has_window
+from .window import extract_windows, has_window, over_every_row
 from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from .observe import session
 from .observe.history import record_run
@@ -88,7 +88,7 @@ class Dataset:
         """Keep the rows where `predicate` is true (null counts as false)."""
         if not isinstance(predicate, Expr):
             raise PlanError(f"filter() takes an expression such as col('x') > 0, got {predicate!r}.")
-        predicate = resolve_expression(predicate, self._plan.schema)
+        predicate = over_every_row(resolve_expression(predicate, self._plan.schema))
         if has_window(predicate):
             plan, (predicate,) = extract_windows(self._plan, [predicate])
             kept = tuple(col(n) for n in self.schema.names)
@@ -103,10 +103,14 @@ class Dataset:
         if not columns:
             raise PlanError("select() needs at least one column name or expression.")
         exprs = tuple(col(c) if isinstance(c, str) else resolve_expression(c, self._plan.schema) for c in columns)
+        if all(isinstance(e.expr if isinstance(e, Alias) else e, Aggregation) for e in exprs):
+            return self.agg(*exprs)  # only aggregations: one row, as in Polars
         return self._project(exprs)
 
     def _project(self, exprs: tuple[Expr, ...]) -> Dataset:
-        """A projection; window expressions among `exprs` first become `Window` nodes below it."""
+        """A projection; window expressions among `exprs` (and aggregations, over every row) first become
+        `Window` nodes below it."""
+        exprs = tuple(over_every_row(e) for e in exprs)
         if not any(has_window(e) for e in exprs):
             return self._derive(Project(self._plan, exprs))
         plan, rewritten = extract_windows(self._plan, list(exprs))
@@ -340,9 +344,10 @@ class Dataset:
         if batch_format not in BATCH_FORMATS:
             raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
         from .plan.operators import Rebatch
+        rebatch = Rebatch(batch_size) if batch_size is not None else None  # a bad batch_size fails before the run
         blocks = self._execute(self._plan)
-        if batch_size is not None:
-            blocks = Rebatch(batch_size).apply(blocks)
+        if rebatch is not None:
+            blocks = rebatch.apply(blocks)
         try:
             for block in blocks:
                 for batch in block.to_batches():
@@ -370,6 +375,8 @@ class Dataset:
 
     def take(self, n: int = 20) -> list[dict]:
         """The first n rows as a list of dicts."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise PlanError(f"take() needs a non-negative number of rows, got {n!r}.")
         return self.limit(n).to_arrow().to_pylist()
 
     def count(self) -> int:

@@ -43,6 +43,17 @@ class WindowSpec:
         return f"partition_by=[{', '.join(self.partition_by)}] order_by=[{order}]"
 
 
+def over_every_row(expr: Expr) -> Expr:
+    """A bare aggregation in a row context (select, with_columns, filter) is over every row, as in
+    Polars: `col('x').sum()` there means `col('x').sum().over()`. Evaluated block by block, it gave
+    each block its own sum."""
+    def wrap(node: Expr) -> Expr:
+        return Over(node, (), (), ()) if isinstance(node, Aggregation) else node
+
+    outside_windows = lambda node: not isinstance(node, (Over, WindowFunction, Aggregation))  # noqa: E731
+    return transform(expr, wrap, outside_windows)
+
+
 def has_window(expr: Expr) -> bool:
     return any(isinstance(node, (Over, WindowFunction)) for node in walk(expr))
 

@@ -230,3 +230,15 @@ def test_a_join_of_a_number_key_with_a_string_key_is_refused_not_cast(tmp_path):
         numbers.join(names, on="k")
     joined = numbers.join(names.with_columns(col("k").cast("int64")), on="k").to_arrow()
     assert sorted(joined["v"].to_pylist()) == [10, 20]
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5])
+def test_iter_batches_refuses_a_batch_size_that_is_not_a_positive_row_count(size):
+    """batch_size=0 used to loop forever, regrouping nothing."""
+    with pytest.raises(sl.PlanError, match=rf"batch_size must be a positive number of rows, got {size}"):
+        next(sl.range(10).iter_batches(batch_size=size))
+
+
+def test_take_names_itself_in_its_error():
+    with pytest.raises(sl.PlanError, match=r"take\(\) needs a non-negative number of rows, got -5"):
+        sl.range(10).take(-5)

@@ -130,6 +130,19 @@ def test_several_windows_in_one_projection_and_arithmetic(event_files, duck):
     assert_same(got, expected)
 
 
+def test_a_bare_aggregation_in_a_row_context_is_over_every_row(event_files, duck, staged):
+    """As in Polars (and DuckDB's OVER ()): not one value per block. Four files, staged: four blocks."""
+    directory, table = event_files
+    events = sl.read_parquet(directory)
+    got = events.with_columns(share=col("amount") / col("amount").sum(), top=col("score").max()).to_arrow()
+    expected = q(duck, "SELECT *, amount / sum(amount) OVER () AS share, max(score) OVER () AS top FROM t", t=table)
+    assert_same(got.select(expected.column_names), expected)
+    above = events.filter(col("score") > col("score").mean()).select("seq").to_arrow()
+    assert_same(above, q(duck, "SELECT seq FROM t WHERE score > (SELECT avg(score) FROM t)", t=table))
+    only_aggregations = events.select(col("seq").count().alias("n"), col("amount").sum()).to_arrow()
+    assert_same(only_aggregations, q(duck, "SELECT count(seq) AS n, sum(amount) AS amount FROM t", t=table))
+
+
 def test_top_n_per_partition_through_filter(event_files, duck):
     directory, table = event_files
     got = (sl.read_parquet(directory)

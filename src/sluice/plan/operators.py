@@ -13,7 +13,7 @@ from typing import Iterator
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ExpressionEvaluationError, UdfOutputError
+from ..errors import ExpressionEvaluationError, PlanError, UdfOutputError
 from ..expr import Alias, Column, Expr, to_polars
 from ..io.source import POSITION_COLUMNS
 from ..types import arrow_to_polars, polars_to_arrow
@@ -203,6 +203,10 @@ class Rebatch(StreamOp):
     """Regroup the stream into blocks of exactly `rows` rows (the last may be shorter)."""
 
     rows: int
+
+    def __post_init__(self):
+        if isinstance(self.rows, bool) or not isinstance(self.rows, int) or self.rows < 1:
+            raise PlanError(f"batch_size must be a positive number of rows, got {self.rows!r}.")
 
     def apply(self, blocks):
         pending: list[pa.Table] = []
