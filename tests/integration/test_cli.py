@@ -63,3 +63,30 @@ def test_demo_runs_to_completion(tmp_path):
     report = tail.split("Report: ", 1)[1].split()[0]
     assert report.endswith("report.html") and os.path.isfile(report)
     assert '<section class="chart"' in open(report).read()
+
+
+FAILING_UDF = textwrap.dedent("""\
+    import sluice as sl
+
+
+    def explode(batch):
+        if batch.num_rows:
+            raise ZeroDivisionError("boom in the pipeline script")
+        return batch
+
+
+    sl.range(100).map_batches(explode, compute="processes").to_arrow()
+""")
+
+
+def test_a_script_udf_error_shows_the_scripts_file_line_and_source(tmp_path, runner):
+    """A function defined in the script travels by value (cloudpickle); its traceback, raised in a worker
+    process or a Ray task, still names the script's file and line and shows the source text."""
+    path = tmp_path / "failing.py"
+    path.write_text(FAILING_UDF)
+    result = sluice("run", str(path))
+    assert result.returncode != 0
+    assert "ZeroDivisionError: boom in the pipeline script" in result.stderr, result.stderr
+    assert f'File "{path}", line 6, in explode' in result.stderr, result.stderr
+    assert 'raise ZeroDivisionError("boom in the pipeline script")' in result.stderr, result.stderr
+    assert "<dynamic-code>" not in result.stderr

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 import polars as pl
 
+from .. import user_code
 from ..errors import ExpressionTypeError, PlanError, column_not_found, format_schema
 from ..expr import Expr, to_polars
 from ..sort_keys import could_pack, packed_key
@@ -264,6 +265,19 @@ class MapBatches(SingleInputNode):
     def label(self):
         size = f", batch_size={self.batch_size}" if self.batch_size else ""
         return f"MapBatches {self.fn_name} (format={self.batch_format}{size}; {self.options.describe()})"
+
+    def __reduce__(self):
+        """The function travels through user_code (its file name and source lines kept), whoever pickles
+        the node: a Ray task's spec, a run's saved plan, a repro."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fn"}
+        return rebuild_map_batches, (user_code.dumps(self.fn), fields, self.__dict__.get("schema"))
+
+
+def rebuild_map_batches(pickled_fn: bytes, fields: dict, schema: pa.Schema | None) -> MapBatches:
+    node = MapBatches(fn=user_code.loads(pickled_fn), **fields)
+    if schema is not None:
+        node.__dict__["schema"] = schema  # learned by calling the function once; not again in every process
+    return node
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,8 +2,8 @@
 
 When a row is quarantined, the run directory keeps what is needed to call the failing
 operator again: the function's importable name where it has one, and a pickle of the
-function (cloudpickle when installed, so lambdas and functions defined in `__main__`
-travel too), or, for an expression, a pickle of the compiled expression step. The record
+function (user_code.dumps: cloudpickle, so lambdas and functions defined in `__main__`
+travel too, with their file names and source lines), or, for an expression, a pickle of the compiled expression step. The record
 itself is kept as Arrow IPC bytes, so the repro feeds the function exactly the values and
 types it saw. The generated files embed both and need nothing but sluice and the user's
 code: fix the function until the test passes, and keep the test as a regression test.
@@ -20,15 +20,8 @@ import textwrap
 
 import pyarrow.parquet as pq
 
+from .. import user_code
 from ..errors import SluiceError
-
-
-def _pickle(value) -> bytes:
-    try:
-        import cloudpickle
-    except ImportError:
-        return pickle.dumps(value)
-    return cloudpickle.dumps(value)
 
 
 def importable_name(fn) -> str | None:
@@ -57,9 +50,9 @@ def describe_operator(operator) -> dict:
 def pickle_operator(operator) -> bytes:
     node = getattr(operator, "node", None)
     if node is not None and hasattr(node, "fn"):
-        return _pickle({"fn": node.fn, "fn_kwargs": dict(node.fn_kwargs), "batch_format": node.batch_format,
+        return user_code.dumps({"fn": node.fn, "fn_kwargs": dict(node.fn_kwargs), "batch_format": node.batch_format,
                         "name": node.fn_name})
-    return _pickle(operator)  # a PolarsStep: plain expression dataclasses
+    return user_code.dumps(operator)  # a PolarsStep: plain expression dataclasses
 
 
 # ---------------------------------------------------------------- generating the files

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 import pyarrow.fs as pafs
 
+from .. import user_code
 from ..errors import ResumeError, SluiceError
 
 PLAN_FILE = "plan.pkl"
@@ -145,13 +146,12 @@ class RunStore:
 
     def save_plan(self, plan) -> str | None:
         """Pickle the plan for resume; return why it cannot be saved, or None."""
-        import cloudpickle
         in_memory = _in_memory_bytes(plan)
         if in_memory > MAX_PICKLED_DATA:
             return (f"it reads {in_memory / 2**20:,.0f} MiB of in-memory data (from_arrow/pandas/polars), which "
                     f"a crashed process takes with it; write the data to Parquet first to make it resumable")
         try:
-            payload = cloudpickle.dumps(plan)
+            payload = user_code.dumps(plan)
         except Exception as exc:  # noqa: BLE001 - anything unpicklable in a user's plan
             return f"{type(exc).__name__}: {exc}"
         self.location.write(PLAN_FILE, payload)
@@ -159,14 +159,13 @@ class RunStore:
         return None
 
     def load_plan(self):
-        import cloudpickle
         payload = self.location.read_bytes(PLAN_FILE)
         if payload is None:
             raise ResumeError(f"The run store {self.run_dir} has no {PLAN_FILE}: only runs that write output "
                               f"(write_parquet/csv/json) with checkpoint=True can be resumed; a run that kept its "
                               f"store under checkpoint_dir is resumed with the same SLUICE_CHECKPOINT_DIR. Run the job "
                               f"again.")
-        return cloudpickle.loads(payload)
+        return user_code.loads(payload)
 
     # ------------------------------------------------------------ task completion log
 

@@ -33,15 +33,11 @@ import traceback
 
 import pyarrow as pa
 
+from ... import user_code
 from ...errors import SluiceError, UdfOutputError
 from ...udf import from_batch_output, to_batch_format, trim_internal_frames
 from .budget import use_prompt_allocator
 from .shm import Mapping, remove_file, write_table
-
-try:
-    import cloudpickle as _pickler
-except ImportError:  # pragma: no cover - cloudpickle is a dependency; plain pickle covers importable functions
-    import pickle as _pickler
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _HWM = re.compile(rb"VmHWM:\s+(\d+) kB")
@@ -90,7 +86,7 @@ class _Udf:
         self.batch_format = spec["batch_format"]
         self.batch_size = spec["batch_size"]
         try:
-            fn, self.kwargs, args, kwargs = _pickler.loads(spec["payload"])
+            fn, self.kwargs, args, kwargs = user_code.loads(spec["payload"])
         except BaseException as exc:
             raise _StartFailure("load", exc) from None
         self.closer = None
@@ -180,7 +176,7 @@ def describe_exception(exc: BaseException, user: bool = True) -> dict:
     except Exception:
         message = f"<{type(exc).__name__}: str() failed>"
     try:
-        pickled = _pickler.dumps(exc)
+        pickled = user_code.dumps(exc)
     except Exception:
         pickled = None
     return {"type": type(exc).__name__, "module": type(exc).__module__, "message": message, "traceback": text,

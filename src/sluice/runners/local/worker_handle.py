@@ -31,15 +31,11 @@ import psutil
 import pyarrow as pa
 
 from ...errors import UdfInitError, WorkerError
+from ... import user_code
 from ...udf import check_udf_arguments
 from .forkserver import Channel, WorkerProcess, exit_signal, start_worker
 from .shm import overwrite_table, read_table, remove_file, write_table
 from .worker_reports import TaskResult, WorkerDeath, exit_text
-
-try:
-    import cloudpickle as _pickler
-except ImportError:  # pragma: no cover - then only importable module-level functions can be sent
-    import pickle as _pickler
 
 log = logging.getLogger("sluice.workers")
 RSS_SAMPLE_S = 0.1
@@ -55,7 +51,7 @@ def pack_udf(fn: Callable, batch_format: str, batch_size: int | None, fn_kwargs:
     name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
     what = f"{'class' if is_class else 'function'} {name}"
     try:
-        payload = _pickler.dumps((fn, dict(fn_kwargs or {}), tuple(fn_constructor_args),
+        payload = user_code.dumps((fn, dict(fn_kwargs or {}), tuple(fn_constructor_args),
                                   dict(fn_constructor_kwargs or {})))
     except Exception as exc:
         raise UdfInitError(

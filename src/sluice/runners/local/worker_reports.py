@@ -13,6 +13,7 @@ traceback in their message, after a one-line summary, and keep each part as an a
 
 from __future__ import annotations
 
+import pickle
 import signal
 import textwrap
 from concurrent.futures import Future, InvalidStateError
@@ -22,11 +23,6 @@ import pyarrow as pa
 
 from ...errors import UdfInitError, UdfOutputError, UdfTaskError, WorkerCrashedError, WorkerError
 from .forkserver import exit_signal
-
-try:
-    import cloudpickle as _pickler
-except ImportError:  # pragma: no cover
-    import pickle as _pickler
 
 
 @dataclass(frozen=True)
@@ -146,7 +142,7 @@ def unpickle_exception(data: bytes | None) -> BaseException | None:
     if not data:
         return None
     try:
-        value = _pickler.loads(data)
+        value = pickle.loads(data)
     except Exception:
         return None
     return value if isinstance(value, BaseException) else None

@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 from ... import config as config_module
+from ... import user_code
 from ...config import Config
 from ...errors import RemoteUserCodeError, UdfTaskError, UserCodeError
 from ...plan.exchange import Partitioner, Reducer, sample_keys
@@ -140,18 +141,16 @@ class BadInputSink:
 
 def portable(error: BaseException) -> BaseException:
     """`error` if it survives pickling, else a stand-in with the same class name and message."""
-    import cloudpickle
     try:
-        cloudpickle.loads(cloudpickle.dumps(error))
+        user_code.loads(user_code.dumps(error))
         return error
     except Exception:  # noqa: BLE001 - any pickling failure
         return type(type(error).__name__, (Exception,), {})(str(error))
 
 
 def _pickled(error: BaseException) -> bytes | None:
-    import cloudpickle
     try:
-        return cloudpickle.dumps(error)
+        return user_code.dumps(error)
     except Exception:  # noqa: BLE001 - any pickling failure
         return None
 
