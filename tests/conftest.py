@@ -26,7 +26,7 @@ def ray_instance():
     import dataclasses
 
     from sluice import config as sluice_config
-    from sluice.runners.ray.cluster import connect
+    from sluice.backends.ray.cluster import connect
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report to send from a test run
     config = dataclasses.replace(sluice_config.current(), num_threads=RAY_CPUS, ray_address=None)
     ray = connect(config, object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False)

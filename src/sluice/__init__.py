@@ -10,7 +10,7 @@ import os
 
 _ALLOCATOR = os.environ.get("SLUICE_ALLOCATOR", "fast").lower()
 if _ALLOCATOR != "keep":
-    # Arrow's C++ code and Polars' jemalloc read these once, on first use; see runners/local/budget.py.
+    # Arrow's C++ code and Polars' jemalloc read these once, on first use; see backends/local/budget.py.
     # Polars prepends its own decay defaults to _RJEM_MALLOC_CONF when imported, and child processes
     # inherit the result: a setting made only of decay options is ours to replace (a user who tunes
     # the allocators sets SLUICE_ALLOCATOR=keep).

@@ -6,10 +6,13 @@ Each setting has a default that suits one machine, an environment variable, and 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import os
 import re
 from dataclasses import dataclass, replace
+from typing import Iterator
 
 import psutil
 
@@ -216,3 +219,31 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
     if runs_dir is not None:
         _overrides["runs_dir"] = runs_dir
     return current()
+
+
+@contextlib.contextmanager
+def scope(**settings) -> Iterator[Config]:
+    """Settings for the duration of a `with` block, then back to what they were before it.
+
+    Takes what configure() takes: `with sluice.config(memory_budget="64MiB", fuse_fraction=0): ...`
+    """
+    saved = dict(_overrides)
+    try:
+        yield configure(**settings)
+    finally:
+        _overrides.clear()
+        _overrides.update(saved)
+
+
+@contextlib.contextmanager
+def installed(config: Config) -> Iterator[Config]:
+    """Exactly `config`, whatever the environment says, for the duration of a `with` block (a task that
+    runs in another process under its driver's settings)."""
+    saved = dict(_overrides)
+    _overrides.clear()
+    _overrides.update({f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+    try:
+        yield config
+    finally:
+        _overrides.clear()
+        _overrides.update(saved)

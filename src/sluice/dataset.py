@@ -29,10 +29,13 @@ from .plan.logical import (
     UdfOptions, Union, Write,
 )
 from .plan.optimizer import optimize
-from .plan.physical import PhysicalPlan, plan_physical
+from .physical.planner import plan_physical
+from .physical.stages import PhysicalPlan
 from .reliability.run_store import RunStore
-from .runners.base import RunContext, get_runner
-from .udf import BATCH_FORMATS, check_udf_arguments, to_batch_format
+from .backends import backend_for
+from .engine.context import RunContext
+from .engine.stage_run import execute
+from .udf import BATCH_FORMATS, check_udf_arguments, parse_concurrency, to_batch_format
 
 
 class Dataset:
@@ -180,7 +183,6 @@ class Dataset:
                             f"instance. Drop compute='threads', or pass a function.")
         if num_cpus <= 0 or num_gpus < 0 or max_tasks_in_flight < 1:
             raise PlanError("map_batches(): num_cpus must be > 0, num_gpus >= 0 and max_tasks_in_flight >= 1.")
-        from .runners.local.resources import parse_concurrency
         if concurrency is not None:
             parse_concurrency(concurrency, 1)
         options = UdfOptions(compute, concurrency, float(num_cpus), float(num_gpus),
@@ -288,7 +290,7 @@ class Dataset:
             session.print_plan(self, plan)
             return
         physical = plan_physical(optimize(plan), context.config)
-        runner = get_runner(context.config.runner)
+        backend = backend_for(context.config)
         context.stats.physical_plan = physical
         self._last_stats = context.stats
         session.runs.append(context.stats)
@@ -300,7 +302,7 @@ class Dataset:
                             threads=config.num_threads, memory_budget=config.memory_budget, runner=config.runner)
         error = None
         try:
-            yield from runner.execute(physical, context)
+            yield from execute(physical, context, backend)
             if commit is not None:
                 commit()
             context.stats.status = "succeeded"
@@ -343,7 +345,7 @@ class Dataset:
         """Stream the result batch by batch; at most the memory budget is held in flight."""
         if batch_format not in BATCH_FORMATS:
             raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
-        from .plan.operators import Rebatch
+        from .physical.operators import Rebatch
         rebatch = Rebatch(batch_size) if batch_size is not None else None  # a bad batch_size fails before the run
         blocks = self._execute(self._plan)
         if rebatch is not None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from .errors import UdfOutputError, UserCodeError
+from .errors import PlanError, UdfOutputError, UserCodeError
 
 BATCH_FORMATS = ("arrow", "pandas", "polars", "numpy")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -90,6 +90,42 @@ def call_user_function(fn: Callable, batch: Any, kwargs: dict, fn_name: str, whe
             f"map_batches function {fn_name} raised {type(exc).__name__}: {exc}\n  while processing {where}.\n"
             f"  The function's own traceback is shown above."
         ) from cause
+
+
+def apply_function(fn: Callable, table: pa.Table, batch_format: str, kwargs: dict, fn_name: str) -> pa.Table:
+    """Call a map_batches function on one block in this process: batch format in, an Arrow table out."""
+    batch = to_batch_format(table, batch_format)
+    result = call_user_function(fn, batch, kwargs, fn_name, f"a block of {table.num_rows} rows")
+    return from_batch_output(result, fn_name)
+
+
+def output_schema_on_empty(fn: Callable, input_schema: pa.Schema, batch_format: str, kwargs: dict,
+                           fn_name: str) -> pa.Schema | None:
+    """Learn a function's output schema by calling it on a zero-row batch; None if that fails."""
+    try:
+        return apply_function(fn, input_schema.empty_table(), batch_format, kwargs, fn_name).schema
+    except UdfOutputError:
+        raise
+    except Exception:
+        return None
+
+
+def parse_concurrency(concurrency: int | tuple[int, int] | None, default: int) -> tuple[int, int]:
+    """n -> (n, n); (min, max) -> (min, max); None -> (default, default)."""
+    if concurrency is None:
+        return default, default
+    if isinstance(concurrency, bool):
+        raise PlanError(f"concurrency must be a number of workers or a (min, max) pair, got {concurrency!r}.")
+    if isinstance(concurrency, int):
+        low = high = concurrency
+    elif isinstance(concurrency, (tuple, list)) and len(concurrency) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in concurrency):
+        low, high = concurrency
+    else:
+        raise PlanError(f"concurrency must be a number of workers or a (min, max) pair, got {concurrency!r}.")
+    if low < 1 or high < low:
+        raise PlanError(f"concurrency needs 1 <= min <= max, got {concurrency!r}.")
+    return low, high
 
 
 def check_udf_arguments(fn, batch_format: str, batch_size: int | None, constructor_args, constructor_kwargs) -> bool:

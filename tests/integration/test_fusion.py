@@ -21,7 +21,8 @@ import sluice as sl
 from sluice import col
 from sluice import config as sluice_config
 from sluice.plan.optimizer import optimize
-from sluice.plan.physical import plan_physical
+from sluice.physical.planner import plan_physical
+from sluice.physical.stages import FusedStage
 
 
 @pytest.fixture
@@ -110,5 +111,5 @@ def test_only_the_local_runner_fuses():
     local = dataclasses.replace(sluice_config.current(), runner="local")
     ray = dataclasses.replace(local, runner="ray")
     plan = optimize(sl.range(1000).join(sl.range(10), on="id").group_by("id").agg(n=sl.count())._plan)
-    assert plan_physical(plan, local).root.fused is not None
-    assert all(stage.fused is None for stage in plan_physical(plan, ray).stages())
+    assert isinstance(plan_physical(plan, local).root, FusedStage)
+    assert not any(isinstance(stage, FusedStage) for stage in plan_physical(plan, ray).stages())

@@ -14,7 +14,7 @@ from conftest import assert_same, q
 
 import sluice as sl
 from sluice import col
-from sluice.plan import exchange
+from sluice.physical import exchange
 
 # what these tests check happens in exchanges: plan them even for small inputs (no fusion)
 pytestmark = pytest.mark.usefixtures("staged")

@@ -4,7 +4,7 @@ budget + 25% of real memory, and their results equal DuckDB's.
 Each pipeline runs in a fresh subprocess that samples its own peak RSS with psutil, and writes
 its result with write_parquet; the test then checks that result against DuckDB running the
 same query on the same files. The runs use SLUICE_ALLOCATOR=strict, the mode for budgets this
-tight (see runners/local/budget.py). The inputs have high-cardinality keys, so neither partial
+tight (see backends/local/budget.py). The inputs have high-cardinality keys, so neither partial
 aggregation nor a broadcast can keep the exchanges small: they must spill.
 """
 

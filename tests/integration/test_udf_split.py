@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 import sluice as sl
-from sluice.runners.local import workers
+from sluice.backends.local import workers
 
 ROWS = 1000
 

@@ -35,9 +35,9 @@ import pytest
 
 import sluice as sl
 from sluice.errors import UdfInitError
-from sluice.runners.local.forkserver import BLOCK_DIR_PREFIX
-from sluice.runners.local.resources import visible_gpus
-from sluice.runners.local.shm import shm_root
+from sluice.backends.local.forkserver import BLOCK_DIR_PREFIX
+from sluice.backends.local.resources import visible_gpus
+from sluice.backends.local.shm import shm_root
 
 HERE = os.path.abspath(__file__)
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(HERE))), "src")
@@ -49,7 +49,7 @@ def _our_block_dirs() -> list[str]:
 
 def _live_workers() -> list[psutil.Process]:
     """Worker processes still alive: children of this process's fork server (or spawned children)."""
-    from sluice.runners.local import forkserver
+    from sluice.backends.local import forkserver
     server = forkserver._server
     server_pid = server.proc.pid if server is not None else None
     workers = []
@@ -487,8 +487,8 @@ TREE_SAMPLER = textwrap.dedent("""
     import glob, json, os, signal, sys, threading, time
     import psutil
     import sluice as sl
-    from sluice.runners.local import forkserver
-    from sluice.runners.local.shm import shm_root
+    from sluice.backends.local import forkserver
+    from sluice.backends.local.shm import shm_root
 
     ME = psutil.Process()
     BLOCKS = os.path.join(shm_root(), forkserver.BLOCK_DIR_PREFIX + str(os.getpid()) + "-*")
@@ -639,7 +639,7 @@ def test_a_learned_profile_fits_the_next_run_to_the_budget(tmp_path):
     the first run may be killed and shrink its pool (its result must still be complete); the
     second must not be. The killer also keeps this test's own footprint near 2.5 GiB, so two
     test processes in parallel on a 24 GiB machine are safe."""
-    from sluice.runners.local.resources import default_concurrency
+    from sluice.backends.local.resources import default_concurrency
     if default_concurrency(1.0) < 2:
         pytest.skip("needs 2 CPUs, so that an unprofiled run starts more than one worker")
     env = _child_env(tmp_path, SLUICE_MEMORY_BUDGET=str(PROFILE_BUDGET), SLUICE_NUM_THREADS="2")
@@ -666,7 +666,7 @@ def test_an_oom_likely_death_lowers_the_maximum_but_not_below_the_minimum():
     (it may still scale down when idle) rather than being pinned at its current size."""
     from types import SimpleNamespace
 
-    from sluice.runners.local.udf_pools import UdfPools
+    from sluice.backends.local.udf_pools import UdfPools
 
     class FakePool:
         def __init__(self, size, concurrency):
@@ -698,7 +698,7 @@ def test_pools_of_one_run_share_the_memory_budget(runner):
     """Two UDFs that each declare 2 GiB a task, in one streaming stage, under an 8 GiB budget:
     their pools run at the same time, so the second gets what the first left (one worker),
     not the whole budget again."""
-    from sluice.runners.local.resources import default_concurrency
+    from sluice.backends.local.resources import default_concurrency
     if default_concurrency(1.0) < 2:
         pytest.skip("needs 2 CPUs, so that a pool would start more than one worker")
     sl.configure(memory_budget="8GiB")

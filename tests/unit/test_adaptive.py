@@ -1,6 +1,6 @@
 """The adaptive exchange rules both runners share (plan/adaptive.py) are pure functions of measured sizes."""
 
-from sluice.plan import adaptive
+from sluice.physical import adaptive
 
 
 def test_coalesce_groups_adjacent_partitions_up_to_the_target_and_skips_excluded():

@@ -23,8 +23,10 @@ import sluice as sl
 from sluice import col, lit, when
 from sluice.config import current
 from sluice.plan.logical import Limit
-from sluice.plan.physical import plan_physical
-from sluice.runners.base import RunContext, get_runner
+from sluice.physical.planner import plan_physical
+from sluice.backends import backend_for
+from sluice.engine.context import RunContext
+from sluice.engine.stage_run import execute
 from sluice.typecheck import kind_of_type
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -248,7 +250,7 @@ def run_unoptimized(ds: sl.Dataset) -> pa.Table:
     """Execute the logical plan exactly as written: no optimize() on the way."""
     context = RunContext(current())
     try:
-        blocks = list(get_runner("local").execute(plan_physical(ds.plan), context))
+        blocks = list(execute(plan_physical(ds.plan), context, backend_for(context.config)))
     finally:
         context.progress.close()
     if not blocks:

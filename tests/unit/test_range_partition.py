@@ -8,7 +8,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sluice.plan.exchange import RangePartitioner, _searched_ids
+from sluice.physical.exchange import RangePartitioner, _searched_ids
 from sluice.plan.logical import SortSpec
 
 FLOATS = st.one_of(st.sampled_from([0.0, -0.0, 1.5, -2.0, float("nan"), float("inf"), float("-inf")]),

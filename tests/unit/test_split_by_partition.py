@@ -3,7 +3,7 @@ partition's piece, in block order, and each piece owns its memory (no slice of a
 import numpy as np
 import pyarrow as pa
 
-from sluice.plan.exchange import split_by_partition
+from sluice.physical.exchange import split_by_partition
 
 
 def multi_chunk_block(rng, chunks=5, rows=2_000):

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from sluice.errors import UdfTaskError
-from sluice.runners.local import workers
-from sluice.runners.local.workers import WorkerPool
+from sluice.backends.local import workers
+from sluice.backends.local.workers import WorkerPool
 
 ROWS = 1000
 
@@ -79,7 +79,7 @@ def test_slices_that_come_back_empty_do_not_break_the_block(slices_of_125):
 
 
 def test_an_input_file_is_written_over_only_when_nothing_points_into_it(tmp_path):
-    from sluice.runners.local.shm import Mapping, overwrite_table, write_table
+    from sluice.backends.local.shm import Mapping, overwrite_table, write_table
     path = str(tmp_path / "block.arrow")
     write_table(pa.table({"x": np.arange(1000, dtype=np.int64)}), path)
     mapping = Mapping(path)

@@ -18,12 +18,11 @@ import pyarrow.compute as pc
 import pytest
 
 from sluice.errors import PlanError, UdfInitError, UdfOutputError, UdfTaskError, WorkerCrashedError, WorkerError
-from sluice.runners.local.forkserver import BLOCK_DIR_PREFIX
-from sluice.runners.local.resources import (default_concurrency, gpu_slots, parse_concurrency, visible_gpus,
-                                            worker_env)
-from sluice.runners.local.shm import read_table, shm_root, sweep_stale_dirs, write_table
-from sluice.runners.local.workers import WorkerPool
-from sluice.udf import from_batch_output, to_batch_format
+from sluice.backends.local.forkserver import BLOCK_DIR_PREFIX
+from sluice.backends.local.resources import default_concurrency, gpu_slots, visible_gpus, worker_env
+from sluice.backends.local.shm import read_table, shm_root, sweep_stale_dirs, write_table
+from sluice.backends.local.workers import WorkerPool
+from sluice.udf import from_batch_output, parse_concurrency, to_batch_format
 
 
 def _our_block_dirs() -> list[str]:
@@ -190,7 +189,7 @@ def test_block_files_are_removed_when_the_sluice_process_is_killed(tmp_path):
     script = (
         "import os, sys, time\n"
         "import pyarrow as pa\n"
-        "from sluice.runners.local.workers import WorkerPool\n"
+        "from sluice.backends.local.workers import WorkerPool\n"
         "def stuck(table):\n"
         "    time.sleep(600)\n"
         "pool = WorkerPool(stuck, concurrency=1).start()\n"

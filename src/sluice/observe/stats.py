@@ -98,6 +98,10 @@ class RunStats:
             if stage_id in self.stages:
                 self.stages[stage_id].spilled_bytes += memory_bytes
 
+    def add_skewed_keys(self, found: list[dict]) -> None:
+        with self._lock:
+            self.skewed_keys.extend(found)
+
     def add_bad_records(self, stage_id: int, count: int) -> None:
         with self._lock:
             if stage_id in self.stages:

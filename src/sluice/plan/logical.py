@@ -23,6 +23,7 @@ from ..expr import Expr, to_polars
 from ..sort_keys import could_pack, packed_key
 from ..typecheck import check_expression
 from ..types import arrow_to_polars, normalize_schema, polars_to_arrow
+from ..udf import output_schema_on_empty
 
 
 class LogicalNode:
@@ -259,8 +260,7 @@ class MapBatches(SingleInputNode):
         input_schema = self.input.schema
         if input_schema is None or self.is_class:
             return None  # a class's schema is learned when its workers run (or pass schema=)
-        from .operators import call_udf_on_empty
-        return call_udf_on_empty(self, input_schema)
+        return output_schema_on_empty(self.fn, input_schema, self.batch_format, dict(self.fn_kwargs), self.fn_name)
 
     def label(self):
         size = f", batch_size={self.batch_size}" if self.batch_size else ""

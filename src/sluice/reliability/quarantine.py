@@ -120,7 +120,7 @@ def empty_output(operator, block: pa.Table, error: Exception) -> pa.Table:
 def replay_positions(task, read_schema: pa.Schema, operators, rows: int) -> pa.Table | None:
     """Source file and row of each row entering the operator after `operators`, by re-reading the task."""
     from ..io.source import POSITION_COLUMNS
-    from ..plan.operators import normalize_block
+    from ..physical.operators import normalize_block
     if task is None or task.read_positions is None:
         return None
     try:

@@ -15,7 +15,6 @@ import base64
 import importlib
 import json
 import os
-import pickle
 import textwrap
 
 import pyarrow.parquet as pq

@@ -47,7 +47,7 @@ def resume(run_id: str, runs_dir: str | None = None):
     from .. import config as config_module
     from ..dataset import Dataset
     from ..observe.history import run_directory
-    from ..runners.base import RunContext
+    from ..engine.context import RunContext
     config = config_module.current()
     run_dir = run_directory(runs_dir or config.runs_dir, run_id)
     run_id = os.path.basename(run_dir.rstrip("/"))

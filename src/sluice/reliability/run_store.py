@@ -9,7 +9,7 @@ path, a Ray cluster a shared one):
 - `inputs.json`: every input file with its size and modification time, as the plan saw them;
 - `tasks.jsonl`: one line per completed write task (its key and the files it staged);
 - `exchanges/<key>/`: each exchange's map output, kept task by task as the map side runs
-  (runners/local/exchange_checkpoint.py, runners/ray/persist.py); the key is a hash of the plan
+  (backends/local/exchange_checkpoint.py, backends/ray/persist.py); the key is a hash of the plan
   below the exchange, so a re-planned run only ever restores an exchange that the same plan
   produced.
 
@@ -178,7 +178,7 @@ class RunStore:
     def finished_writes(self, items: list, key, stats, stage_id: int) -> tuple[list, list]:
         """Split a write stage's items into those still to run and the outputs (file lists) of those an
         earlier attempt finished, which are skipped."""
-        from ..plan.operators import written_table
+        from ..physical.operators import written_table
         done = self.completed()
         todo, skipped = [], []
         for item in items:

@@ -1,0 +1,371 @@
+"""Running a physical plan: every stage as tasks on a backend, in order, under backpressure.
+
+Why this module exists: it is the engine's driver half for narrow stages (exchange.py does
+wide ones, fused.py fused ones), the same on every backend. A stage's items (read tasks, or
+slices of upstream blocks) each become one task running the stage's operator chain
+(task.py); the backend says where it runs. Handles to blocks flow from task to task; the
+engine fetches only the root stage's blocks, in order. What it learns comes from each task's
+small report.
+
+Backpressure and order: each stage keeps a bounded window of tasks in flight (the backend's
+`window`, and on the local backend only while their estimated sizes fit the memory budget;
+one task is always allowed so nothing deadlocks) and hands results on in submission order,
+so output order is deterministic and a slow consumer holds back every producer. Stream
+operators (a global limit, re-batching) are planned from the row counts in reports, as slices
+of upstream blocks that the next task concatenates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+
+from ..io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
+from ..observe.events import Sampler, run_sample
+from ..observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
+from ..physical.operators import GlobalLimit, Rebatch, WriteStep
+from ..physical.stages import (
+    ExchangeStage, FusedStage, JoinStage, PhysicalPlan, ScanStage, SortStage, Stage, StreamStage,
+)
+from ..reliability.run_store import RunStore
+from .backend import WORK_FACTOR, Backend, Out
+from .context import RunContext
+from .reporting import StageReporting, fold_report, log_failed_task
+from .task import BadInputSink, ChainSpec, MapSpec, Report
+
+_END = object()
+
+
+def execute(plan: PhysicalPlan, context: RunContext, backend: Backend) -> Iterator[pa.Table]:
+    """Run the plan on `backend`; yield its output blocks in order. Closing the iterator stops the run."""
+    backend.start(plan, context)
+    sampler = Sampler(context.events,
+                      lambda: run_sample(context.stats, backend.budget, with_workers=backend.sample_workers)).start()
+    failed = True
+    try:
+        for out in StageRun(context, backend, plan.root).outputs():
+            yield backend.fetch(out.handles[0])
+        if context.has_dead_letters:
+            context.dead_letters.finish()  # the exact error budget, before anything is committed
+        failed = False
+    except GeneratorExit:
+        failed = False  # the consumer stopped early (a break, take()): not a failure; close() the UDFs
+        raise
+    finally:
+        sampler.stop()
+        backend.close(failed)
+        context.stats.peak_reserved_bytes = getattr(backend.budget, "peak", 0)
+        if context.has_dead_letters:
+            context.dead_letters.flush()
+
+
+@dataclass
+class Pending:
+    ticket: Any  # the backend's
+    block: str  # the task's block id, for events
+    covers: dict
+
+
+class StageRun(StageReporting):
+    """One stage's stream of finished task outputs, in order; `finish` hands them to an exchange."""
+
+    def __init__(self, context: RunContext, backend: Backend, stage: Stage, finish: MapSpec | None = None,
+                 checkpoint=None):
+        self.context = context
+        self.backend = backend
+        self.stage = stage
+        self.finish = finish
+        self._numbers = itertools.count()
+        self.checkpoint = checkpoint  # the durable exchange (checkpoint.py) this stage's map tasks feed
+        # read tasks have keys (what they read), so each one's map output is logged, and skipped on resume
+        self.maps_to_checkpoint = checkpoint is not None and isinstance(stage, ScanStage)
+        self.writes = bool(stage.operators) and isinstance(stage.operators[-1], WriteStep) and \
+            context.store is not None
+
+    def spec(self, **fields) -> ChainSpec:
+        fields.setdefault("operators", self.stage.operators)
+        fields.setdefault("labels", self.stage.operator_labels if fields["operators"] == self.stage.operators
+                          else tuple(op.name for op in fields["operators"]))
+        fields.setdefault("finish", self.finish)
+        return ChainSpec(self.stage.id, self.context.run_id, self.context.config, **fields)
+
+    def outputs(self) -> Iterator[Out]:
+        return self._reported(self._counted(self._outputs()))
+
+    def upstream(self, stage: Stage, finish: MapSpec | None = None, checkpoint=None) -> Iterator[Out]:
+        return StageRun(self.context, self.backend, stage, finish, checkpoint).outputs()
+
+    def _outputs(self) -> Iterator[Out]:
+        return STAGE_RUNNERS[type(self.stage)](self)
+
+    # ------------------------------------------------------------ stage kinds
+
+    def scan(self) -> Iterator[Out]:
+        stage, config = self.stage, self.context.config
+        request = replace(stage.scan_request, parallelism=self.backend.parallelism,
+                          max_task_bytes=self.backend.task_bytes(TARGET_TASK_BYTES, MIN_TASK_BYTES),
+                          on_bad_input=None if config.on_error == "raise" else BadInputSink())
+        tasks = stage.scan.source.plan_tasks(request)
+        self.context.stats.stages[stage.id].tasks_total = len(tasks)
+        self._start(len(tasks))
+
+        def key(task) -> str:
+            return f"s{stage.id}:{task.description}"
+
+        tasks, skipped = self.skip_completed(tasks, key)
+        yield from skipped
+        chain = self.backend.chain(self.spec(read_schema=stage.read_schema))
+        yield from self.parallel(tasks, lambda task, block: self.submit(chain, "read", task, [], block, covers(task)),
+                                 lambda task: task.estimated_bytes, key)
+
+    def stream(self) -> Iterator[Out]:
+        stage = self.stage
+        self._start(None)
+        upstream = concat_streams([self.upstream(s) for s in stage.inputs])
+        try:
+            planner = STREAM_PLANS.get(type(stage.stream_op)) if stage.stream_op is not None else None
+            groups = planner(stage.stream_op, upstream) if planner else ([(out, None)] for out in upstream)
+            if not stage.operators and self.finish is None:
+                yield from self._pass_through(groups)
+                return
+            chain = self.backend.chain(self.spec())
+            yield from self.parallel(groups, lambda group, block: self.submit(
+                chain, "blocks", [cut for _, cut in group], [out.handles[0] for out, _ in group], block, {}),
+                group_bytes)
+        finally:
+            upstream.close()
+
+    def fused(self) -> Iterator[Out]:
+        """The fused query's result, in slices, through the stage's operators (and a downstream exchange's
+        partitioning) in parallel tasks."""
+        from .fused import FusedRun
+        self._start(None)
+        outputs = FusedRun(self).outputs()
+        if not self.stage.operators and self.finish is None:
+            yield from outputs
+            return
+        chain = self.backend.chain(self.spec())
+        yield from self.parallel(outputs, lambda out, block: self.submit(
+            chain, "blocks", [None], [out.handles[0]], block, {}), lambda out: out.bytes)
+
+    def exchanged(self) -> Iterator[Out]:
+        """Reduce tasks run the stage's operators and hand their output on themselves (exchange.py)."""
+        from .exchange import ExchangeRun
+        self._start(None)
+        yield from ExchangeRun(self).outputs()
+
+    def _pass_through(self, groups: Iterable[list]) -> Iterator[Out]:
+        """Blocks that need no task: whole upstream blocks go on as they are; slices are cut by a task."""
+        chain = None
+
+        def submit(group: list, block: str) -> Pending | Out:
+            nonlocal chain
+            (out, cut) = group[0]
+            if len(group) == 1 and (cut is None or cut == (0, out.rows)):
+                return out
+            if chain is None:
+                chain = self.backend.chain(self.spec(operators=()))
+            return self.submit(chain, "blocks", [c for _, c in group], [o.handles[0] for o, _ in group], block, {})
+
+        yield from self.parallel(groups, submit, group_bytes)
+
+    # ------------------------------------------------------------ tasks
+
+    def submit(self, chain, kind: str, payload: Any, args: list, block: str, covered: dict) -> Pending:
+        return Pending(chain.submit(kind, payload, args, block), block, covered)
+
+    def put(self, table: pa.Table) -> Out:
+        """A block made on the driver, as a task output."""
+        return Out([self.backend.put(table)], Report(self.stage.id, rows=[table.num_rows], bytes=[table.nbytes]))
+
+    def skip_completed(self, items: list, key: Callable[[Any], str]) -> tuple[list, list[Out]]:
+        """A resumed stage's items still to run, and the outputs of those an earlier attempt at this run
+        finished: write tasks whose staged files are logged, map tasks whose output is in the run store
+        (the exchange restores those itself)."""
+        if self.maps_to_checkpoint:
+            return RunStore.unfinished_maps(items, key, self.checkpoint.completed, self.context.stats,
+                                            self.stage.id), []
+        if not self.writes:
+            return items, []
+        todo, skipped = self.context.store.finished_writes(items, key, self.context.stats, self.stage.id)
+        return todo, [self.put(table) for table in skipped]
+
+    def parallel(self, items: Iterable[Any], submit: Callable[[Any, str], Pending | Out],
+                 estimate: Callable[[Any], int], key: Callable[[Any], str] | None = None) -> Iterator[Out]:
+        """Submit a task per item, a bounded window at a time; yield their outputs in submission order.
+
+        An item's estimate can be far below what its task makes: a read task's estimate knows only
+        the source's columns, not those that with_columns or a UDF add. So each estimate is scaled
+        by the largest ratio of a result's size to its item's estimate measured so far. A stage
+        that hands blocks to UDF worker processes reserves one more copy per task (the block's
+        copy in shared memory), and runs its first task alone until it has been measured.
+        """
+        window: deque[tuple[Any, Pending | Out, int, int]] = deque()
+        source = iter(items)
+        waiting: Any = _END
+        budget, limit = self.backend.budget, self.backend.window
+        stage_stats = self.context.stats.stages[self.stage.id]
+        feeds_workers = self.backend.copies_blocks_to_workers(self.stage)
+        factor = WORK_FACTOR + (1 if feeds_workers else 0)
+        scale, measured = 1.0, not feeds_workers
+        held_by_memory = False
+        try:
+            while True:
+                while len(window) < (limit if measured else 1):
+                    if waiting is _END:
+                        waiting = next(source, _END)
+                        if waiting is _END:
+                            break
+                    guess = estimate(waiting)
+                    reserve = int(guess * scale) * factor
+                    if not budget.try_reserve(reserve, force=not window):
+                        held_by_memory = True
+                        break
+                    window.append((waiting, submit(waiting, f"s{self.stage.id}-t{next(self._numbers)}"), reserve,
+                                   guess))
+                    waiting = _END
+                    stage_stats.in_flight = len(window)
+                    self.context.stats.admitted(self.stage.id, budget.reserved)
+                if not window:
+                    return
+                item, pending, reserved, guess = window.popleft()
+                stage_stats.in_flight = len(window)
+                try:
+                    out = self._wait(pending, HELD_BY_MEMORY if held_by_memory else None)
+                    held_by_memory = False
+                    if guess > 0:
+                        scale = max(scale, out.bytes / guess)
+                    measured = True
+                    if key is not None and self.maps_to_checkpoint:
+                        out.key = key(item)
+                    if key is not None and self.writes:
+                        self.context.store.log_task(key(item), self.backend.fetch(out.handles[0]).to_pylist())
+                    # with its window full, the stage produces nothing more until the consumer asks
+                    held = HELD_BY_CONSUMER if len(window) + 1 >= limit else None
+                    if held:
+                        self.set_state(held)
+                    started = time.perf_counter()
+                    yield out  # the reservation covers the result until the consumer asks for the next
+                    if held:
+                        self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
+                        self.set_state("")
+                finally:
+                    budget.release(reserved)
+        finally:
+            for _, pending, reserved, _ in window:
+                if isinstance(pending, Pending):
+                    self.backend.cancel(pending.ticket)
+                budget.release(reserved)
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    def _wait(self, pending: Pending | Out, held: str | None) -> Out:
+        """The oldest task's output; time spent waiting is held time when admission was refused."""
+        if not isinstance(pending, Pending):
+            return pending
+        if held is None:
+            return self.settle(pending)
+        self.set_state(held)
+        started = time.perf_counter()
+        try:
+            return self.settle(pending)
+        finally:
+            self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
+            self.set_state("")
+
+    def fold(self, report: Report, block: str, covered: dict) -> None:
+        fold_report(self.context, self.stage, report, block, covered)
+
+    def settle(self, pending: Pending) -> Out:
+        """Wait for a task; fold its reports into the run, or raise what the task raised."""
+        started = time.time()
+        try:
+            handles, reports = self.backend.settle(pending.ticket)
+        except BaseException as error:
+            log_failed_task(self.context, self.stage.id, pending.block, pending.covers, error, started)
+            raise
+        for number, report in enumerate(reports):
+            block = pending.block if number == 0 else f"{pending.block}-u{number}"
+            self.fold(report, block, pending.covers if number == 0 else {})
+        return Out(handles, reports[-1])
+
+
+def group_bytes(group: list) -> int:
+    """The bytes a group of (upstream output, cut) slices holds, for admission."""
+    total = 0
+    for out, cut in group:
+        total += out.bytes if cut is None or not out.rows else out.bytes * cut[1] // out.rows
+    return total
+
+
+def covers(task: ReadTask) -> dict:
+    """What a read task covers, for its task_start event."""
+    if task.rows:
+        return {"sources": [{"file": f, "first_row": first, "end_row": end} for f, first, end in task.rows]}
+    if task.files:
+        return {"sources": [{"file": f, "first_row": None, "end_row": None} for f in task.files]}
+    return {}
+
+
+def concat_streams(streams: list[Iterator[Out]]) -> Iterator[Out]:
+    """Chain streams in order; closing the chain closes every stream, started or not."""
+    try:
+        for stream in streams:
+            yield from stream
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+STAGE_RUNNERS: dict[type, Callable[[StageRun], Iterator[Out]]] = {
+    ScanStage: StageRun.scan,
+    StreamStage: StageRun.stream,
+    FusedStage: StageRun.fused,
+    ExchangeStage: StageRun.exchanged,
+    SortStage: StageRun.exchanged,
+    JoinStage: StageRun.exchanged,
+}
+
+
+# ---------------------------------------------------------------- stream operators, planned from row counts
+
+def limit_slices(op: GlobalLimit, upstream: Iterator[Out]) -> Iterator[list]:
+    remaining = op.n
+    if remaining <= 0:
+        return
+    for out in upstream:
+        if out.rows >= remaining:
+            yield [(out, (0, remaining))]
+            return
+        remaining -= out.rows
+        yield [(out, None)]
+
+
+def rebatch_slices(op: Rebatch, upstream: Iterator[Out]) -> Iterator[list]:
+    pending: list = []
+    count = 0
+    for out in upstream:
+        offset, rows = 0, out.rows
+        while offset < rows:
+            take = min(op.rows - count, rows - offset)
+            pending.append((out, (offset, take)))
+            count += take
+            offset += take
+            if count == op.rows:
+                yield pending
+                pending, count = [], 0
+    if count:
+        yield pending
+
+
+STREAM_PLANS: dict[type, Callable[[Any, Iterator[Out]], Iterator[list]]] = {
+    GlobalLimit: limit_slices,
+    Rebatch: rebatch_slices,
+}

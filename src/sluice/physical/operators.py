@@ -1,0 +1,220 @@
+"""Physical operators: what runs on one block inside a task, the same for every runner.
+
+A stage is a chain of these. Consecutive filters and projections fuse into one
+`PolarsStep`, a single Polars lazy query per block. Pure column selection and renaming skip
+Polars and stay zero-copy in Arrow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import ExpressionEvaluationError, PlanError
+from ..expr import Alias, Column, Expr, to_polars
+from ..io.source import POSITION_COLUMNS
+from ..types import arrow_to_polars, polars_to_arrow
+from ..plan.logical import MapBatches
+from ..udf import apply_function
+
+
+class Operator:
+    name = "operator"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, eq=False)
+class PolarsStep(Operator):
+    """Fused filters and projections, run as one Polars lazy query over the block."""
+
+    steps: tuple[tuple[str, object], ...]  # ("filter", Expr) or ("select", tuple[Expr, ...])
+
+    @property
+    def name(self) -> str:
+        return "+".join(kind.capitalize() for kind, _ in self.steps)
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        carried = [c for c in POSITION_COLUMNS if c in table.column_names]  # only when tracing bad records
+        if all(kind == "select" and _is_plain_selection(p) for kind, p in self.steps):
+            for _, exprs in self.steps:
+                table = _arrow_select(table, exprs, carried)
+            return table
+        frame = arrow_to_polars(table).lazy()
+        for kind, payload in self.steps:
+            if kind == "filter":
+                frame = frame.filter(to_polars(payload))
+            else:
+                # with_columns, not select: a literal-only select would give one row, not one per input row
+                frame = frame.with_columns([to_polars(e) for e in payload]).select(
+                    [e.output_name() for e in payload] + carried)
+        try:
+            return polars_to_arrow(frame.collect())
+        except pl.exceptions.PolarsError as exc:
+            raise ExpressionEvaluationError(
+                f"Evaluating {self.describe()} failed: {str(exc).splitlines()[0]}") from None
+
+    def describe(self) -> str:
+        parts = []
+        for kind, payload in self.steps:
+            text = repr(payload) if kind == "filter" else ", ".join(repr(e) for e in payload)
+            parts.append(f"{kind}({text})")
+        return " -> ".join(parts)
+
+
+def _is_plain_selection(exprs) -> bool:
+    return all(isinstance(e, Column) or (isinstance(e, Alias) and isinstance(e.expr, Column)) for e in exprs)
+
+
+def _arrow_select(table: pa.Table, exprs: tuple[Expr, ...], carried: list[str]) -> pa.Table:
+    sources = [e.name if isinstance(e, Column) else e.expr.name for e in exprs]
+    selected = table.select(sources + carried)
+    return selected.rename_columns([e.output_name() for e in exprs] + carried)
+
+
+@dataclass(frozen=True, eq=False)
+class MapBatchesStep(Operator):
+    """A map_batches call per block. `apply` runs the function in this process; a backend may run
+    the step elsewhere (a UDF worker process, a Ray actor) through the task's `UdfRunner`."""
+
+    node: MapBatches
+    # blocks straight from read tasks may be cut into smaller batches for the workers; blocks an
+    # exchange made (a repartition by key, a group) reach the function whole
+    splittable: bool = False
+    name = "MapBatches"
+
+    @property
+    def in_processes(self) -> bool:
+        return self.node.options.compute == "processes"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        return self.apply_with(table, None)
+
+    def apply_with(self, table: pa.Table, run: Callable[[pa.Table], pa.Table] | None) -> pa.Table:
+        """The step over one block, its function called by `run` (None: in this process); row positions,
+        carried while bad records are traced, are set aside around the call."""
+        node = self.node
+        carried = [c for c in POSITION_COLUMNS if c in table.column_names]  # only when tracing bad records
+        positions = table.select(carried) if carried else None
+        if carried:
+            table = table.drop_columns(carried)
+        if run is not None:
+            result = run(table)
+        else:
+            result = apply_function(node.fn, table, node.batch_format, dict(node.fn_kwargs), node.fn_name)
+        if positions is not None and result.num_rows == positions.num_rows:
+            for name in carried:
+                result = result.append_column(name, positions[name])
+        return result
+
+    def describe(self) -> str:
+        return self.node.label()
+
+
+@dataclass(frozen=True, eq=False)
+class LocalLimit(Operator):
+    """Keep at most n rows of each task's output; the global limit after it makes it exact."""
+
+    n: int
+    name = "LocalLimit"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        return table.slice(0, self.n) if table.num_rows > self.n else table
+
+    def describe(self) -> str:
+        return f"LocalLimit {self.n}"
+
+
+WRITTEN_SCHEMA = pa.schema([("path", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64())])
+
+
+def written_table(entries: list[dict]) -> pa.Table:
+    """A write task's output: one row (path, rows, bytes) per file it staged."""
+    return pa.Table.from_pylist(entries, schema=WRITTEN_SCHEMA)
+
+
+@dataclass(frozen=True, eq=False)
+class WriteStep(Operator):
+    """Write the block to the sink's staging area; output one row per file written."""
+
+    sink: object
+    name = "Write"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        written = self.sink.write_block(table)  # type: ignore[attr-defined]
+        return written_table([{"path": path, "rows": rows, "bytes": size} for path, rows, size in written])
+
+    def describe(self) -> str:
+        return f"Write {self.sink.describe()}"  # type: ignore[attr-defined]
+
+
+class StreamOp:
+    """An operator over the ordered stream of blocks between two stages (not per block)."""
+
+    def apply(self, blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class GlobalLimit(StreamOp):
+    n: int
+
+    def apply(self, blocks):
+        remaining = self.n
+        if remaining <= 0:
+            return
+        for block in blocks:
+            if block.num_rows >= remaining:
+                yield block.slice(0, remaining)
+                return
+            remaining -= block.num_rows
+            yield block
+
+    def describe(self):
+        return f"Limit {self.n}"
+
+
+@dataclass(frozen=True)
+class Rebatch(StreamOp):
+    """Regroup the stream into blocks of exactly `rows` rows (the last may be shorter)."""
+
+    rows: int
+
+    def __post_init__(self):
+        if isinstance(self.rows, bool) or not isinstance(self.rows, int) or self.rows < 1:
+            raise PlanError(f"batch_size must be a positive number of rows, got {self.rows!r}.")
+
+    def apply(self, blocks):
+        pending: list[pa.Table] = []
+        count = 0
+        for block in blocks:
+            while block.num_rows:
+                take = min(self.rows - count, block.num_rows)
+                pending.append(block.slice(0, take))
+                count += take
+                block = block.slice(take)
+                if count == self.rows:
+                    yield pa.concat_tables(pending).combine_chunks()
+                    pending, count = [], 0
+        if count:
+            yield pa.concat_tables(pending).combine_chunks()
+
+    def describe(self):
+        return f"Rebatch {self.rows} rows"
+
+
+def normalize_block(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Give a block read from a source the types every later operator expects."""
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return polars_to_arrow(arrow_to_polars(table))

@@ -1,1 +1,0 @@
-"""Runners execute physical plans. `local` is the embedded engine; others register here."""
