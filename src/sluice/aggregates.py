@@ -84,7 +84,7 @@ class AggregationPlan:
     def partial(self) -> list[pl.Expr]:
         exprs = []
         for i, agg in enumerate(self.outputs):
-            exprs += [e.alias(f"__p{i}_{name}") for name, e in _partials(agg).items()]
+            exprs += [e.alias(f"__p{i}_{name}") for name, e in partial_forms(agg).items()]
         return exprs
 
     def row_partials(self) -> list[pl.Expr]:
@@ -92,11 +92,11 @@ class AggregationPlan:
         the group-by. For blocks where grouping barely reduces the rows (high-cardinality keys)."""
         exprs = []
         for i, agg in enumerate(self.outputs):
-            exprs += [e.alias(f"__p{i}_{name}") for name, e in _row_partials(agg).items()]
+            exprs += [e.alias(f"__p{i}_{name}") for name, e in row_partial_forms(agg).items()]
         return exprs
 
     def final(self) -> list[pl.Expr]:
-        return [_final(agg, lambda part, i=i: pl.col(f"__p{i}_{part}")).alias(name)
+        return [final_form(agg, lambda part, i=i: pl.col(f"__p{i}_{part}")).alias(name)
                 for i, (agg, name) in enumerate(zip(self.outputs, self.names))]
 
 
@@ -104,7 +104,7 @@ def plan_aggregation(keys: tuple[str, ...], aggs: tuple[Expr, ...]) -> Aggregati
     return AggregationPlan(keys, tuple(e.output_name() for e in aggs), tuple(aggregation_of(e) for e in aggs))
 
 
-def _partials(agg: Aggregation) -> dict[str, pl.Expr]:
+def partial_forms(agg: Aggregation) -> dict[str, pl.Expr]:
     if agg.fn == "count_all":
         return {"n": pl.len().cast(pl.Int64)}
     x = _arg(agg)
@@ -118,7 +118,7 @@ def _partials(agg: Aggregation) -> dict[str, pl.Expr]:
     return {"v": {"min": x.min, "max": x.max, "first": x.first, "last": x.last}[agg.fn]()}
 
 
-def _row_partials(agg: Aggregation) -> dict[str, pl.Expr]:
+def row_partial_forms(agg: Aggregation) -> dict[str, pl.Expr]:
     if agg.fn == "count_all":
         return {"n": pl.lit(1, pl.Int64)}
     x = _arg(agg)
@@ -132,7 +132,7 @@ def _row_partials(agg: Aggregation) -> dict[str, pl.Expr]:
     return {"v": x}
 
 
-def _final(agg: Aggregation, part) -> pl.Expr:
+def final_form(agg: Aggregation, part) -> pl.Expr:
     fn = agg.fn
     if fn == "count_all":
         return part("n").sum().cast(pl.Int64)

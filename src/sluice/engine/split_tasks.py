@@ -5,7 +5,7 @@ partition in two levels (slice by value, per-slice partials, ranks, exact merge)
 the task bodies that run them where the data is, on any backend (`Backend.call` by name). The
 driver (exchange.py) chains them: `split_assign` slices the partition, one `split_partials`
 task per slice, for median/quantile `split_wanted` and one `split_values` task per slice, and
-the merge as a `run_task` of kind "merge" (so the stage's operators, quarantine and exchange
+the merge as a `run_task` of kind "merge" (task.merge_block) (so the stage's operators, quarantine and exchange
 hand-off apply to its result as to any reduce task). `hot_keys_task` names a skewed join
 partition's hot keys without bringing the partition to the driver.
 """
@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..physical import holistic_split
 from ..physical.adaptive import hot_keys
-from ..types import arrow_to_polars, polars_to_arrow
+from ..types import arrow_to_polars
 from .task import ChainSpec, Report, concat_or_empty, measured
 
 
@@ -56,15 +56,6 @@ def split_values(stage_id: int, split, frame: pl.DataFrame, wanted: pl.DataFrame
                       lambda: holistic_split.values_at_ranks(split, frame, wanted), len, lambda f: f.estimated_size())
     report.ended = time.time()
     return [picked, report]
-
-
-def merge_block(payload, pieces: tuple) -> pa.Table:
-    """The partition's aggregate from its slices' partials (and picked rank values)."""
-    slices, ranked = payload
-    split, output_schema = pieces[0], pieces[1]
-    partials = list(pieces[2:2 + slices])
-    picked = list(pieces[2 + slices:2 + 2 * slices]) if ranked else None
-    return polars_to_arrow(holistic_split.merge(split, partials, picked, output_schema))
 
 
 def hot_keys_task(stage: int, keys: list[str], *pieces) -> list:

@@ -31,8 +31,10 @@ import pyarrow as pa
 from ..config import Config
 from ..errors import RemoteUserCodeError
 from ..observe.events import set_current_block
+from ..physical import holistic_split
 from ..physical.exchange import Partitioner, Reducer, sample_keys
 from ..physical.operators import MapBatchesStep, Operator, normalize_block
+from ..types import polars_to_arrow
 from ..reliability.quarantine import empty_output, error_text, is_row_error, isolate, replay_positions
 from ..reliability.retry import retrying
 from .. import user_code
@@ -197,7 +199,6 @@ def run_task(spec: ChainSpec, kind: str, payload: Any, pieces: tuple, udfs: UdfR
         elif kind == "reduce":
             block = _reduce(spec, payload, pieces, report)
         elif kind == "merge":
-            from .split_tasks import merge_block
             block = merge_block(payload, pieces)
         else:
             raise ValueError(f"unknown task kind {kind!r}")
@@ -236,6 +237,15 @@ def _gather(cuts: list, pieces: tuple) -> pa.Table:
     if len(parts) == 1:
         return parts[0]
     return pa.concat_tables(parts, promote_options="permissive").combine_chunks()
+
+
+def merge_block(payload, pieces: tuple) -> pa.Table:
+    """The partition's aggregate from its slices' partials (and picked rank values)."""
+    slices, ranked = payload
+    split, output_schema = pieces[0], pieces[1]
+    partials = list(pieces[2:2 + slices])
+    picked = list(pieces[2 + slices:2 + 2 * slices]) if ranked else None
+    return polars_to_arrow(holistic_split.merge(split, partials, picked, output_schema))
 
 
 def concat_or_empty(tables: list, schema: pa.Schema) -> pa.Table:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..aggregates import HOLISTIC, AggregationPlan, _final, _partials
+from ..aggregates import HOLISTIC, AggregationPlan, final_form, partial_forms
 from ..expr import Aggregation, to_polars
 
 VALUE, SLICE, COUNT, LOCAL_RANK, RANK_VALUE = "__hs_value", "__hs_slice", "__hs_count", "__hs_local", "__hs_at"
@@ -100,7 +100,7 @@ def slice_partials(split: SplitPlan, frame: pl.DataFrame) -> pl.DataFrame:
         if agg.fn == "count_distinct":
             exprs.append(value.drop_nulls().n_unique().cast(pl.Int64).alias(f"__p{i}_d"))
         elif agg.fn not in RANKED:
-            exprs += [e.alias(f"__p{i}_{name}") for name, e in _partials(agg).items()]
+            exprs += [e.alias(f"__p{i}_{name}") for name, e in partial_forms(agg).items()]
     if split.ranked:
         exprs.append(value.count().cast(pl.Int64).alias(COUNT))
     return _group(frame, split.plan.keys, exprs)
@@ -171,7 +171,7 @@ def merge(split: SplitPlan, partials: list[pl.DataFrame], picked: list[pl.DataFr
         if agg.fn == "count_distinct":
             exprs.append(pl.col(f"__p{i}_d").sum().cast(pl.Int64).alias(name))
         elif agg.fn not in RANKED:
-            exprs.append(_final(agg, lambda part, i=i: pl.col(f"__p{i}_{part}")).alias(name))
+            exprs.append(final_form(agg, lambda part, i=i: pl.col(f"__p{i}_{part}")).alias(name))
     if split.ranked:
         exprs.append(pl.col(COUNT).sum().alias("__hs_total"))
     merged = _group(pl.concat(partials, how="diagonal_relaxed"), keys, exprs)
