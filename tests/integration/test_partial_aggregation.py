@@ -58,3 +58,33 @@ def test_grouping_stops_when_keys_are_unique(runner, monkeypatch):
     partial = [op for op in ds.stats().operator_list() if op.name == "PartialAggregate"]
     # grouping was tried on the first blocks, then rows went through as they were
     assert partial[0].rows_out == 20_000
+
+
+def test_a_filter_and_projection_run_in_the_partial_aggregates_query_and_keep_their_figures(runner, duck):
+    """The map side's last filter/projection and the partial aggregate are one Polars query per task:
+    the answer is DuckDB's, and the stats still give the filter's rows in and out."""
+    table = _table(6000, 40, 7)
+    opaque = sl.from_arrow(table).repartition(3).map_batches(lambda batch: batch, compute="threads")
+    ds = opaque.filter(col("i") > 0).with_columns(j=col("i") * 2).group_by("k").agg(n=sl.count(), total=col("j").sum())
+    expected = q(duck, "SELECT k, count(*) AS n, sum(i * 2) AS total FROM t WHERE i > 0 GROUP BY k", t=table)
+    assert_same(ds.to_arrow(), expected, check_types=False)
+    ops = {op.name: op for op in ds.stats().operator_list()}
+    kept = q(duck, "SELECT count(*) AS n FROM t WHERE i > 0", t=table).column("n")[0].as_py()
+    step = ops["Filter+Select"]
+    assert (step.rows_in, step.rows_out) == (6000, kept)
+    assert ops["PartialAggregate"].rows_in == kept
+
+
+def test_a_bad_row_in_the_fused_map_side_is_quarantined_alone(runner, tmp_path):
+    """When the fused query fails on a value (a cast), the step runs alone and bisects to the bad row."""
+    table = pa.table({"k": [i % 5 for i in range(2000)], "s": [str(i) if i != 777 else "oops" for i in range(2000)]})
+    ds = sl.from_arrow(table).repartition(2).with_columns(v=col("s").cast("int64")).group_by("k").agg(
+        total=col("v").sum())
+    result = {row["k"]: row["total"] for row in ds.to_arrow().to_pylist()}
+    expected: dict[int, int] = {}
+    for i in range(2000):
+        if i != 777:
+            expected[i % 5] = expected.get(i % 5, 0) + i
+    assert result == expected
+    letters = ds.bad_records().to_arrow().to_pylist()
+    assert len(letters) == 1 and '"oops"' in letters[0]["record_json"]

@@ -35,11 +35,21 @@ from ..observe.stats import format_bytes
 from ..physical import adaptive, holistic_split
 from ..physical.exchange import Partitioner, RangePartitioner, SinglePartitioner
 from ..physical.stages import JoinStage, PhysicalPlan, ShuffleRead, SortStage
+from ..types import arrow_to_polars, polars_to_arrow
 from ..reliability.crash_points import crash_point
 from ..reliability.run_store import exchange_key
 from .backend import Exchange, Out
 from .checkpoint import DurableExchange
 from .task import MapSpec
+
+
+def semi_join_keys(node, build: pa.Table, build_index: int) -> pa.Table:
+    """A semi or anti join's right side only says which keys exist: its distinct keys are enough, and
+    every task that joins with it builds a smaller hash table."""
+    if node.how not in ("semi", "anti") or build_index != 1 or build.num_rows == 0:
+        return build
+    keys = list(node.right_on)
+    return polars_to_arrow(arrow_to_polars(build.select(keys)).unique())
 
 
 @dataclass
@@ -194,11 +204,15 @@ class ExchangeRun:
                                                             else 1 - plan.build))
 
     def _broadcast(self, collected: Exchange, probe_read: ShuffleRead) -> Iterator[Out]:
-        """The build side fetched once and put once; each block of the other side is joined where it is."""
+        """The build side fetched once and put once; each batch of the other side's blocks is joined with
+        it where the blocks are. A task builds the build side's hash table again, so a batch holds at
+        least the build side's bytes of probe blocks (up to a task's size): a small probe side that
+        arrives in many blocks is joined in few tasks, a large one in parallel."""
         tables = [self.backend.fetch(handle) for handle in collected.refs([0])]
         build = pa.concat_tables(tables, promote_options="permissive") if tables else collected.schema.empty_table()
         self.stats.add_shuffle(read=collected.read_bytes([0]) if collected.durable else build.nbytes)
         collected.release(0)
+        build = semi_join_keys(self.stage.reducer.node, build, self.stage.join.build)
         build_bytes = build.nbytes
         build_handle = self.backend.put(build)
         del tables, build
@@ -206,12 +220,16 @@ class ExchangeRun:
         chain = self.backend.chain(self.owner.spec(reducer=self.stage.reducer,
                                                    input_schemas=tuple(r.schema for r in self.stage.reads)))
 
-        def submit(out: Out, block: str):
-            args = [build_handle, out.handles[0]] if build_is_left else [out.handles[0], build_handle]
-            return self.owner.submit(chain, "reduce", ([1, 1], None), args, block, {})
+        def submit(batch: list[Out], block: str):
+            probes = [out.handles[0] for out in batch]
+            args, counts = ([build_handle, *probes], [1, len(probes)]) if build_is_left else \
+                ([*probes, build_handle], [len(probes), 1])
+            return self.owner.submit(chain, "reduce", (counts, None), args, block, {})
 
-        yield from self.owner.parallel(self.owner.upstream(probe_read.upstream), submit,
-                                       lambda out: out.bytes + build_bytes)
+        batch_bytes = max(1, min(build_bytes, self.reduce_task_bytes))
+        batches = adaptive.batches_of_at_least(self.owner.upstream(probe_read.upstream), lambda out: out.bytes,
+                                               batch_bytes)
+        yield from self.owner.parallel(batches, submit, lambda batch: sum(o.bytes for o in batch) + build_bytes)
 
     # ------------------------------------------------------------ sort
 

@@ -26,14 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import polars as pl
 import pyarrow as pa
 
 from ..config import Config
 from ..errors import RemoteUserCodeError
 from ..observe.events import set_current_block
 from ..physical import holistic_split
-from ..physical.exchange import Partitioner, Reducer, sample_keys
-from ..physical.operators import MapBatchesStep, Operator, normalize_block
+from ..physical.exchange import PartialAggregate, Partitioner, Reducer, sample_keys
+from ..physical.operators import MapBatchesStep, Operator, PolarsStep, normalize_block
 from ..types import polars_to_arrow
 from ..reliability.quarantine import empty_output, error_text, is_row_error, isolate, replay_positions
 from ..reliability.retry import retrying
@@ -202,8 +203,11 @@ def run_task(spec: ChainSpec, kind: str, payload: Any, pieces: tuple, udfs: UdfR
             block = merge_block(payload, pieces)
         else:
             raise ValueError(f"unknown task kind {kind!r}")
-        block = process(spec, block, report, task, udfs)
-        outputs = _finish(spec, block, report)
+        pending = fused_into_prepare(spec)
+        block = process(spec, block, report, task, udfs, len(spec.operators) - (pending is not None))
+        if pending is not None:
+            block = _prepare_after(spec, block, report, task)
+        outputs = _finish(spec, block, report, prepared=pending is not None)
     except BaseException as exc:
         report.ended = time.time()
         try:
@@ -270,12 +274,39 @@ def _reduce(spec: ChainSpec, payload, pieces: tuple, report: Report) -> pa.Table
                     lambda: reducer.reduce(inputs), lambda t: t.num_rows, lambda t: t.nbytes)
 
 
-def _finish(spec: ChainSpec, block: pa.Table, report: Report) -> list:
+def fused_into_prepare(spec: ChainSpec) -> Operator | None:
+    """The chain's last operator, when it is a PolarsStep that the exchange's partial aggregate can run
+    in the same Polars query (the commonest map side: read, filter and project, aggregate)."""
+    plan = spec.finish
+    if plan is None or not spec.operators or not isinstance(plan.prepare, PartialAggregate):
+        return None
+    last = spec.operators[-1]
+    return last if isinstance(last, PolarsStep) else None
+
+
+def _prepare_after(spec: ChainSpec, block: pa.Table, report: Report, task) -> pa.Table:
+    """The last PolarsStep and the partial aggregate in one query. Both get their rows in and out in
+    the stats; the step's time is the aggregate's, the step's output is never materialized (0 bytes).
+    If the query fails, the step runs alone, with quarantine, then the aggregate."""
+    step, prepare = spec.operators[-1], spec.finish.prepare
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    try:
+        out, entered = prepare.after(step, block)
+    except pl.exceptions.PolarsError:
+        block = process(spec, block, report, task, start=len(spec.operators) - 1)
+        return timed(report, spec.finish.stage_id, prepare, block)
+    report.record(spec.stage_id, spec.labels[-1], block.num_rows, entered, block.nbytes, 0, 0.0, 0.0)
+    report.record(spec.finish.stage_id, prepare.name, entered, out.num_rows, 0, out.nbytes,
+                  time.perf_counter() - started, time.thread_time() - cpu_started)
+    return out
+
+
+def _finish(spec: ChainSpec, block: pa.Table, report: Report, prepared: bool = False) -> list:
     plan = spec.finish
     if plan is None:
         report.rows, report.bytes = [block.num_rows], [block.nbytes]
         return [block]
-    if plan.prepare is not None:
+    if plan.prepare is not None and not prepared:
         block = timed(report, plan.stage_id, plan.prepare, block)
     if plan.sample_keys:
         report.sample = sample_keys(block, list(plan.sample_keys))
@@ -316,9 +347,11 @@ def operator_call(operator: Operator, udfs: UdfRunner | None) -> Callable[[pa.Ta
     return operator.apply
 
 
-def process(spec: ChainSpec, block: pa.Table, report: Report, task=None, udfs: UdfRunner | None = None) -> pa.Table:
-    """Run the chain over the block; rows an operator fails on go into the report (on_error='quarantine')."""
-    for offset, operator in enumerate(spec.operators):
+def process(spec: ChainSpec, block: pa.Table, report: Report, task=None, udfs: UdfRunner | None = None,
+            end: int | None = None, start: int = 0) -> pa.Table:
+    """Run the chain (operators start..end) over the block; rows an operator fails on go into the report
+    (on_error='quarantine')."""
+    for offset, operator in list(enumerate(spec.operators))[start:end]:
         apply = operator_call(operator, udfs)
         try:
             block = timed(report, spec.stage_id, operator, block, spec.labels[offset], apply)

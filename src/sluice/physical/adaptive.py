@@ -54,6 +54,21 @@ def consecutive_groups(items: Iterable[T], size: Callable[[T], int], target_byte
         yield group
 
 
+def batches_of_at_least(items: Iterable[T], size: Callable[[T], int], target_bytes: int) -> Iterator[list[T]]:
+    """Consecutive items joined into batches of at least `target_bytes` (the last may hold less), each
+    batch handed on as soon as it is full: a stream of small blocks becomes fewer, larger tasks."""
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        batch.append(item)
+        total += size(item)
+        if total >= target_bytes:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
 def _skewed(probe_bytes: list[int], live: list[int], factor: float, min_bytes: int) -> set[int]:
     """Partitions over `factor` x the median size of the live ones, and over `min_bytes`."""
     typical = median([probe_bytes[p] for p in live])

@@ -246,23 +246,36 @@ class PartialAggregate(Operator):
     name = "PartialAggregate"
 
     def apply(self, table):
-        frame = arrow_to_polars(table)
-        if self.plan.keys and not self.reduction.pays:
-            return polars_to_arrow(self._as_rows(frame))
-        if self.plan.keys:
-            out = frame.group_by(list(self.plan.keys)).agg(self.plan.partial())
-            self.reduction.add(table.num_rows, out.height)
-        else:
-            out = frame.select(self.plan.partial())
-            if table.num_rows == 0:
-                out = out.clear()  # an empty block has no rows to summarize (first() must not see a null)
-        return polars_to_arrow(out)
+        out, _ = self.after(None, table)
+        return out
 
-    def _as_rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def after(self, step, table: pa.Table) -> tuple[pa.Table, int]:
+        """This aggregate over `table` after the PolarsStep `step` (None: none), in one Polars query:
+        Polars pushes the projections into the aggregation instead of materializing them. Returns the
+        partials and the rows that entered the aggregate (the step's output rows)."""
+        frame = arrow_to_polars(table).lazy()
+        if step is not None:
+            frame = step.lazy(frame)
+        if self.plan.keys and not self.reduction.pays:
+            out = self._as_rows(frame).collect()
+            return polars_to_arrow(out), out.height
+        rows = "__sluice_rows"
+        if self.plan.keys:
+            out = frame.group_by(list(self.plan.keys)).agg(self.plan.partial() + [pl.len().alias(rows)]).collect()
+            entered = int(out[rows].sum()) if out.height else 0
+            self.reduction.add(entered, out.height)
+        else:
+            out = frame.select(self.plan.partial() + [pl.len().alias(rows)]).collect()
+            entered = int(out[rows][0])
+            if entered == 0:
+                out = out.clear()  # an empty block has no rows to summarize (first() must not see a null)
+        return polars_to_arrow(out.drop(rows)), entered
+
+    def _as_rows(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         keys = list(self.plan.keys)
         grouped = frame.clear().group_by(keys).agg(self.plan.partial())  # the schema partials have
         rows = frame.select([pl.col(k) for k in keys] + self.plan.row_partials())
-        return rows.cast(dict(grouped.schema))
+        return rows.cast(dict(grouped.collect_schema()))
 
     def describe(self):
         return f"partial aggregate by [{', '.join(self.plan.keys)}]"

@@ -47,19 +47,24 @@ class PolarsStep(Operator):
             for _, exprs in self.steps:
                 table = _arrow_select(table, exprs, carried)
             return table
-        frame = arrow_to_polars(table).lazy()
+        frame = self.lazy(arrow_to_polars(table).lazy(), carried)
+        try:
+            return polars_to_arrow(frame.collect())
+        except pl.exceptions.PolarsError as exc:
+            raise ExpressionEvaluationError(
+                f"Evaluating {self.describe()} failed: {str(exc).splitlines()[0]}") from None
+
+    def lazy(self, frame: pl.LazyFrame, carried: list[str] = ()) -> pl.LazyFrame:
+        """The steps over a lazy frame, for a query that goes on after them (`carried`: columns kept as
+        they are, the row positions traced for bad records)."""
         for kind, payload in self.steps:
             if kind == "filter":
                 frame = frame.filter(to_polars(payload))
             else:
                 # with_columns, not select: a literal-only select would give one row, not one per input row
                 frame = frame.with_columns([to_polars(e) for e in payload]).select(
-                    [e.output_name() for e in payload] + carried)
-        try:
-            return polars_to_arrow(frame.collect())
-        except pl.exceptions.PolarsError as exc:
-            raise ExpressionEvaluationError(
-                f"Evaluating {self.describe()} failed: {str(exc).splitlines()[0]}") from None
+                    [e.output_name() for e in payload] + list(carried))
+        return frame
 
     def describe(self) -> str:
         parts = []
