@@ -597,7 +597,7 @@ class _ArrowFilterCompiler:
                     return None
                 return (left & right) if expr.op == "&" else (left | right)
             if expr.op in _ARROW_COMPARISONS:
-                left, right = self.operand(expr.left), self.operand(expr.right)
+                left, right = self.operand(expr.left, expr.right), self.operand(expr.right, expr.left)
                 if left is None or right is None:
                     return None
                 return _ARROW_COMPARISONS[expr.op](left, right)
@@ -613,10 +613,12 @@ class _ArrowFilterCompiler:
             values = expr.params[0]
             if field is None or not values or not all(_arrow_scalar_ok(v) for v in values):
                 return None
+            if self.view_type(expr.args[0]) is not None:
+                return None  # Arrow has no is_in kernel for string_view: such a file is not pruned by it
             return field.isin(list(values))
         if isinstance(expr, Call) and expr.fn == "between":
             field = self.field(expr.args[0])
-            low, high = self.operand(expr.args[1]), self.operand(expr.args[2])
+            low, high = self.operand(expr.args[1], expr.args[0]), self.operand(expr.args[2], expr.args[0])
             if field is None or low is None or high is None:
                 return None
             return (field >= low) & (field <= high)
@@ -631,11 +633,21 @@ class _ArrowFilterCompiler:
             return None
         return pc.field(expr.name)
 
-    def operand(self, expr: Expr):
+    def view_type(self, expr: Expr) -> pa.DataType | None:
+        """A column's string_view or binary_view type, whose literals must have that type too."""
+        if isinstance(expr, Column) and self.schema is not None and expr.name in self.schema.names:
+            kind = self.schema.field(expr.name).type
+            if kind in (pa.string_view(), pa.binary_view()):
+                return kind
+        return None
+
+    def operand(self, expr: Expr, other: Expr | None = None):
+        """A comparison's side; `other` is the side it is compared with (a literal takes a view column's type)."""
         if isinstance(expr, Column):
             return self.field(expr)
         if isinstance(expr, Literal) and expr.value is not None and _arrow_scalar_ok(expr.value):
             if isinstance(expr.value, float) and expr.value != expr.value:
                 return None
-            return pc.scalar(expr.value)
+            view = self.view_type(other) if isinstance(expr.value, (str, bytes)) else None
+            return pc.scalar(pa.scalar(expr.value, view) if view is not None else expr.value)
         return None

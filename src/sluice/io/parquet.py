@@ -198,7 +198,10 @@ class ParquetSource(Source):
     def _split_large_file(self, fragment, columns, request) -> list[ReadTask]:
         def footer():
             try:
-                return fragment.split_by_row_group(filter=request.arrow_filter, schema=self.schema), fragment.metadata
+                # pruned by statistics in the file's own types (string_view in some writers' files)
+                physical = fragment.physical_schema
+                return fragment.split_by_row_group(filter=request.arrow_filter_for(physical),
+                                                   schema=physical), fragment.metadata
             except (pa.ArrowInvalid, OSError) as exc:
                 if isinstance(exc, OSError) and is_transient(exc):
                     raise
@@ -284,7 +287,7 @@ class ParquetSource(Source):
         tables = []
         try:
             self._check_file_schema(fragment, self._checked_columns(columns, request))
-            for batch in fragment.to_batches(schema=self.schema, columns=columns, filter=request.arrow_filter):
+            for batch in self._filtered_batches(fragment, columns, request):
                 if remaining is not None:
                     batch = batch.slice(0, remaining)
                     remaining -= batch.num_rows
@@ -298,6 +301,25 @@ class ParquetSource(Source):
                 raise
             raise self._corrupt(fragment.path, exc, self._row_groups_of(fragment)) from None
         return tables
+
+    def _filtered_batches(self, fragment, columns, request: ScanRequest) -> Iterator[pa.RecordBatch]:
+        """The fragment's rows that pass the pushed predicates, in the dataset's types.
+
+        Arrow's scanner compares the filter with the file's own types while it reads, and has no
+        kernel that compares string_view (some writers' strings) with the dataset's large_string:
+        such a file is read unfiltered (its row groups were already pruned by their statistics, in
+        the file's types, when the task was planned) and filtered after the cast."""
+        arrow_filter = request.arrow_filter
+        views = arrow_filter is not None and any(
+            f.type in (pa.string_view(), pa.binary_view()) for f in fragment.physical_schema)
+        if not views:
+            yield from fragment.to_batches(schema=self.schema, columns=columns, filter=arrow_filter)
+            return
+        needed = list(dict.fromkeys([*columns, *sorted(set().union(*(columns_of(p) for p in
+                                                                      request.pushed_predicates)))]))
+        for batch in fragment.to_batches(schema=self.schema, columns=needed):
+            table = pa.Table.from_batches([batch]).filter(arrow_filter).select(columns)
+            yield from table.combine_chunks().to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
 
     def _read_with_polars(self, fragments, columns, request: ScanRequest) -> Iterator[pa.Table]:
         """Whole local files through Polars' reader, which decodes filtered columns lazily.

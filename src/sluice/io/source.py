@@ -90,6 +90,18 @@ class ScanRequest:
             result = p if result is None else result & p
         return result
 
+    def arrow_filter_for(self, physical: pa.Schema) -> pc.Expression | None:
+        """The pushed predicates compiled against a file's own schema, for pruning by its statistics:
+        a file that stores strings as string_view needs string_view literals (Arrow has no kernel that
+        compares string_view with string). A predicate that does not compile there is left out of
+        pruning; the read still applies it."""
+        result = None
+        for predicate in self.pushed_predicates:
+            compiled = to_arrow_filter(predicate, physical)
+            if compiled is not None:
+                result = compiled if result is None else result & compiled
+        return result
+
     @property
     def residual(self) -> Expr | None:
         """The conjunction of predicates the source cannot apply; the stage applies them."""
