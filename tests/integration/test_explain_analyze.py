@@ -73,3 +73,27 @@ def test_cli_explain_analyze_runs_the_script_and_prints_annotated_plans(tmp_path
     assert "500" in result.stdout
     assert "== Analyzed physical plan: run " in result.stdout
     assert re.search(r"actual \w+: [\d,]+ -> 500 rows", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("kind", ["numeric", "strings"])
+def test_size_estimates_are_within_1_5x_of_what_the_scan_measured(tmp_path, runner, kind):
+    """The fusion and broadcast decisions use estimates of in-memory size: within 1.5x of what the scans
+    then measure, for numeric data and for strings that Parquet stores in a fraction of their decoded
+    size (dictionary and run-length encoded); explain(analyze=True) shows both."""
+    import pyarrow.parquet as pq
+    rng = np.random.default_rng(4)
+    n = 200_000
+    if kind == "numeric":
+        table = pa.table({"a": rng.integers(0, 1 << 40, n), "b": rng.random(n), "c": rng.integers(0, 9, n).astype(np.int8)})
+    else:
+        table = pa.table({"flag": rng.choice(["RETURNED", "NONE", "ACCEPTED"], n),
+                          "note": [f"comment number {i % 500:04d} about a shipment" for i in range(n)],
+                          "k": np.arange(n)})
+    for part in range(4):
+        pq.write_table(table.slice(part * n // 4, n // 4), tmp_path / f"part-{part}.parquet", row_group_size=10_000)
+    ds = sl.read_parquet(str(tmp_path))
+    estimate = ds.plan.source.estimated_bytes(None)
+    measured = ds.to_arrow().nbytes
+    assert 1 / 1.5 <= estimate / measured <= 1.5, (estimate, measured)
+    text = ds.explain(analyze=True, show=False)
+    assert re.search(r"size: estimated [\d.]+ \w+ before filters, measured [\d.]+ \w+", text), text

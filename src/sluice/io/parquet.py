@@ -17,15 +17,17 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
-from ..errors import CorruptFileError, SchemaMismatchError, SourceError, format_schema
+from ..errors import CorruptFileError, SchemaMismatchError, SluiceError, SourceError, format_schema
 from ..expr import columns_of, to_polars
 from ..reliability.retry import is_transient, retrying
 from ..types import normalize_schema, polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
 from .source import ReadTask, ScanRequest, Source, apply_request_keeping_positions, scale_estimate, with_positions
 
-PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates
+PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates without a sample
+SAMPLE_ROWS = 16_384  # rows of the first file decoded to learn each column's in-memory size
 SCHEMA_PROBES = 16  # files tried for the schema when the first file is corrupt
 
 
@@ -138,9 +140,57 @@ class ParquetSource(Source):
                 pass
         return self._measured_expansion or PARQUET_EXPANSION
 
+    @cached_property
+    def _sampled(self) -> tuple[dict[str, float], float] | None:
+        """In-memory bytes per row of each column, and rows per file byte, from decoding the first rows
+        of the first file (as the scan will: strings as large_string, dictionaries decoded). The
+        footer's sizes say how Parquet stores a column, not what it takes in memory: a dictionary or
+        run-length encoded string column can take ten times its Parquet size once decoded. None when
+        the sample cannot be read (the footer-based estimate applies)."""
+        fragments = self._first_fragment()
+        if not fragments:
+            return None
+        fragment = fragments[0]
+        size = self._sizes.get(fragment.path) or 0
+        try:
+            rows = fragment.metadata.num_rows
+            names = [f.name for f in fragment.physical_schema]
+            if not rows or not size:
+                return None
+            with self.files.filesystem.open_input_file(fragment.path) as handle:
+                batch = next(pq.ParquetFile(handle).iter_batches(batch_size=SAMPLE_ROWS, columns=names), None)
+        except (pa.ArrowInvalid, OSError, StopIteration):
+            return None
+        if batch is None or batch.num_rows == 0:
+            return None
+        sample = pa.Table.from_batches([batch])
+        try:
+            sample = sample.cast(normalize_schema(without_view_types(sample.schema)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, SluiceError):
+            pass  # sized as stored: close enough for an estimate
+        per_row = {name: sample.column(name).nbytes / sample.num_rows for name in sample.column_names}
+        for name in self.partition_columns:  # one value per file, repeated on every row it yields
+            per_row[name] = 8.0 + (8.0 if pa.types.is_string(self.schema.field(name).type) else 0.0)
+        return per_row, rows / size
+
+    def _bytes_per_row(self, columns) -> float | None:
+        sampled = self._sampled
+        if sampled is None:
+            return None
+        per_row, _ = sampled
+        names = list(columns) if columns is not None else self.schema.names
+        return sum(per_row.get(name, 16.0) for name in names)
+
+    def _estimate_file(self, size: int, columns) -> int:
+        """The in-memory size of reading `columns` of a file of `size` bytes."""
+        per_row = self._bytes_per_row(columns)
+        if per_row is None:
+            return scale_estimate(int(size * self._expansion(self._first_fragment())), self.schema,
+                                  list(columns) if columns is not None else None)
+        return int(size * self._sampled[1] * per_row)
+
     def estimated_bytes(self, columns=None) -> int:
-        return scale_estimate(int(self.files.total_bytes * self._expansion(self._first_fragment())), self.schema,
-                              list(columns) if columns is not None else None)
+        return self._estimate_file(self.files.total_bytes, columns)
 
     def polars_scan(self, request: ScanRequest) -> tuple[pl.LazyFrame, int] | None:
         """Local, unpartitioned files without a user schema, read by Polars inside a fused query.
@@ -169,9 +219,7 @@ class ParquetSource(Source):
         fragments = list(self._dataset.get_fragments(filter=arrow_filter) if arrow_filter is not None
                          else self._dataset.get_fragments())
         columns = request.read_columns(self.schema)
-        expansion = self._expansion(fragments)
-        estimates = [scale_estimate(int(self._sizes.get(f.path, 0) * expansion), self.schema, columns)
-                     for f in fragments]
+        estimates = [self._estimate_file(self._sizes.get(f.path, 0), columns) for f in fragments]
         target = request.task_bytes(sum(estimates))
         tasks: list[ReadTask] = []
         batch: list[ds.ParquetFileFragment] = []
@@ -223,7 +271,9 @@ class ParquetSource(Source):
 
         for piece in pieces:
             index = piece.row_groups[0].id
-            estimate = scale_estimate(metadata.row_group(index).total_byte_size, self.schema, columns)
+            per_row = self._bytes_per_row(columns)
+            estimate = int(metadata.row_group(index).num_rows * per_row) if per_row is not None else \
+                scale_estimate(metadata.row_group(index).total_byte_size, self.schema, columns)
             if group and group_bytes + estimate > request.max_task_bytes:
                 flush()
                 group, group_bytes = [], 0

@@ -19,7 +19,23 @@ def analyzed_plan(stats: RunStats) -> str:
         return f"run {stats.run_id} has no physical plan to annotate."
     header = (f"== Analyzed physical plan: run {stats.run_id}, {stats.status} in {stats.wall_s:.3f}s ==\n"
               f"(actual figures are summed over each operator's tasks)")
-    return header + "\n" + plan.explain(annotate=lambda stage: stage_annotations(stage.id, stats))
+    return header + "\n" + plan.explain(annotate=lambda stage: size_annotations(stage, stats) +
+                                          stage_annotations(stage.id, stats))
+
+
+def size_annotations(stage, stats: RunStats) -> list[str]:
+    """A scan's planned size beside what it read: the estimate steers fusion, broadcast and task sizes."""
+    scan = getattr(stage, "scan", None)
+    measured = stats.operators.get((stage.id, "Scan"))
+    if scan is None or measured is None:
+        return []
+    estimate = scan.source.estimated_bytes(tuple(stage.read_schema.names))
+    if estimate is None:
+        return [f"size: no estimate, measured {format_bytes(measured.bytes_out)}"]
+    ratio = f" ({estimate / measured.bytes_out:.2f}x)" if measured.bytes_out else ""
+    filtered = " (after the filters the reader applied)" if stage.scan_request.pushed_predicates else ""
+    return [f"size: estimated {format_bytes(estimate)} before filters, measured {format_bytes(measured.bytes_out)}"
+            f"{filtered}{ratio}"]
 
 
 def stage_annotations(stage_id: int, stats: RunStats) -> list[str]:
