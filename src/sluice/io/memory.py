@@ -33,7 +33,7 @@ class ArrowSource(Source):
     def describe(self) -> str:
         return f"{self.label} ({self.table.num_rows} rows)"
 
-    def estimated_bytes(self, columns=None) -> int:
+    def estimated_bytes(self, columns=None, predicates=()) -> int:
         table = self.table if columns is None else self.table.select(list(columns))
         return table.nbytes
 
@@ -73,7 +73,7 @@ class RangeSource(Source):
     def describe(self) -> str:
         return f"range({self.start}, {self.end}, {self.step})"
 
-    def estimated_bytes(self, columns=None) -> int:
+    def estimated_bytes(self, columns=None, predicates=()) -> int:
         return self.num_rows * 8
 
     def plan_tasks(self, request: ScanRequest) -> list[ReadTask]:

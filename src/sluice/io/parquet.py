@@ -45,6 +45,8 @@ class ParquetSource(Source):
         self._partitioning = _hive_partitioning(self.files) if partitioning == "hive" else None
         self._location = self.files.base_dir or self.files.paths[0]
         self._measured_expansion: float | None = None
+        self._column_bytes: dict[str, float] = {}  # in-memory bytes per row, by column (_bytes_per_row)
+        self._row_density: float | None = None  # rows per file byte, from the first file read
 
     def _first_fragment(self) -> list:
         return list(itertools.islice(self._dataset.get_fragments(), 1))
@@ -140,57 +142,81 @@ class ParquetSource(Source):
                 pass
         return self._measured_expansion or PARQUET_EXPANSION
 
-    @cached_property
-    def _sampled(self) -> tuple[dict[str, float], float] | None:
-        """In-memory bytes per row of each column, and rows per file byte, from decoding the first rows
-        of the first file (as the scan will: strings as large_string, dictionaries decoded). The
-        footer's sizes say how Parquet stores a column, not what it takes in memory: a dictionary or
-        run-length encoded string column can take ten times its Parquet size once decoded. None when
-        the sample cannot be read (the footer-based estimate applies)."""
-        fragments = self._first_fragment()
-        if not fragments:
-            return None
-        fragment = fragments[0]
-        size = self._sizes.get(fragment.path) or 0
-        try:
-            rows = fragment.metadata.num_rows
-            names = [f.name for f in fragment.physical_schema]
-            if not rows or not size:
+    def _bytes_per_row(self, columns, fragment=None) -> float | None:
+        """In-memory bytes per row of these columns (as the scan holds them: strings as large_string,
+        dictionaries decoded). Fixed-width columns take their width; a string, binary or nested column
+        is measured on the first rows of a file the scan reads (that column only), since Parquet's
+        dictionary and run-length encodings store it in a fraction of its decoded size. None when no
+        file can be sampled (the footer-based estimate applies)."""
+        names = list(columns) if columns is not None else self.schema.names
+        total, missing = 0.0, []
+        for name in names:
+            width = self._column_bytes.get(name)
+            if width is None:
+                width = _fixed_width(self.schema.field(name).type) if name in self.schema.names else None
+                if name in self.partition_columns:  # one value per file, repeated on every row it yields
+                    width = 16.0
+            if width is None:
+                missing.append(name)
+            else:
+                self._column_bytes[name] = width
+                total += width
+        if missing:
+            measured = self._sample_widths(missing, fragment)
+            if measured is None:
                 return None
+            self._column_bytes.update(measured)
+            total += sum(measured.values())
+        return total
+
+    def _sample_widths(self, names: list[str], fragment) -> dict[str, float] | None:
+        fragment = fragment or next(iter(self._first_fragment()), None)
+        if fragment is None:
+            return None
+        try:
             with self.files.filesystem.open_input_file(fragment.path) as handle:
-                batch = next(pq.ParquetFile(handle).iter_batches(batch_size=SAMPLE_ROWS, columns=names), None)
-        except (pa.ArrowInvalid, OSError, StopIteration):
+                present = [n for n in names if n in fragment.physical_schema.names]
+                batch = next(pq.ParquetFile(handle).iter_batches(batch_size=SAMPLE_ROWS, columns=present), None)
+        except (pa.ArrowInvalid, OSError):
             return None
         if batch is None or batch.num_rows == 0:
-            return None
+            return {name: 16.0 for name in names}
         sample = pa.Table.from_batches([batch])
         try:
             sample = sample.cast(normalize_schema(without_view_types(sample.schema)))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, SluiceError):
             pass  # sized as stored: close enough for an estimate
-        per_row = {name: sample.column(name).nbytes / sample.num_rows for name in sample.column_names}
-        for name in self.partition_columns:  # one value per file, repeated on every row it yields
-            per_row[name] = 8.0 + (8.0 if pa.types.is_string(self.schema.field(name).type) else 0.0)
-        return per_row, rows / size
+        widths = {name: sample.column(name).nbytes / sample.num_rows for name in sample.column_names}
+        return {name: widths.get(name, 16.0) for name in names}
 
-    def _bytes_per_row(self, columns) -> float | None:
-        sampled = self._sampled
-        if sampled is None:
-            return None
-        per_row, _ = sampled
-        names = list(columns) if columns is not None else self.schema.names
-        return sum(per_row.get(name, 16.0) for name in names)
+    def _rows_per_file_byte(self, fragment) -> float | None:
+        if self._row_density is None and fragment is not None:
+            size = self._sizes.get(fragment.path) or 0
+            try:
+                rows = fragment.metadata.num_rows
+            except (pa.ArrowInvalid, OSError):
+                return None
+            if size:
+                self._row_density = rows / size
+        return self._row_density
 
-    def _estimate_file(self, size: int, columns) -> int:
+    def _estimate_file(self, size: int, columns, fragment=None) -> int:
         """The in-memory size of reading `columns` of a file of `size` bytes."""
-        per_row = self._bytes_per_row(columns)
-        if per_row is None:
+        first = fragment or next(iter(self._first_fragment()), None)
+        per_row = self._bytes_per_row(columns, first)
+        density = self._rows_per_file_byte(first)
+        if per_row is None or density is None:
             return scale_estimate(int(size * self._expansion(self._first_fragment())), self.schema,
                                   list(columns) if columns is not None else None)
-        return int(size * self._sampled[1] * per_row)
+        return int(size * density * per_row)
 
-    def estimated_bytes(self, columns=None) -> int:
-        return self._estimate_file(self.files.total_bytes, columns)
+    def estimated_bytes(self, columns=None, predicates=()) -> int:
+        """The in-memory size of a full scan of `columns`; sized on a file that `predicates` (partition
+        filters) leave in the scan."""
+        fragment = None
+        if predicates:
+            fragment = next(iter(self._dataset.get_fragments(filter=_conjoined(predicates, self.schema))), None)
+        return self._estimate_file(self.files.total_bytes, columns, fragment)
 
     def polars_scan(self, request: ScanRequest) -> tuple[pl.LazyFrame, int] | None:
         """Local, unpartitioned files without a user schema, read by Polars inside a fused query.
@@ -219,7 +245,8 @@ class ParquetSource(Source):
         fragments = list(self._dataset.get_fragments(filter=arrow_filter) if arrow_filter is not None
                          else self._dataset.get_fragments())
         columns = request.read_columns(self.schema)
-        estimates = [self._estimate_file(self._sizes.get(f.path, 0), columns) for f in fragments]
+        first = fragments[0] if fragments else None
+        estimates = [self._estimate_file(self._sizes.get(f.path, 0), columns, first) for f in fragments]
         target = request.task_bytes(sum(estimates))
         tasks: list[ReadTask] = []
         batch: list[ds.ParquetFileFragment] = []
@@ -271,7 +298,7 @@ class ParquetSource(Source):
 
         for piece in pieces:
             index = piece.row_groups[0].id
-            per_row = self._bytes_per_row(columns)
+            per_row = self._bytes_per_row(columns, fragment)
             estimate = int(metadata.row_group(index).num_rows * per_row) if per_row is not None else \
                 scale_estimate(metadata.row_group(index).total_byte_size, self.schema, columns)
             if group and group_bytes + estimate > request.max_task_bytes:
@@ -477,3 +504,22 @@ class ParquetSource(Source):
         except (pa.ArrowInvalid, OSError):
             pass  # the footer itself is unreadable: the whole file is
         return ""
+
+
+def _fixed_width(dtype: pa.DataType) -> float | None:
+    """Arrow bytes per value of a fixed-width type (its validity bit included); None for variable width."""
+    if pa.types.is_boolean(dtype):
+        return 0.25
+    try:
+        return dtype.bit_width / 8 + 0.125
+    except ValueError:
+        return None
+
+
+def _conjoined(predicates, schema: pa.Schema):
+    from ..expr import to_arrow_filter
+    compiled = [c for c in (to_arrow_filter(p, schema) for p in predicates) if c is not None]
+    result = None
+    for c in compiled:
+        result = c if result is None else result & c
+    return result

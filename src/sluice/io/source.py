@@ -133,8 +133,9 @@ class Source(ABC):
     def describe(self) -> str:
         """A short description for explain() and progress: kind and location."""
 
-    def estimated_bytes(self, columns: tuple[str, ...] | None = None) -> int | None:
-        """The in-memory size of a full scan of these columns, if known cheaply."""
+    def estimated_bytes(self, columns: tuple[str, ...] | None = None, predicates=()) -> int | None:
+        """The in-memory size of a full scan of these columns, if known cheaply (`predicates`: the scan's,
+        which a source may use to size it on data the scan reads)."""
         return None
 
     def polars_scan(self, request: ScanRequest) -> tuple[Any, int] | None:

@@ -191,7 +191,7 @@ class TextSource(Source):
         where = self.files.base_dir or self.files.paths[0]
         return f"{self.format_name} {where} ({len(self.files.files)} files)"
 
-    def estimated_bytes(self, columns=None) -> int:
+    def estimated_bytes(self, columns=None, predicates=()) -> int:
         return scale_estimate(self.files.total_bytes * TEXT_EXPANSION, self.schema,
                               list(columns) if columns is not None else None)
 

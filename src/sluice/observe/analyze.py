@@ -29,7 +29,7 @@ def size_annotations(stage, stats: RunStats) -> list[str]:
     measured = stats.operators.get((stage.id, "Scan"))
     if scan is None or measured is None:
         return []
-    estimate = scan.source.estimated_bytes(tuple(stage.read_schema.names))
+    estimate = scan.source.estimated_bytes(tuple(stage.read_schema.names), scan.predicates)
     if estimate is None:
         return [f"size: no estimate, measured {format_bytes(measured.bytes_out)}"]
     ratio = f" ({estimate / measured.bytes_out:.2f}x)" if measured.bytes_out else ""

@@ -17,7 +17,7 @@ ROW_WIDTH_GUESS = 64
 
 def estimated_bytes(node: LogicalNode) -> int | None:
     if isinstance(node, Scan):
-        estimate = node.source.estimated_bytes(node.columns)
+        estimate = node.source.estimated_bytes(node.columns, node.predicates)
         if estimate is not None and node.limit is not None:
             return min(estimate, node.limit * ROW_WIDTH_GUESS)
         return estimate
