@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except SluiceError as exc:
         print(f"sluice: error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_status", 1)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import pyarrow as pa
 
 from . import config as config_module
-from .errors import PlanError, SluiceError, column_not_found
+from .errors import PlanError, PreemptedError, SluiceError, column_not_found
 from .expr import Aggregation, Alias, Column, Expr, col
 from .typecheck import resolve_expression
 from .types import narrowest_column
@@ -310,7 +310,7 @@ class Dataset:
             context.stats.status = "stopped early"
             raise
         except BaseException as exc:
-            context.stats.status = "failed"
+            context.stats.status = "preempted" if isinstance(exc, PreemptedError) else "failed"
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
@@ -434,6 +434,10 @@ class Dataset:
         try:
             for block in self._execute(plan, context, commit):
                 written += [(r["path"], r["rows"], r["bytes"]) for r in block.to_pylist()]
+        except PreemptedError:
+            if context.store is None:  # not resumable: nothing will come back for the staged files
+                sink.abort()
+            raise
         except BaseException:
             sink.abort()
             raise

@@ -141,5 +141,19 @@ class WorkerCrashedError(WorkerError):
         return (self.__class__, (str(self), self.deaths))
 
 
+class PreemptedError(SluiceError):
+    """The run was asked to stop (SIGTERM: a spot instance's notice, a scheduler's) and stopped after its
+    running tasks finished; what it finished is kept, and `sluice resume RUN` goes on from there."""
+
+    exit_status = 75  # EX_TEMPFAIL: try again later; `sluice run` exits with it
+
+    def __init__(self, message: str, run_id: str = ""):
+        super().__init__(message)
+        self.run_id = run_id
+
+    def __reduce__(self):
+        return (self.__class__, (str(self), self.run_id))
+
+
 class ResumeError(SluiceError):
     """A run cannot be resumed: it is not resumable, already done, still running, or its inputs changed."""

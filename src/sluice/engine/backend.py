@@ -126,13 +126,15 @@ class Backend(ABC):
     window: int  # tasks a stage keeps in flight
     budget: Admission
     sample_workers: bool = False  # the run's memory samples count child processes
+    polls_cheaply: bool = False  # `ready` costs next to nothing, so every wait for a task can poll
 
     def start(self, plan, context) -> None:
         """Before the run's first task: start pools, connect, size the window."""
 
     @abstractmethod
-    def close(self, failed: bool) -> None:
-        """After the run: stop pools (gracefully unless it failed)."""
+    def close(self, failed: bool, abandon_running: bool = False) -> None:
+        """After the run: stop pools (gracefully unless it failed); with `abandon_running`, do not wait for
+        tasks still running (a preempted run whose grace period is over)."""
 
     def copies_blocks_to_workers(self, stage) -> bool:
         """Whether this stage's tasks copy their blocks to UDF worker processes (one more copy in memory)."""
@@ -150,6 +152,14 @@ class Backend(ABC):
     def settle(self, ticket) -> tuple[list, list[Report]]:
         """Wait for a task: its output handles and its reports (one per part the backend ran it in);
         raise the exception the task raised (with its report as `task_report` where known)."""
+
+    @abstractmethod
+    def ready(self, ticket, timeout: float) -> bool:
+        """Whether a task has finished, waiting up to `timeout` seconds."""
+
+    def withdraw(self, ticket) -> bool:
+        """Take back a task that has not started yet; False if it runs (or the backend cannot tell)."""
+        return False
 
     def cancel(self, ticket) -> None:
         """Stop a task that is no longer wanted, where the backend can."""

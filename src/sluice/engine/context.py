@@ -18,6 +18,7 @@ from ..observe.events import EVENTS_FILE, EventLog
 from ..observe.progress import Progress
 from ..observe.stats import RunStats
 from ..reliability.run_store import RunStore
+from .preemption import Preemption
 
 
 def new_run_id() -> str:
@@ -39,6 +40,7 @@ class RunContext:
         self._dead_letters = None
         self.events = EventLog(os.path.join(self.run_dir, EVENTS_FILE))
         self.stats.events = self.events
+        self.preemption = Preemption(self.run_id, self.events)
         if self.config.metrics_port:
             from ..observe.metrics import watch
             watch(self.events, self.config)

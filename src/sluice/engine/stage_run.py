@@ -36,21 +36,25 @@ from ..physical.stages import (
 from ..reliability.run_store import RunStore
 from .backend import WORK_FACTOR, Backend, Out
 from .context import RunContext
+from .preemption import watching
 from .reporting import StageReporting, fold_report, log_failed_task
 from .task import BadInputSink, ChainSpec, MapSpec, Report
 
 _END = object()
+PREEMPTION_POLL_S = 0.05  # how often a wait for a task looks at whether the run was told to stop
 
 
 def execute(plan: PhysicalPlan, context: RunContext, backend: Backend) -> Iterator[pa.Table]:
-    """Run the plan on `backend`; yield its output blocks in order. Closing the iterator stops the run."""
+    """Run the plan on `backend`; yield its output blocks in order. Closing the iterator stops the run.
+    A SIGTERM meanwhile stops it after its running tasks (preemption.py)."""
     backend.start(plan, context)
     sampler = Sampler(context.events,
                       lambda: run_sample(context.stats, backend.budget, with_workers=backend.sample_workers)).start()
     failed = True
     try:
-        for out in StageRun(context, backend, plan.root).outputs():
-            yield backend.fetch(out.handles[0])
+        with watching(context.preemption):
+            for out in StageRun(context, backend, plan.root).outputs():
+                yield backend.fetch(out.handles[0])
         if context.has_dead_letters:
             context.dead_letters.finish()  # the exact error budget, before anything is committed
         failed = False
@@ -59,7 +63,7 @@ def execute(plan: PhysicalPlan, context: RunContext, backend: Backend) -> Iterat
         raise
     finally:
         sampler.stop()
-        backend.close(failed)
+        backend.close(failed, abandon_running=context.preemption.out_of_time)
         context.stats.peak_reserved_bytes = getattr(backend.budget, "peak", 0)
         if context.has_dead_letters:
             context.dead_letters.flush()
@@ -217,7 +221,7 @@ class StageRun(StageReporting):
         held_by_memory = False
         try:
             while True:
-                while len(window) < (limit if measured else 1):
+                while len(window) < (limit if measured else 1) and not self.context.preemption.requested:
                     if waiting is _END:
                         waiting = next(source, _END)
                         if waiting is _END:
@@ -232,12 +236,17 @@ class StageRun(StageReporting):
                     waiting = _END
                     stage_stats.in_flight = len(window)
                     self.context.stats.admitted(self.stage.id, budget.reserved)
+                if self.context.preemption.requested:
+                    self._withdraw_waiting(window, budget)
                 if not window:
+                    if self.context.preemption.requested:
+                        raise self.context.preemption.error(resumable=self.context.store is not None)
                     return
                 item, pending, reserved, guess = window.popleft()
                 stage_stats.in_flight = len(window)
                 try:
-                    out = self._wait(pending, HELD_BY_MEMORY if held_by_memory else None)
+                    out = self._wait(pending, HELD_BY_MEMORY if held_by_memory else None,
+                                     lambda: self._withdraw_waiting(window, budget))
                     held_by_memory = False
                     if guess > 0:
                         scale = max(scale, out.bytes / guess)
@@ -266,19 +275,42 @@ class StageRun(StageReporting):
             if close is not None:
                 close()
 
-    def _wait(self, pending: Pending | Out, held: str | None) -> Out:
-        """The oldest task's output; time spent waiting is held time when admission was refused."""
+    def _withdraw_waiting(self, window: deque, budget) -> None:
+        """A preempted stage keeps only the tasks already running: those still waiting for a worker are
+        withdrawn from the window (they run again on resume)."""
+        kept = []
+        for entry in window:
+            pending, reserved = entry[1], entry[2]
+            if isinstance(pending, Pending) and self.backend.withdraw(pending.ticket):
+                budget.release(reserved)
+            else:
+                kept.append(entry)
+        window.clear()
+        window.extend(kept)
+
+    def _wait(self, pending: Pending | Out, held: str | None, withdraw: Callable[[], None]) -> Out:
+        """The oldest task's output; time spent waiting is held time when admission was refused. A SIGTERM
+        while it waits withdraws the tasks not yet started and, once the grace period is over, stops
+        waiting (preemption.py)."""
         if not isinstance(pending, Pending):
             return pending
-        if held is None:
-            return self.settle(pending)
-        self.set_state(held)
+        if held is not None:
+            self.set_state(held)
         started = time.perf_counter()
         try:
+            preemption, withdrawn = self.context.preemption, False
+            while (preemption.requested or self.backend.polls_cheaply) and \
+                    not self.backend.ready(pending.ticket, PREEMPTION_POLL_S):
+                if preemption.requested and not withdrawn:
+                    withdraw()
+                    withdrawn = True
+                if preemption.out_of_time:  # the grace period is over: what still runs is redone on resume
+                    raise preemption.error(resumable=self.context.store is not None)
             return self.settle(pending)
         finally:
-            self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
-            self.set_state("")
+            if held is not None:
+                self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
+                self.set_state("")
 
     def fold(self, report: Report, block: str, covered: dict) -> None:
         fold_report(self.context, self.stage, report, block, covered)

@@ -21,7 +21,7 @@ import psutil
 from ..errors import ResumeError
 from .run_store import RunStore, check_inputs
 
-FINISHED = ("succeeded", "failed", "stopped early")
+FINISHED = ("succeeded", "failed", "stopped early", "preempted")
 
 
 def _read_run(run_dir: str) -> dict:

@@ -13,7 +13,7 @@ thread waiting on a worker uses no CPU.
 from __future__ import annotations
 
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import pyarrow as pa
 
@@ -65,6 +65,7 @@ def _call_body(name: str, args: list) -> list:
 
 class LocalBackend(Backend):
     name = "local"
+    polls_cheaply = True
 
     def __init__(self, config):
         self.config = config
@@ -90,9 +91,9 @@ class LocalBackend(Backend):
         threads = context.config.num_threads * (2 if in_processes else 1)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sluice")
 
-    def close(self, failed: bool) -> None:
+    def close(self, failed: bool, abandon_running: bool = False) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.shutdown(wait=not abandon_running, cancel_futures=True)
         if self.udf_pools is not None:
             self.udf_pools.close(failed)
         if self._spill_dir is not None:
@@ -110,6 +111,12 @@ class LocalBackend(Backend):
     def settle(self, ticket: Future) -> tuple[list, list[Report]]:
         result = ticket.result()
         return result[:-1], [result[-1]]
+
+    def ready(self, ticket: Future, timeout: float) -> bool:
+        return bool(wait([ticket], timeout=timeout).done)
+
+    def withdraw(self, ticket: Future) -> bool:
+        return ticket.cancel()  # succeeds only while the task waits for a thread
 
     def cancel(self, ticket: Future) -> None:
         ticket.cancel()

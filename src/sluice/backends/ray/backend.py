@@ -136,7 +136,7 @@ class RayBackend(Backend):
         self.window = max(self.config.max_tasks_in_flight, self.parallelism + 1)
         self.environ = tuple(sorted(storage_environment().items()))
 
-    def close(self, failed: bool) -> None:
+    def close(self, failed: bool, abandon_running: bool = False) -> None:
         pools, self.pools = list(self.pools.values()), {}
         for pool in pools:
             pool.close(graceful=not failed)
@@ -158,6 +158,10 @@ class RayBackend(Backend):
             for pool, actor in ticket.actors:
                 pool.done(actor)
         return ticket.outputs, reports
+
+    def ready(self, ticket: RayTicket, timeout: float) -> bool:
+        done, _ = self.ray.wait(ticket.reports, num_returns=len(ticket.reports), timeout=timeout)
+        return len(done) == len(ticket.reports)
 
     def cancel(self, ticket: RayTicket) -> None:
         if ticket.actors:
