@@ -95,6 +95,8 @@ def cmd_runs(args) -> int:
                           f"{format_bytes(op['bytes_out'])} out, {op['wall_s']:.2f}s wall")
         if run.get("bad_records"):
             console.print(f"  [bold red]{run['bad_records']:,} bad records[/] in {run['bad_records_path']}")
+        for check in run.get("checks") or []:
+            console.print(f"  check {check['status']}: {check['check']}: {check['detail']}")
         if run.get("plan"):
             console.print(run["plan"], markup=False, highlight=False)
         return 0
@@ -103,7 +105,7 @@ def cmd_runs(args) -> int:
         console.print(f"No runs recorded in {runs_dir}.")
         return 0
     table = Table(title=f"sluice runs in {runs_dir}")
-    for column in ("run", "status", "started", "wall s", "rows out", "bad records", "retries"):
+    for column in ("run", "status", "started", "wall s", "rows out", "bad records", "retries", "checks"):
         table.add_column(column, justify="left" if column in ("run", "status", "started") else "right")
     import datetime
     for run in runs[:args.limit]:
@@ -115,9 +117,18 @@ def cmd_runs(args) -> int:
         if status == "running" and not is_alive(run):
             status = "[bold red]crashed[/] (sluice resume)" if run.get("resumable") else "[bold red]crashed[/]"
         table.add_row(run["run_id"], status, started, f"{run['wall_s']:.2f}", f"{rows:,}",
-                      f"[bold red]{bad:,}[/]" if bad else "0", str(run.get("retries", 0)))
+                      f"[bold red]{bad:,}[/]" if bad else "0", str(run.get("retries", 0)),
+                      _checks_cell(run.get("checks") or []))
     console.print(table)
     return 0
+
+
+def _checks_cell(checks: list[dict]) -> str:
+    """`sluice runs`: how the run's data-quality checks came out, e.g. "2 passed, 1 failed"."""
+    counts = {status: sum(1 for c in checks if c["status"] == status) for status in ("passed", "warned", "failed")}
+    parts = [f"{n} {status}" for status, n in counts.items() if n]
+    text = ", ".join(parts) or "-"
+    return f"[bold red]{text}[/]" if counts["failed"] else text
 
 
 def cmd_bad_records(args) -> int:

@@ -30,6 +30,7 @@ from .plan.logical import (
 )
 from .plan.optimizer import optimize
 from .physical.planner import plan_physical
+from .plan.checks import Check, Expect
 from .physical.stages import PhysicalPlan
 from .reliability.run_store import RunStore
 from .backends import backend_for
@@ -274,6 +275,46 @@ class Dataset:
         names = _names(by)
         return self._derive(Sort(self._plan, SortSpec(names, _flags(descending, names, "descending"),
                                                       _flags(nulls_last, names, "nulls_last"))))
+
+    # ------------------------------------------------------------ data-quality checks (plan/checks.py)
+
+    def expect(self, name: str, predicate: Expr, *, action: str = "fail", threshold: float | None = None) -> Dataset:
+        """Every row must satisfy `predicate` (null counts as failing). action="quarantine" sends failing
+        rows to the dead letters, "warn" records them, "fail" stops the run before its commit when more
+        than `threshold` rows fail (a count, or a fraction of the rows checked; default 0)."""
+        if not isinstance(predicate, Expr):
+            raise PlanError(f"expect({name!r}) takes an expression such as col('x') > 0, got {predicate!r}.")
+        predicate = resolve_expression(predicate, self._plan.schema)
+        return self._derive(Expect(self._plan, Check(name, "rows", action, threshold, predicate=predicate)))
+
+    def expect_rows(self, *, min: int | None = None, max: int | None = None, name: str = "row count",  # noqa: A002
+                    action: str = "fail") -> Dataset:
+        """The data reaching this point has between `min` and `max` rows."""
+        if min is None and max is None:
+            raise PlanError("expect_rows() needs min=, max= or both.")
+        return self._derive(Expect(self._plan, Check(name, "row_count", action, low=min, high=max)))
+
+    def expect_null_rate(self, column: str, max: float, *, name: str | None = None,  # noqa: A002
+                         action: str = "fail") -> Dataset:
+        """At most this share of `column` is null (0.01: one row in a hundred)."""
+        if not 0 <= max <= 1:
+            raise PlanError(f"expect_null_rate({column!r}): max={max!r}; give a share between 0 and 1.")
+        return self._derive(Expect(self._plan, Check(name or f"{column} null rate", "null_rate", action,
+                                                     columns=(column,), high=float(max))))
+
+    def expect_unique(self, *keys: str, name: str | None = None, action: str = "fail") -> Dataset:
+        """No two rows share the values of `keys` (checked by a 64-bit hash of the key per row)."""
+        if not keys:
+            raise PlanError("expect_unique() needs the key column(s).")
+        return self._derive(Expect(self._plan, Check(name or f"({', '.join(keys)}) unique", "unique", action,
+                                                     columns=tuple(keys))))
+
+    def expect_fresh(self, column: str, max_age, *, name: str | None = None, action: str = "fail") -> Dataset:
+        """The newest value of the date or timestamp `column` is at most `max_age` old when the run ends
+        (a datetime.timedelta, or seconds)."""
+        seconds = max_age.total_seconds() if hasattr(max_age, "total_seconds") else float(max_age)
+        return self._derive(Expect(self._plan, Check(name or f"{column} fresh", "fresh", action, columns=(column,),
+                                                     max_age_s=seconds)))
 
     def repartition(self, n: int, by: str | Sequence[str] | None = None) -> Dataset:
         """Redistribute rows into n blocks: by a hash of `by`, or round-robin."""

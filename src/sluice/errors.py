@@ -141,6 +141,14 @@ class WorkerCrashedError(WorkerError):
         return (self.__class__, (str(self), self.deaths))
 
 
+class CheckFailed(SluiceError):
+    """A row failed a data-quality check that quarantines (the dead letters hold it with the check's name)."""
+
+
+class DataQualityError(SluiceError):
+    """A data-quality check with action="fail" failed; the run stopped before it committed anything."""
+
+
 class PreemptedError(SluiceError):
     """The run was asked to stop (SIGTERM: a spot instance's notice, a scheduler's) and stopped after its
     running tasks finished; what it finished is kept, and `sluice resume RUN` goes on from there."""

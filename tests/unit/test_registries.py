@@ -7,7 +7,7 @@ from sluice.engine.stage_run import STAGE_RUNNERS, STREAM_PLANS
 from sluice.physical import operators, stages
 from sluice.physical.fusion import LOWERINGS, NOT_LOWERED
 from sluice.physical.planner import PLANNERS
-from sluice.plan import logical
+from sluice.plan import checks, logical
 
 
 def _subclasses(module, base) -> set[type]:
@@ -16,14 +16,18 @@ def _subclasses(module, base) -> set[type]:
             and not inspect.isabstract(obj) and not obj.__name__.endswith("Node")}
 
 
+def _nodes() -> set[type]:
+    return _subclasses(logical, logical.LogicalNode) | _subclasses(checks, logical.LogicalNode)
+
+
 def test_every_logical_node_has_a_planner():
-    nodes = _subclasses(logical, logical.LogicalNode)
+    nodes = _nodes()
     assert nodes, "no plan nodes found"
     assert nodes - set(PLANNERS) == set()
 
 
 def test_every_logical_node_has_a_lowering_or_a_reason_for_none():
-    nodes = _subclasses(logical, logical.LogicalNode)
+    nodes = _nodes()
     assert nodes - set(LOWERINGS) - set(NOT_LOWERED) == set()
     assert set(LOWERINGS) & set(NOT_LOWERED) == set()
     assert all(reason.strip() for reason in NOT_LOWERED.values())

@@ -41,6 +41,7 @@ class RunContext:
         self.events = EventLog(os.path.join(self.run_dir, EVENTS_FILE))
         self.stats.events = self.events
         self.preemption = Preemption(self.run_id, self.events)
+        self.checks: dict = {}  # check name -> physical.checks.CheckState, for the plan being run
         if self.config.metrics_port:
             from ..observe.metrics import watch
             watch(self.events, self.config)

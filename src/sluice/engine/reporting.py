@@ -35,6 +35,8 @@ def fold_report(context: RunContext, stage: Stage, report: Report, block: str, c
             stats.add_retry(error)
         if report.hot_keys:
             stats.add_skewed_keys(report.hot_keys)
+        for partial in report.checks:
+            context.checks[partial.name].add(partial)
         task = {"stage": report.stage, "block": block, "attempt": 1, "pid": report.pid, "host": report.host,
                 "node": report.node, "thread": report.thread}
         context.events.emit("task_start", ts=report.started, **task, **covers)

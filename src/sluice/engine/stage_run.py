@@ -29,6 +29,7 @@ import pyarrow as pa
 from ..io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ..observe.events import Sampler, run_sample
 from ..observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
+from ..physical.checks import CheckState, CheckStep, verdict_error
 from ..physical.operators import GlobalLimit, Rebatch, WriteStep
 from ..physical.stages import (
     ExchangeStage, FusedStage, JoinStage, PhysicalPlan, ScanStage, SortStage, Stage, StreamStage,
@@ -48,6 +49,8 @@ def execute(plan: PhysicalPlan, context: RunContext, backend: Backend) -> Iterat
     """Run the plan on `backend`; yield its output blocks in order. Closing the iterator stops the run.
     A SIGTERM meanwhile stops it after its running tasks (preemption.py)."""
     backend.start(plan, context)
+    context.checks = {step.check.name: CheckState(step.check) for stage in plan.stages() for step in stage.operators
+                      if isinstance(step, CheckStep)}
     sampler = Sampler(context.events,
                       lambda: run_sample(context.stats, backend.budget, with_workers=backend.sample_workers)).start()
     failed = True
@@ -55,6 +58,7 @@ def execute(plan: PhysicalPlan, context: RunContext, backend: Backend) -> Iterat
         with watching(context.preemption):
             for out in StageRun(context, backend, plan.root).outputs():
                 yield backend.fetch(out.handles[0])
+        judge_checks(context)
         if context.has_dead_letters:
             context.dead_letters.finish()  # the exact error budget, before anything is committed
         failed = False
@@ -67,6 +71,19 @@ def execute(plan: PhysicalPlan, context: RunContext, backend: Backend) -> Iterat
         context.stats.peak_reserved_bytes = getattr(backend.budget, "peak", 0)
         if context.has_dead_letters:
             context.dead_letters.flush()
+
+
+def judge_checks(context: RunContext) -> None:
+    """The data-quality checks' verdicts, once every row went by: in the stats (summary, run.json, report),
+    and a DataQualityError before the commit when a failing check says so."""
+    if not context.checks:
+        return
+    results = [state.result() for state in context.checks.values()]
+    context.stats.checks = results
+    context.events.emit("checks", results=results)
+    error = verdict_error(results, context.run_id)
+    if error is not None:
+        raise error
 
 
 @dataclass

@@ -30,9 +30,10 @@ import polars as pl
 import pyarrow as pa
 
 from ..config import Config
-from ..errors import RemoteUserCodeError
+from ..errors import CheckFailed, RemoteUserCodeError
 from ..observe.events import set_current_block
 from ..physical import holistic_split
+from ..physical.checks import CheckStep
 from ..physical.exchange import PartialAggregate, Partitioner, Reducer, sample_keys
 from ..physical.operators import MapBatchesStep, Operator, PolarsStep, normalize_block
 from ..types import polars_to_arrow
@@ -132,6 +133,7 @@ class Report:
     hot_keys: list[dict] = field(default_factory=list)
     slice_rows: list[int] = field(default_factory=list)  # a holistic split's rows per slice
     saved: tuple | None = None  # a durable exchange's map task: (its file, [partition, first batch, ...] per piece)
+    checks: list = field(default_factory=list)  # data-quality checks' partials (physical/checks.py)
 
     @classmethod
     def started_now(cls, stage_id: int) -> Report:
@@ -352,6 +354,9 @@ def process(spec: ChainSpec, block: pa.Table, report: Report, task=None, udfs: U
     """Run the chain (operators start..end) over the block; rows an operator fails on go into the report
     (on_error='quarantine')."""
     for offset, operator in list(enumerate(spec.operators))[start:end]:
+        if isinstance(operator, CheckStep):
+            block = _check(spec, report, offset, operator, block, task)
+            continue
         apply = operator_call(operator, udfs)
         try:
             block = timed(report, spec.stage_id, operator, block, spec.labels[offset], apply)
@@ -377,6 +382,26 @@ def _quarantine(spec: ChainSpec, report: Report, offset: int, operator, apply, b
     report.bad.append(BadBatch(spec.first_index + offset, block.take(picks), [dead_letter_error(r.error) for r in bad],
                                positions.take(picks) if positions is not None else None))
     return result
+
+
+def _check(spec: ChainSpec, report: Report, offset: int, step: CheckStep, block: pa.Table, task) -> pa.Table:
+    """A data-quality check over the block: its partial goes in the report; rows a quarantining check
+    rejects go to the dead letters, with the check's name, like any bad record."""
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    kept, failing, partial = step.evaluate(block)
+    report.checks.append(partial)
+    report.record(spec.stage_id, spec.labels[offset], block.num_rows, kept.num_rows, block.nbytes, kept.nbytes,
+                  time.perf_counter() - started, time.thread_time() - cpu_started)
+    if kept.num_rows < block.num_rows:
+        picks = pa.array(failing, pa.int64())
+        positions = None
+        if task is not None and spec.first_index == 0:
+            positions = replay_positions(task, spec.read_schema, spec.operators[:offset], block.num_rows)
+        error = dead_letter_error(CheckFailed(f"failed the data-quality check {step.check.name!r}: "
+                                              f"{step.check.predicate!r}"))
+        report.bad.append(BadBatch(spec.first_index + offset, block.take(picks), [error] * len(failing),
+                                   positions.take(picks) if positions is not None else None))
+    return kept
 
 
 def dead_letter_error(error: BaseException) -> BaseException:

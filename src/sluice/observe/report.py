@@ -496,6 +496,10 @@ def _header(data: RunData, run_id: str) -> str:
 def _details(data: RunData) -> str:
     run = data.run
     parts = [f"<h2>Summary</h2><pre class=summary>{esc(_summary_text(run))}</pre>" if run else ""]
+    if run.get("checks"):
+        parts.append("<h2>Data-quality checks</h2><ul class=checks>" + "".join(
+            f"<li class='check check-{esc(c['status'])}'><b>{esc(c['status'])}</b> {esc(c['check'])}: "
+            f"{esc(c['detail'])}</li>" for c in run["checks"]) + "</ul>")
     if run.get("notes"):
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in run["notes"]) + "</ul>")
     if run.get("plan"):
@@ -540,6 +544,7 @@ dt{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--mute
 .status-succeeded{background:#dcfce7;color:#166534}.status-failed{background:#fee2e2;color:#991b1b}
 .error{background:#fee2e2;color:#991b1b;padding:8px 12px;border-radius:6px;white-space:pre-wrap}
 .bad{color:var(--bad)}
+.check-failed b{color:var(--bad)}.check-warned b{color:#b7791f}.check-passed b{color:#2f855a}
 .caption{color:var(--muted);margin:0 0 8px}
 .empty{color:var(--muted);font-style:italic;padding:18px 0;margin:0}
 svg{display:block;max-width:100%;height:auto}

@@ -72,6 +72,7 @@ class RunStats:
     physical_plan: Any = field(default=None, repr=False)  # the PhysicalPlan this run executed
     retries: int = 0  # task attempts repeated after a transient error
     retry_errors: list[str] = field(default_factory=list)  # the transient errors retried, first ones
+    checks: list[dict] = field(default_factory=list)  # data-quality checks' verdicts (physical/checks.py)
     bad_records: int = 0  # rows quarantined to the dead-letter dataset
     bad_records_path: str | None = None
     cost_basis: Any = field(default=None, repr=False)  # observe.cost.CostBasis: cores, budget, prices at run start
@@ -191,7 +192,7 @@ class RunStats:
             "spilled_bytes": self.spilled_bytes, "exchanges": self.exchanges, "skewed_keys": self.skewed_keys,
             "reduce_tasks": self.reduce_tasks, "notes": self.notes, "retries": self.retries,
             "retry_errors": self.retry_errors, "bad_records": self.bad_records,
-            "bad_records_path": self.bad_records_path,
+            "bad_records_path": self.bad_records_path, "checks": self.checks,
             "input_bytes": self.input_bytes, "output_bytes": self.output_bytes, "bytes_processed": self.bytes_processed,
             "cost": cost.to_dict() if (cost := self.cost()) is not None else None,
         }
@@ -235,6 +236,9 @@ class RunStats:
         if self.bad_records:
             lines.append(f"[bold red]{self.bad_records:,} BAD RECORDS quarantined[/] in {self.bad_records_path}: "
                          f"`sluice bad-records {self.run_id}` lists them, `sluice repro {self.run_id}` rebuilds one")
+        for check in self.checks:
+            colour = {"passed": "green", "warned": "bold yellow", "failed": "bold red"}[check["status"]]
+            lines.append(f"[{colour}]check {check['status'].upper()}[/] {check['check']}: {check['detail']}")
         if self.retries:
             lines.append(f"{self.retries:,} task attempt(s) retried after transient errors, e.g. {self.retry_errors[0]}")
         if self.shuffle_bytes_written or self.spilled_bytes:

@@ -32,6 +32,7 @@ from ..expr import to_polars
 from ..joins import join_frames
 from ..observe.stats import format_bytes
 from ..types import arrow_to_polars, polars_to_arrow
+from ..plan.checks import Expect
 from ..plan.estimates import estimated_bytes
 from ..io.source import ScanRequest
 from ..plan.logical import (
@@ -57,6 +58,7 @@ NOT_LOWERED: dict[type, str] = {
     MapBatches: "it calls the user's Python function, in worker processes with quarantine, not inside Polars",
     Write: "it commits files through the sink's protocol, after the query",
     Repartition: "it asks for a physical layout of blocks, which only the staged plan gives",
+    Expect: "a data-quality check counts and quarantines rows as they pass, which a Polars query cannot report",
 }
 
 

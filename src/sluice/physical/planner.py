@@ -20,6 +20,8 @@ from ..errors import PlanError
 from ..joins import preserved_sides
 from ..observe.stats import format_bytes
 from ..plan.estimates import estimated_bytes
+from ..plan.checks import Expect
+from .checks import CheckStep
 from .fusion import find_fusion
 from .exchange import (
     BlockDistinct, BlockTopK, ConcatReducer, DistinctReducer, FinalAggregate, HashPartitioner, JoinReducer,
@@ -41,6 +43,7 @@ class _Builder:
         self._ids = itertools.count(first_id)
         self.config = config
         self.fuse_threshold = config.fuse_threshold if fuse else 0
+        self.check_names: set[str] = set()
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -106,6 +109,15 @@ def _plan_limit(node: Limit, builder: _Builder) -> Stage:
 @planner(Union)
 def _plan_union(node: Union, builder: _Builder) -> Stage:
     return builder.new_stage(StreamStage, inputs=tuple(builder.plan(child) for child in node.inputs))
+
+
+@planner(Expect)
+def _plan_expect(node: Expect, builder: _Builder) -> Stage:
+    names = builder.check_names
+    if node.check.name in names:
+        raise PlanError(f"Two data-quality checks are named {node.check.name!r}; give each expect() its own name.")
+    names.add(node.check.name)
+    return builder.plan(node.input).with_operator(CheckStep(node.check))
 
 
 @planner(Write)

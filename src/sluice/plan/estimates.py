@@ -7,6 +7,7 @@ real sizes once an exchange's map side is done, and adapts (see the local runner
 
 from __future__ import annotations
 
+from .checks import Expect
 from .logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
     Window, Write,
@@ -21,7 +22,7 @@ def estimated_bytes(node: LogicalNode) -> int | None:
         if estimate is not None and node.limit is not None:
             return min(estimate, node.limit * ROW_WIDTH_GUESS)
         return estimate
-    if isinstance(node, (Filter, MapBatches, Distinct, Sort, Repartition, Write)):
+    if isinstance(node, (Filter, MapBatches, Distinct, Sort, Repartition, Write, Expect)):
         return estimated_bytes(node.input)
     if isinstance(node, (Project, Window)):
         inner = estimated_bytes(node.input)

@@ -14,6 +14,7 @@ import dataclasses
 
 from ...expr import columns_of
 from ...types import narrowest_column
+from ..checks import Expect
 from ..logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
     Window, Write,
@@ -48,7 +49,7 @@ def _prune(node: LogicalNode, required: set[str] | None) -> LogicalNode:
     if isinstance(node, Window):
         return _prune_window(node, required)
     uses = _extra_columns(node)
-    if isinstance(node, (Filter, Limit, Union, Sort, TopK, Repartition, Distinct)):
+    if isinstance(node, (Filter, Limit, Union, Sort, TopK, Repartition, Distinct, Expect)):
         needed = None if required is None or uses is None else required | uses
         return _rebuild(node, tuple(_prune(c, needed) for c in node.children))
     if isinstance(node, (MapBatches, Write)):
@@ -66,6 +67,8 @@ def _extra_columns(node: LogicalNode) -> set[str] | None:
         return set(node.by or ())
     if isinstance(node, Distinct):
         return None if node.subset is None else set(node.subset)
+    if isinstance(node, Expect):
+        return node.check.used_columns()
     return set()
 
 
