@@ -27,3 +27,24 @@ def test_map_batches_splits_blocks_only_without_batch_size(monkeypatch):
     assert split["y"].to_pylist() == [3 * v for v in range(ROWS)] and max(split["seen"].to_pylist()) == 125
     exact = ds.map_batches(_sizes, batch_format="numpy", concurrency=2, batch_size=400).to_arrow()
     assert exact["seen"].to_pylist() == [400] * 800 + [200] * 200
+
+
+def test_a_pool_of_n_workers_gets_n_parts_of_an_input_of_one_small_file(tmp_path):
+    """A small input (one file, one block) still keeps every worker of the pool busy, on the plain and on
+    the fused path (a join and a group_by before the UDF, run as one Polars query)."""
+    import os
+
+    import pyarrow.parquet as pq
+    path = tmp_path / "one.parquet"
+    pq.write_table(pa.table({"x": np.arange(ROWS, dtype=np.int64), "k": np.arange(ROWS) % 10}), path)
+
+    def pids(batch):
+        return batch.append_column("pid", pa.array([os.getpid()] * batch.num_rows))
+
+    plain = sl.read_parquet(str(path)).map_batches(pids, concurrency=2)
+    assert len(set(plain.to_arrow()["pid"].to_pylist())) == 2
+    dims = sl.from_arrow(pa.table({"k": np.arange(10), "name": [f"n{i}" for i in range(10)]}))
+    fused = sl.read_parquet(str(path)).join(dims, on="k").group_by("x", "name").agg(n=sl.count()).map_batches(
+        pids, concurrency=2)
+    assert "Fused" in fused.physical_plan().explain()
+    assert len(set(fused.to_arrow()["pid"].to_pylist())) == 2

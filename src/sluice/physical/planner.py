@@ -94,7 +94,8 @@ def _plan_map_batches(node: MapBatches, builder: _Builder) -> Stage:
         return builder.new_stage(StreamStage, inputs=(upstream,), stream_op=Rebatch(node.batch_size),
                                  operators=(MapBatchesStep(node),),
                                  notes=(f"new stage: batch_size={node.batch_size} regroups the ordered stream",))
-    return upstream.with_operator(MapBatchesStep(node, splittable=isinstance(upstream, ScanStage)))
+    # blocks read or sliced from a fused query's result may be cut for the workers; an exchange's stay whole
+    return upstream.with_operator(MapBatchesStep(node, splittable=isinstance(upstream, (ScanStage, FusedStage))))
 
 
 @planner(Limit)

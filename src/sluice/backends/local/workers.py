@@ -21,8 +21,9 @@ hands them blocks through shared memory; rows are never pickled:
 - An input file that no worker points into any more once its task is done is written over
   by a later task (shm.py: a new tmpfs file costs five times the copy in page allocation).
 - With `split_blocks=True`, `run()` cuts a large block into slices of about `TASK_BYTES`, and
-  of about `TASK_SECONDS` of work once finished tasks have shown what a row costs, runs them
-  on every worker and concatenates the results in order. A block is then spread over all the
+  of about `TASK_SECONDS` of work once finished tasks have shown what a row costs, and a block
+  that arrives while several workers wait into one slice each (an input of one small file still
+  keeps every worker busy), runs them on every worker and concatenates the results in order. A block is then spread over all the
   workers instead of keeping one busy while the others idle at the end of a stage (a stage of
   8 blocks on 2 workers lost up to a block's time, 20% of a run). Only for a UDF without
   `batch_size`, whose batches are the engine's to choose.
@@ -216,6 +217,10 @@ class WorkerPool:
         size = rows * TASK_BYTES // max(table.nbytes, 1)
         if self._row_seconds:
             size = min(size, int(TASK_SECONDS / self._row_seconds))
+        with self._cond:
+            idle = max(0, self._max - self._outstanding)
+        if idle > 1:  # workers that would wait for this block (a small input, the last blocks): give each a part
+            size = min(size, -(-rows // idle))
         size = max(size, 1)
         if size >= rows:
             return rows
