@@ -26,20 +26,32 @@ from typing import Any, Iterable, Sequence  # noqa: E402
 
 import pyarrow as pa
 
+from .api.dataset import Dataset
 from .config import configure
-from .dataset import Dataset
+from .driver.resume import resume
 from .errors import (
-    ColumnNotFoundError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError, RunnerError,
-    SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError, TooManyBadRecordsError, TransientError, UdfOutputError,
+    ColumnNotFoundError,
+    CorruptFileError,
+    ExpressionTypeError,
+    PlanError,
+    ResumeError,
+    RunnerError,
+    SchemaMismatchError,
+    SinkError,
+    SluiceError,
+    SourceError,
+    SourceNotFoundError,
+    TooManyBadRecordsError,
+    TransientError,
+    UdfOutputError,
     UserCodeError,
 )
-from .expr import Expr, col, count, dense_rank, lit, rank, row_number, when
+from .expr.tree import Expr, col, count, dense_rank, lit, rank, row_number, when
 from .io.memory import ArrowSource, RangeSource
 from .io.parquet import ParquetSource
 from .io.sinks import WriteResult
 from .io.text import CsvSource, JsonSource
 from .plan.logical import Scan
-from .reliability.resume import resume
 
 __version__ = "0.1.0"
 
@@ -88,7 +100,7 @@ def from_pandas(frame) -> Dataset:
 
 
 def from_polars(frame) -> Dataset:
-    from .types import polars_to_arrow
+    from .expr.types import polars_to_arrow
     return Dataset(Scan(ArrowSource(polars_to_arrow(frame), "polars")))
 
 

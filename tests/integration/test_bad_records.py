@@ -121,15 +121,15 @@ def test_repro_writes_a_pytest_file_that_fails_with_the_same_exception(tmp_path)
         print(sl.from_items(rows).map_batches(parse_amount, batch_format="pandas").count())
     """))
     env = {**os.environ, "SLUICE_RUNS_DIR": str(tmp_path / "runs"), "SLUICE_PROGRESS": "0"}
-    run = subprocess.run([sys.executable, "-m", "sluice.cli", "run", str(script)], cwd=tmp_path, env=env,
+    run = subprocess.run([sys.executable, "-m", "sluice", "run", str(script)], cwd=tmp_path, env=env,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "1500" in run.stdout and "500 bad record(s) were quarantined" in run.stderr
     run_id = next(n for n in os.listdir(tmp_path / "runs") if not n.startswith("_"))
-    listing = subprocess.run([sys.executable, "-m", "sluice.cli", "bad-records", run_id], cwd=tmp_path, env=env,
+    listing = subprocess.run([sys.executable, "-m", "sluice", "bad-records", run_id], cwd=tmp_path, env=env,
                              capture_output=True, text=True, check=True)
     assert "500 bad record(s)" in listing.stdout and "n/a" in listing.stdout
-    subprocess.run([sys.executable, "-m", "sluice.cli", "repro", run_id, "--record", "7", "--out", str(tmp_path / "r")],
+    subprocess.run([sys.executable, "-m", "sluice", "repro", run_id, "--record", "7", "--out", str(tmp_path / "r")],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     tests = [f for f in os.listdir(tmp_path / "r") if f.startswith("test_")]
     assert len(tests) == 1
@@ -148,10 +148,10 @@ def test_repro_of_a_lambda_defined_in_the_script_uses_its_pickle(tmp_path):
         print(sl.from_items([{"x": 1}, {"x": 0}, {"x": 2}]).map_batches(fn).count())
     """))
     env = {**os.environ, "SLUICE_RUNS_DIR": str(tmp_path / "runs"), "SLUICE_PROGRESS": "0"}
-    subprocess.run([sys.executable, "-m", "sluice.cli", "run", str(script)], cwd=tmp_path, env=env, check=True,
+    subprocess.run([sys.executable, "-m", "sluice", "run", str(script)], cwd=tmp_path, env=env, check=True,
                    capture_output=True)
     run_id = next(n for n in os.listdir(tmp_path / "runs") if not n.startswith("_"))
-    subprocess.run([sys.executable, "-m", "sluice.cli", "repro", run_id, "--out", str(tmp_path / "r")],
+    subprocess.run([sys.executable, "-m", "sluice", "repro", run_id, "--out", str(tmp_path / "r")],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     script_file = [f for f in os.listdir(tmp_path / "r") if not f.startswith("test_")][0]
     result = subprocess.run([sys.executable, script_file], cwd=tmp_path / "r", env=env, capture_output=True, text=True)

@@ -123,15 +123,15 @@ def test_sluice_runs_and_the_report_show_each_check(orders, tmp_path):
                       f"sl.read_parquet({path!r}).expect('positive amount', col('amount') > 0, action='warn')"
                       f".expect_unique('order_id').to_arrow()\n")
     env = dict(os.environ, SLUICE_RUNS_DIR=runs, SLUICE_PROGRESS="0", COLUMNS="200")
-    run = subprocess.run([sys.executable, "-m", "sluice.cli", "run", str(script)], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "sluice", "run", str(script)], env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "check WARNED" in run.stdout and "check PASSED" in run.stdout
-    listing = subprocess.run([sys.executable, "-m", "sluice.cli", "runs"], env=env, capture_output=True, text=True,
+    listing = subprocess.run([sys.executable, "-m", "sluice", "runs"], env=env, capture_output=True, text=True,
                              timeout=60)
     assert "1 passed, 1 warned" in listing.stdout, listing.stdout
     (run_id,) = [n for n in os.listdir(runs) if not n.startswith("_")]
-    report = subprocess.run([sys.executable, "-m", "sluice.cli", "report", run_id], env=env, capture_output=True,
+    report = subprocess.run([sys.executable, "-m", "sluice", "report", run_id], env=env, capture_output=True,
                             text=True, timeout=60)
     assert report.returncode == 0, report.stderr
     html = open(os.path.join(runs, run_id, "report.html")).read()

@@ -19,7 +19,7 @@ PIPELINE = textwrap.dedent("""
 
 def sluice(*args, cwd=None):
     env = {**os.environ, "SLUICE_PROGRESS": "0"}
-    return subprocess.run([sys.executable, "-m", "sluice.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "sluice", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=300)
 
 

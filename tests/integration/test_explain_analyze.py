@@ -68,7 +68,7 @@ def test_cli_explain_analyze_runs_the_script_and_prints_annotated_plans(tmp_path
         from sluice import col
         print(sl.range(1000).filter(col("id") % 2 == 0).count())
     """))
-    result = subprocess.run([sys.executable, "-m", "sluice.cli", "explain", "--analyze", str(script)],
+    result = subprocess.run([sys.executable, "-m", "sluice", "explain", "--analyze", str(script)],
                             capture_output=True, text=True, check=True, env={**os.environ, "SLUICE_PROGRESS": "0"})
     assert "500" in result.stdout
     assert "== Analyzed physical plan: run " in result.stdout

@@ -61,7 +61,7 @@ def test_sigterm_stops_after_the_running_tasks_and_resume_finishes_the_rest(lake
     out, runs = str(tmp_path / "out"), str(tmp_path / "runs")
     env = dict(os.environ, SLUICE_RUNS_DIR=runs, SLUICE_NUM_THREADS="2", SLUICE_PROGRESS="0",
                SLUICE_RUNNER=sl_config.current().runner, SLUICE_GRACE_S="60", SLUICE_MEMORY_BUDGET="512MiB")
-    child = subprocess.Popen([sys.executable, "-m", "sluice.cli", "run", str(lake / "job.py"), str(lake / "source"),
+    child = subprocess.Popen([sys.executable, "-m", "sluice", "run", str(lake / "job.py"), str(lake / "source"),
                               out], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (os.path.isdir(runs) and _finished_writes(_events(runs)) >= 2):

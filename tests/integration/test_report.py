@@ -23,7 +23,7 @@ import pytest
 
 import sluice as sl
 from sluice import col
-from sluice.cli import main
+from sluice.api.cli import main
 from sluice.observe.report import THROUGHPUT_BUCKETS, write_report
 
 # what these tests check happens in exchanges: plan them even for small inputs (no fusion)

@@ -1,7 +1,7 @@
 """Checkpoint and resume: a write job killed with SIGKILL at any point finishes with `sluice resume`.
 
 The job runs in a child process (a join, an aggregation and a Parquet write), which is
-killed at a seeded random moment, or at a named point (reliability/crash_points.py) for the
+killed at a seeded random moment, or at a named point (crash_points.py) for the
 narrow windows: mid-exchange, mid-commit. After each kill, readers must see the previous
 state of the output, untouched; then the run is resumed, and the output must equal DuckDB's
 answer on the same files, each group once.
@@ -26,8 +26,8 @@ import pytest
 import sluice as sl
 from sluice import ResumeError, col
 from sluice import config as sl_config
-from sluice.reliability.crash_points import CRASH_POINTS
-from sluice.reliability.resume import collect_garbage
+from sluice.crash_points import CRASH_POINTS
+from sluice.driver.resume import collect_garbage
 
 # what these tests check happens in exchanges: plan them even for small inputs (no fusion)
 pytestmark = pytest.mark.usefixtures("staged")

@@ -27,7 +27,7 @@ from conftest import assert_same, moto_s3, q, sqlpath
 import sluice as sl
 from sluice import col
 from sluice.errors import TransientError
-from sluice.reliability.retry import backoff_s, is_transient, retrying
+from sluice.io.retry import backoff_s, is_transient, retrying
 
 ATTEMPTS = 3
 

@@ -21,7 +21,7 @@ LAYERS = [
     ("io", ["io"]),
     ("expressions", ["expr"]),
     ("observe", ["observe"]),
-    ("foundation", ["errors", "config"]),
+    ("foundation", ["errors", "config", "crash_points"]),
 ]
 
 
@@ -42,7 +42,10 @@ MODULES = _modules()
 def _resolve(module: str, is_package: bool, level: int, name: str | None) -> str:
     if level == 0:
         return name.removeprefix("sluice.") if name and name.startswith("sluice") else ""
-    base = module.split(".") if is_package else module.split(".")[:-1]
+    if module == "__init__":  # the package itself
+        base = []
+    else:
+        base = module.split(".") if is_package else module.split(".")[:-1]
     base = base[:len(base) - (level - 1)] if level > 1 else base
     return ".".join(base + ([name] if name else []))
 

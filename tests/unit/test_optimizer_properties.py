@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 
 import sluice as sl
 from sluice import col, lit, when
-from sluice.config import current
-from sluice.plan.logical import Limit
-from sluice.physical.planner import plan_physical
 from sluice.backends import backend_for
+from sluice.config import current
 from sluice.engine.context import RunContext
 from sluice.engine.stage_run import execute
-from sluice.typecheck import kind_of_type
+from sluice.expr.typecheck import kind_of_type
+from sluice.physical.planner import plan_physical
+from sluice.plan.logical import Limit
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -6,8 +6,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sluice.sort_keys import packed_key
-
+from sluice.kernels.sort_keys import packed_key
 
 
 @st.composite

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sluice as sl
-from sluice import types
-from sluice.types import _flat_normalized, arrow_to_polars, normalize_schema, polars_to_arrow, to_polars_type
+from sluice.expr import types
+from sluice.expr.types import _flat_normalized, arrow_to_polars, normalize_schema, polars_to_arrow, to_polars_type
 
 FLAT_TYPES = [
     pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),

@@ -11,11 +11,11 @@ import subprocess
 import sys
 import textwrap
 
-from sluice import user_code
+from sluice.kernels import user_code
 
 SCRIPT = textwrap.dedent("""\
     import sys
-    from sluice import user_code
+    from sluice.kernels import user_code
 
 
     def score(batch):
@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent("""\
 
 LOADER = textwrap.dedent("""\
     import sys, traceback
-    from sluice import user_code
+    from sluice.kernels import user_code
 
     score, Scorer = user_code.loads(open(sys.argv[1], "rb").read())
     for call in (lambda: score(0), lambda: Scorer()(1)):

@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from sluice.errors import PlanError, UdfInitError, UdfOutputError, UdfTaskError, WorkerCrashedError, WorkerError
 from sluice.backends.local.forkserver import BLOCK_DIR_PREFIX
 from sluice.backends.local.resources import default_concurrency, gpu_slots, visible_gpus, worker_env
 from sluice.backends.local.shm import read_table, shm_root, sweep_stale_dirs, write_table
 from sluice.backends.local.workers import WorkerPool
-from sluice.udf import from_batch_output, parse_concurrency, to_batch_format
+from sluice.errors import PlanError, UdfInitError, UdfOutputError, UdfTaskError, WorkerCrashedError, WorkerError
+from sluice.kernels.udf import from_batch_output, parse_concurrency, to_batch_format
 
 
 def _our_block_dirs() -> list[str]:

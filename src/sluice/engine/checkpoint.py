@@ -27,7 +27,7 @@ import pyarrow as pa
 from pyarrow import ipc
 from pyarrow.parquet import read_table, write_table
 
-from ..reliability.crash_points import crash_point
+from ..crash_points import crash_point
 from ..reliability.run_store import Location
 
 INDEX_FILE = "index.json"

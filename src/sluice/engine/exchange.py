@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from ..crash_points import crash_point
+from ..expr.types import arrow_to_polars, polars_to_arrow
 from ..observe.stats import format_bytes
 from ..physical import adaptive, holistic_split
 from ..physical.exchange import Partitioner, RangePartitioner, SinglePartitioner
 from ..physical.stages import JoinStage, PhysicalPlan, ShuffleRead, SortStage
-from ..types import arrow_to_polars, polars_to_arrow
-from ..reliability.crash_points import crash_point
 from ..reliability.run_store import exchange_key
 from .backend import Exchange, Out
 from .checkpoint import DurableExchange

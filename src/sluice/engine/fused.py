@@ -21,12 +21,12 @@ from typing import Iterator
 import polars as pl
 import pyarrow as pa
 
+from ..expr.types import normalize_schema
 from ..io.memory import ArrowSource
 from ..io.source import TARGET_TASK_BYTES
 from ..physical.fusion import replace_inputs
 from ..physical.planner import plan_staged
 from ..plan.logical import Scan
-from ..types import normalize_schema
 from .backend import WORK_FACTOR, Out
 
 FALLBACK_ID_STRIDE = 1000  # the fallback stages of fused stage N are numbered from 1000 * (N + 1)

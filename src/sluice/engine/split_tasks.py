@@ -17,9 +17,9 @@ import time
 import polars as pl
 import pyarrow as pa
 
+from ..expr.types import arrow_to_polars
 from ..physical import holistic_split
 from ..physical.adaptive import hot_keys
-from ..types import arrow_to_polars
 from .task import ChainSpec, Report, concat_or_empty, measured
 
 

@@ -31,15 +31,15 @@ import pyarrow as pa
 
 from ..config import Config
 from ..errors import CheckFailed, RemoteUserCodeError
+from ..expr.types import polars_to_arrow
+from ..io.retry import retrying
+from ..kernels import user_code
 from ..observe.events import set_current_block
 from ..physical import holistic_split
 from ..physical.checks import CheckStep
 from ..physical.exchange import PartialAggregate, Partitioner, Reducer, sample_keys
 from ..physical.operators import MapBatchesStep, Operator, PolarsStep, normalize_block
-from ..types import polars_to_arrow
 from ..reliability.quarantine import empty_output, error_text, is_row_error, isolate, replay_positions
-from ..reliability.retry import retrying
-from .. import user_code
 from .checkpoint import Location, write_pieces
 
 

@@ -5,10 +5,10 @@ directory (listed recursively, skipping hidden `_`/`.` entries as Spark and Hive
 or a list of any of these. A path that matches nothing is an error that names it.
 
 A directory that sluice wrote holds a commit log (`_sluice_manifest_*.json` files, see
-`reliability/manifest.py`); its data is then exactly the files the committed manifests list,
+`io/manifest.py`); its data is then exactly the files the committed manifests list,
 so files staged or half-published by a crashed write are never read. That also holds when a
 hive partition directory under such a root is read directly. Listing is retried on
-transient errors (`reliability/retry.py`).
+transient errors (`io/retry.py`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ..errors import SourceError, SourceNotFoundError, close_matches
-from ..reliability.manifest import ManifestLog, has_log, list_root, read_log
-from ..reliability.retry import retrying
+from .manifest import ManifestLog, has_log, list_root, read_log
+from .retry import retrying
 
 GLOB_CHARS = "*?["
 
@@ -61,7 +61,7 @@ def filesystem_for(path: str, filesystem: pafs.FileSystem | None = None) -> tupl
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
 
 
-def _is_hidden(relative: str) -> bool:
+def is_hidden(relative: str) -> bool:
     return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
 
 
@@ -80,7 +80,7 @@ def _list_directory(fs: pafs.FileSystem, directory: str, shown: str) -> list[Fil
         return _committed_files(root, infos, read_log(fs, root), directory[len(root) + 1:].rstrip("/"), shown)
     return [
         _entry(info) for info in infos
-        if info.type == pafs.FileType.File and not _is_hidden(info.path[len(prefix):])
+        if info.type == pafs.FileType.File and not is_hidden(info.path[len(prefix):])
     ]
 
 

@@ -11,9 +11,14 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from ..types import without_view_types
+from ..expr.types import without_view_types
 from .source import (
-    TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, apply_request_in_memory, apply_request_keeping_positions,
+    TARGET_TASK_BYTES,
+    ReadTask,
+    ScanRequest,
+    Source,
+    apply_request_in_memory,
+    apply_request_keeping_positions,
     with_positions,
 )
 

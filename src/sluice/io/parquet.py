@@ -20,10 +20,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ..errors import CorruptFileError, SchemaMismatchError, SluiceError, SourceError, format_schema
-from ..expr import columns_of, to_polars
-from ..reliability.retry import is_transient, retrying
-from ..types import normalize_schema, polars_to_arrow, to_polars_type, without_view_types
+from ..expr.compile import to_polars
+from ..expr.tree import columns_of
+from ..expr.types import normalize_schema, polars_to_arrow, to_polars_type, without_view_types
 from .files import ResolvedFiles, hive_partition_schema, resolve_files
+from .retry import is_transient, retrying
 from .source import ReadTask, ScanRequest, Source, apply_request_keeping_positions, scale_estimate, with_positions
 
 PARQUET_EXPANSION = 3  # decoded Arrow size per byte of compressed Parquet, for estimates without a sample
@@ -517,7 +518,7 @@ def _fixed_width(dtype: pa.DataType) -> float | None:
 
 
 def _conjoined(predicates, schema: pa.Schema):
-    from ..expr import to_arrow_filter
+    from ..expr.compile import to_arrow_filter
     compiled = [c for c in (to_arrow_filter(p, schema) for p in predicates) if c is not None]
     result = None
     for c in compiled:

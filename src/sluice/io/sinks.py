@@ -10,7 +10,7 @@ resuming a run must never duplicate rows. The protocol:
    Only the files that tasks report as written are published, so the leftovers of a failed
    task attempt stay in staging and are deleted with it.
 3. `commit(written)`, once every task has succeeded, extends the commit log in `<dest>`
-   (`_sluice_manifest_*.json`; format and replay rules in `reliability/manifest.py`):
+   (`_sluice_manifest_*.json`; format and replay rules in `io/manifest.py`):
    a. if the log already has a manifest for this run id, the run is committed: do nothing
       (idempotent per run id);
    b. files that were there before sluice managed the directory are adopted into the log
@@ -30,7 +30,7 @@ Modes: `error` (fail if the destination holds data), `overwrite`, `append`, and
 others; needs partition_by). Every filesystem call is retried on transient errors.
 
 For crash tests, SLUICE_TEST_CRASH_AT=<point> kills the process at that point of the commit
-(reliability/crash_points.py).
+(crash_points.py).
 """
 
 from __future__ import annotations
@@ -51,8 +51,11 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ..crash_points import crash_point
 from ..errors import SinkError, SluiceError, column_not_found
-from ..reliability.manifest import (
+from ..expr.types import arrow_to_polars
+from .files import filesystem_for, is_hidden
+from .manifest import (
     STAGING_DIR,
     SUCCESS_MARKER,
     Manifest,
@@ -62,10 +65,7 @@ from ..reliability.manifest import (
     pending_name,
     read_log,
 )
-from ..reliability.crash_points import crash_point
-from ..reliability.retry import retrying
-from ..types import arrow_to_polars
-from .files import _is_hidden, filesystem_for
+from .retry import retrying
 
 T = TypeVar("T")
 MODES = ("error", "overwrite", "append", "overwrite-partitions")
@@ -157,14 +157,7 @@ class FileSink:
     # ------------------------------------------------------------ retries
 
     def _retry(self, fn: Callable[[], T], what: str) -> T:
-        return retrying(fn, self._config, self._run_stats(), what)
-
-    def _run_stats(self):
-        """The stats of the run writing through this sink: given to prepare(), else found by run id."""
-        if self._stats is None and self._run_id:
-            from ..observe import session
-            self._stats = next((s for s in reversed(session.runs) if s.run_id == self._run_id), None)
-        return self._stats
+        return retrying(fn, self._config, self._stats, what)
 
     def _info(self, path: str) -> pafs.FileInfo:
         return self._retry(lambda: self.filesystem.get_file_info(path), f"looking up {path!r}")
@@ -182,7 +175,7 @@ class FileSink:
         """Check the mode against what is at the destination, then create the staging area.
 
         `context` (a RunContext) gives the retry settings and the stats that record retries;
-        without it they come from the current configuration and the run's stats, by run id.
+        without it the settings are the current configuration's and retries go unrecorded.
         """
         from .. import config as config_module
         self._run_id = run_id
@@ -357,7 +350,7 @@ class FileSink:
         prefix = self.path + "/"
         adopted = tuple(
             ManifestFile(i.path[len(prefix):], 0, i.size or 0) for i in self._listing(self.path, recursive=True)
-            if i.type == pafs.FileType.File and not _is_hidden(i.path[len(prefix):]))
+            if i.type == pafs.FileType.File and not is_hidden(i.path[len(prefix):]))
         if not adopted:
             return sequence
         manifest = Manifest(sequence, f"adopted-{self._run_id}", "adopt", tuple(sorted(adopted, key=lambda f: f.path)))
@@ -441,7 +434,7 @@ class FileSink:
         except FileNotFoundError:
             pass
         except (OSError, SluiceError) as exc:
-            stats = self._run_stats()
+            stats = self._stats
             if stats is not None:
                 stats.notes.append(f"{self.shown_path}: {what} failed ({type(exc).__name__}: {exc}); "
                                    f"the leftover is not part of the dataset")

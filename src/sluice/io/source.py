@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..expr import Expr, conjoin, to_arrow_filter, to_polars
+from ..expr.compile import to_arrow_filter, to_polars
+from ..expr.tree import Expr, conjoin
 
 TARGET_TASK_BYTES = 64 * 1024 * 1024
 MIN_TASK_BYTES = 4 * 1024 * 1024
@@ -109,7 +110,7 @@ class ScanRequest:
 
     def read_columns(self, schema: pa.Schema) -> list[str]:
         """Columns to read: the requested ones plus those the residual predicates need."""
-        from ..expr import columns_of
+        from ..expr.tree import columns_of
         wanted = list(schema.names if self.columns is None else self.columns)
         residual = self.residual
         if residual is not None:

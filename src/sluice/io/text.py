@@ -35,10 +35,16 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 
 from ..errors import CorruptFileError, format_schema
-from ..reliability.retry import is_transient, retrying
 from .files import hive_partition_schema, partition_values, resolve_files
+from .retry import is_transient, retrying
 from .source import (
-    FILE_COLUMN, ROW_COLUMN, ReadTask, ScanRequest, Source, apply_request_in_memory, apply_request_keeping_positions,
+    FILE_COLUMN,
+    ROW_COLUMN,
+    ReadTask,
+    ScanRequest,
+    Source,
+    apply_request_in_memory,
+    apply_request_keeping_positions,
     scale_estimate,
 )
 

@@ -154,7 +154,7 @@ def plan_reduce(rows: list[int], sizes: list[int], task_bytes: int, config, *, p
 def holistic_skew(reducer, schema, rows: list[int], sizes: list[int], config,
                   fixed: bool) -> tuple[set[int], str | None]:
     """Skewed partitions of a raw-row aggregation that can be aggregated in two levels, or why none can."""
-    from ..types import arrow_to_polars
+    from ..expr.types import arrow_to_polars
     from . import holistic_split
     from .exchange import FinalAggregate
     if not (config.adaptive and isinstance(reducer, FinalAggregate) and not reducer.plan.two_phase
@@ -187,7 +187,7 @@ def hot_keys(table, keys: list[str], stage: int) -> list[dict]:
     """The keys holding at least 1/HOT_KEY_SHARE of a skewed partition's rows (at most three), with their counts."""
     import polars as pl
 
-    from ..types import arrow_to_polars
+    from ..expr.types import arrow_to_polars
     counts = arrow_to_polars(table.select(keys)).group_by(keys).len().sort("len", descending=True).head(3)
     counts = counts.filter(pl.col("len") * HOT_KEY_SHARE >= table.num_rows)
     found = []

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DataQualityError
-from ..expr import to_polars
+from ..expr.compile import to_polars
+from ..expr.types import arrow_to_polars
 from ..plan.checks import Check
-from ..types import arrow_to_polars
 from .operators import Operator
 
 

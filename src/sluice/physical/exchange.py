@@ -21,9 +21,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..aggregates import AggregationPlan
-from ..joins import canonical_key, join_frames
-from ..types import arrow_to_polars, polars_to_arrow
+from ..expr.types import arrow_to_polars, polars_to_arrow
+from ..kernels.aggregates import AggregationPlan
+from ..kernels.joins import canonical_key, join_frames
 from ..plan.logical import Join, SortSpec
 from .operators import Operator
 
@@ -385,11 +385,11 @@ class WindowReducer(Reducer):
     `steps` holds (spec, functions) pairs that share partition columns, applied in order.
     """
 
-    steps: tuple[tuple[Any, tuple], ...]  # (sluice.window.WindowSpec, aliased functions)
+    steps: tuple[tuple[Any, tuple], ...]  # (sluice.kernels.window.WindowSpec, aliased functions)
     name = "Window"
 
     def reduce(self, inputs):
-        from ..window import apply_window
+        from ..kernels.window import apply_window
         frame = arrow_to_polars(inputs[0])
         for spec, functions in self.steps:
             frame = apply_window(frame, spec, functions)

@@ -28,16 +28,29 @@ from typing import Callable
 import polars as pl
 import pyarrow as pa
 
-from ..expr import to_polars
-from ..joins import join_frames
+from ..expr.compile import to_polars
+from ..expr.types import arrow_to_polars, polars_to_arrow
+from ..io.source import ScanRequest
+from ..kernels.joins import join_frames
 from ..observe.stats import format_bytes
-from ..types import arrow_to_polars, polars_to_arrow
 from ..plan.checks import Expect
 from ..plan.estimates import estimated_bytes
-from ..io.source import ScanRequest
 from ..plan.logical import (
-    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
-    Window, Write,
+    Aggregate,
+    Distinct,
+    Filter,
+    Join,
+    Limit,
+    LogicalNode,
+    MapBatches,
+    Project,
+    Repartition,
+    Scan,
+    Sort,
+    TopK,
+    Union,
+    Window,
+    Write,
 )
 
 WIDE = (Aggregate, Join, Distinct, Sort, TopK, Window)  # what fusion saves an exchange for
@@ -237,5 +250,5 @@ def _union(node: Union, inputs):
 
 @lowering(Window)
 def _window(node: Window, inputs):
-    from ..window import apply_window
+    from ..kernels.window import apply_window
     return apply_window(inputs[0], node.spec, node.functions)

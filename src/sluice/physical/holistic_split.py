@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..aggregates import HOLISTIC, AggregationPlan, final_form, partial_forms
-from ..expr import Aggregation, to_polars
+from ..expr.compile import to_polars
+from ..expr.tree import Aggregation
+from ..kernels.aggregates import HOLISTIC, AggregationPlan, final_form, partial_forms
 
 VALUE, SLICE, COUNT, LOCAL_RANK, RANK_VALUE = "__hs_value", "__hs_slice", "__hs_count", "__hs_local", "__hs_at"
 GLOBAL_RANK = "__hs_global"

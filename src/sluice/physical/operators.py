@@ -14,11 +14,12 @@ import polars as pl
 import pyarrow as pa
 
 from ..errors import ExpressionEvaluationError, PlanError
-from ..expr import Alias, Column, Expr, to_polars
+from ..expr.compile import to_polars
+from ..expr.tree import Alias, Column, Expr
+from ..expr.types import arrow_to_polars, polars_to_arrow
 from ..io.source import POSITION_COLUMNS
-from ..types import arrow_to_polars, polars_to_arrow
+from ..kernels.udf import apply_function
 from ..plan.logical import MapBatches
-from ..udf import apply_function
 
 
 class Operator:

@@ -17,24 +17,59 @@ from typing import Callable
 import pyarrow as pa
 
 from ..errors import PlanError
-from ..joins import preserved_sides
+from ..kernels.joins import preserved_sides
 from ..observe.stats import format_bytes
-from ..plan.estimates import estimated_bytes
 from ..plan.checks import Expect
+from ..plan.estimates import estimated_bytes
+from ..plan.logical import (
+    Aggregate,
+    Distinct,
+    Filter,
+    Join,
+    Limit,
+    LogicalNode,
+    MapBatches,
+    Project,
+    Repartition,
+    Scan,
+    Sort,
+    TopK,
+    Union,
+    Window,
+    Write,
+)
 from .checks import CheckStep
-from .fusion import find_fusion
 from .exchange import (
-    BlockDistinct, BlockTopK, ConcatReducer, DistinctReducer, FinalAggregate, HashPartitioner, JoinReducer,
-    PartialAggregate, Partitioner, RangePartitioner, Reducer, RoundRobinPartitioner, SinglePartitioner, SortReducer,
+    BlockDistinct,
+    BlockTopK,
+    ConcatReducer,
+    DistinctReducer,
+    FinalAggregate,
+    HashPartitioner,
+    JoinReducer,
+    PartialAggregate,
+    Partitioner,
+    RangePartitioner,
+    Reducer,
+    RoundRobinPartitioner,
+    SinglePartitioner,
+    SortReducer,
     WindowReducer,
 )
-from ..plan.logical import (
-    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
-    Window, Write,
-)
+from .fusion import find_fusion
 from .operators import GlobalLimit, LocalLimit, MapBatchesStep, Operator, PolarsStep, Rebatch, WriteStep
 from .stages import (
-    ExchangeStage, ScanStage, FusedStage, JoinPlan, JoinStage, PhysicalPlan, ShuffleRead, SortStage, Stage, StreamStage, scan_stage,
+    ExchangeStage,
+    FusedStage,
+    JoinPlan,
+    JoinStage,
+    PhysicalPlan,
+    ScanStage,
+    ShuffleRead,
+    SortStage,
+    Stage,
+    StreamStage,
+    scan_stage,
 )
 
 

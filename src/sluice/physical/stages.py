@@ -17,10 +17,10 @@ from typing import Callable
 
 import pyarrow as pa
 
-from ..expr import Column
+from ..expr.tree import Column
+from ..expr.types import normalize_schema
 from ..io.source import ScanRequest
 from ..plan.logical import Scan
-from ..types import normalize_schema
 from .exchange import JoinReducer, Partitioner, Reducer
 from .fusion import FusedQuery
 from .operators import Operator, PolarsStep, StreamOp

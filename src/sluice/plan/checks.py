@@ -26,8 +26,8 @@ from functools import cached_property
 import pyarrow as pa
 
 from ..errors import PlanError, column_not_found
-from ..expr import Expr, columns_of
-from ..typecheck import TEMPORAL, check_expression, kind_of_type
+from ..expr.tree import Expr, columns_of
+from ..expr.typecheck import TEMPORAL, check_expression, kind_of_type
 from .logical import LogicalNode, SingleInputNode
 
 ACTIONS = ("quarantine", "warn", "fail")

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
 
+import polars as pl
 import pyarrow as pa
 
-import polars as pl
-
-from .. import user_code
 from ..errors import ExpressionTypeError, PlanError, column_not_found, format_schema
-from ..expr import Expr, to_polars
-from ..sort_keys import could_pack, packed_key
-from ..typecheck import check_expression
-from ..types import arrow_to_polars, normalize_schema, polars_to_arrow
-from ..udf import output_schema_on_empty
+from ..expr.compile import to_polars
+from ..expr.tree import Expr
+from ..expr.typecheck import check_expression
+from ..expr.types import arrow_to_polars, normalize_schema, polars_to_arrow
+from ..kernels import user_code
+from ..kernels.sort_keys import could_pack, packed_key
+from ..kernels.udf import output_schema_on_empty
 
 
 class LogicalNode:
@@ -329,7 +329,7 @@ class Aggregate(SingleInputNode):
     aggs: tuple[Expr, ...]
 
     def __post_init__(self):
-        from ..aggregates import aggregation_of
+        from ..kernels.aggregates import aggregation_of
         if not self.aggs:
             raise PlanError("agg() needs at least one aggregation, e.g. agg(total=col('x').sum()).")
         names = list(self.keys) + [e.output_name() for e in self.aggs]
@@ -347,7 +347,7 @@ class Aggregate(SingleInputNode):
 
     @cached_property
     def plan(self):
-        from ..aggregates import plan_aggregation
+        from ..kernels.aggregates import plan_aggregation
         return plan_aggregation(self.keys, self.aggs)
 
     @cached_property
@@ -378,7 +378,7 @@ class Join(LogicalNode):
     strategy: str = "auto"
 
     def __post_init__(self):
-        from ..joins import JOIN_TYPES, STRATEGIES
+        from ..kernels.joins import JOIN_TYPES, STRATEGIES
         if self.how not in JOIN_TYPES:
             raise PlanError(f"how={self.how!r} is not a join type. Use one of {', '.join(JOIN_TYPES)}.")
         if self.strategy not in STRATEGIES:
@@ -396,7 +396,7 @@ class Join(LogicalNode):
         if right is not None:
             _require_columns(self.right_on, right, "join() right_on")
         if left is not None and right is not None:
-            from ..typecheck import kind_of_type
+            from ..expr.typecheck import kind_of_type
             for lk, rk in zip(self.left_on, self.right_on):
                 lt, rt = left.field(lk).type, right.field(rk).type
                 if kind_of_type(lt) != kind_of_type(rt) or (lt != rt and kind_of_type(lt) != "numeric"):
@@ -409,7 +409,7 @@ class Join(LogicalNode):
 
     @cached_property
     def schema(self) -> pa.Schema | None:
-        from ..joins import join_frames
+        from ..kernels.joins import join_frames
         left, right = self.left.schema, self.right.schema
         if left is None or right is None:
             return None
@@ -525,11 +525,11 @@ class Window(SingleInputNode):
     """Add window-function columns, each computed over its row's partition in `spec`'s order."""
 
     input: LogicalNode
-    spec: Any  # sluice.window.WindowSpec
+    spec: Any  # sluice.kernels.window.WindowSpec
     functions: tuple[Expr, ...]  # each aliased to its output column
 
     def __post_init__(self):
-        from ..window import check_window
+        from ..kernels.window import check_window
         if self.input.schema is not None:
             check_window(self.spec, self.functions, self.input.schema)
 
@@ -540,7 +540,7 @@ class Window(SingleInputNode):
 
     @cached_property
     def schema(self) -> pa.Schema | None:
-        from ..window import window_output_schema
+        from ..kernels.window import window_output_schema
         schema = self.input.schema
         return None if schema is None else window_output_schema(schema, self.spec, self.functions)
 

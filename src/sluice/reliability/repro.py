@@ -19,8 +19,8 @@ import textwrap
 
 import pyarrow.parquet as pq
 
-from .. import user_code
 from ..errors import SluiceError
+from ..kernels import user_code
 
 
 def importable_name(fn) -> str | None:
@@ -147,7 +147,7 @@ def _module_text(record: dict, described: dict, pickled: bytes | None, index: in
             operator = load_operator()
             if KIND == "expression":
                 return operator.apply(record)
-            from sluice.udf import from_batch_output, to_batch_format
+            from sluice.kernels.udf import from_batch_output, to_batch_format
             batch = to_batch_format(record, operator.get("batch_format", "arrow"))
             return from_batch_output(operator["fn"](batch, **operator.get("fn_kwargs", {{}})), "repro")
         ''')

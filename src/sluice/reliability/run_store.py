@@ -33,8 +33,8 @@ from typing import Any, Iterator
 
 import pyarrow.fs as pafs
 
-from .. import user_code
 from ..errors import ResumeError, SluiceError
+from ..kernels import user_code
 
 PLAN_FILE = "plan.pkl"
 INPUTS_FILE = "inputs.json"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from sluice import col, lit, when
-from sluice.expr import Alias, Literal, to_arrow_filter
+from sluice.expr.compile import to_arrow_filter
+from sluice.expr.tree import Alias, Literal
 from sluice.io.memory import ArrowSource
 from sluice.plan.logical import Filter, Limit, Project, Scan
 from sluice.plan.rules.constant_folding import fold_constants, fold_expression

@@ -30,8 +30,8 @@ import threading
 import pyarrow as pa
 
 from ...errors import WorkerCrashedError
+from ...kernels.udf_profiles import PROFILE_DIR, ProfileStore, fingerprint
 from ...observe.stats import format_bytes
-from ...udf_profiles import PROFILE_DIR, ProfileStore, fingerprint
 from .resources import default_concurrency
 from .workers import WorkerPool, prewarm
 

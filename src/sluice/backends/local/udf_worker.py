@@ -32,10 +32,10 @@ import time
 
 import pyarrow as pa
 
-from ... import user_code
 from ...errors import SluiceError, UdfOutputError
-from ...udf import from_batch_output, to_batch_format
-from ...udf_errors import describe_exception
+from ...kernels import user_code
+from ...kernels.udf import from_batch_output, to_batch_format
+from ...kernels.udf_errors import describe_exception
 from .budget import use_prompt_allocator
 from .shm import Mapping, remove_file, write_table
 

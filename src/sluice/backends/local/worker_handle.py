@@ -31,8 +31,8 @@ import psutil
 import pyarrow as pa
 
 from ...errors import UdfInitError, WorkerError
-from ... import user_code
-from ...udf import check_udf_arguments
+from ...kernels import user_code
+from ...kernels.udf import check_udf_arguments
 from .forkserver import Channel, WorkerProcess, exit_signal, start_worker
 from .shm import overwrite_table, read_table, remove_file, write_table
 from .worker_reports import TaskResult, WorkerDeath, exit_text

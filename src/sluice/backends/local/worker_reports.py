@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ...errors import UdfOutputError, UdfTaskError, WorkerCrashedError, WorkerError
-from ...udf_errors import traceback_block, unpickle_exception
+from ...kernels.udf_errors import traceback_block, unpickle_exception
 from .forkserver import exit_signal
 
 

@@ -52,12 +52,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import pyarrow as pa
 
 from ...errors import PlanError, UdfInitError, UdfOutputError, WorkerError
+from ...kernels.udf import parse_concurrency
+from ...kernels.udf_errors import init_error
 from .forkserver import prewarm as _prewarm_fork_server
-from ...udf import parse_concurrency
 from .resources import GpuPlan, default_concurrency, threads_per_worker, worker_env
 from .shm import make_block_dir, remove_dir, remove_file, shm_root, sweep_stale_dirs
 from .worker_handle import Task, WorkerHandle, pack_udf, wait_until_ready
-from ...udf_errors import init_error
 from .worker_reports import TaskResult, WorkerDeath, cgroup_oom_kills, crash_error, settle, task_error
 
 __all__ = ["TaskResult", "WorkerDeath", "WorkerPool", "prewarm"]
@@ -230,13 +230,14 @@ class WorkerPool:
         try:
             return pa.concat_tables(tables, promote_options="default")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            # A slice that came back empty may carry a guessed type (an empty list is float64): drop it
-            full = [t for t in tables if t.num_rows]
-            if full and len(full) < len(tables):
-                try:
-                    return pa.concat_tables(full, promote_options="default")
-                except (pa.ArrowInvalid, pa.ArrowTypeError):
-                    pass
+            # A slice that came back empty may carry a guessed type (an empty list is float64): drop it.
+            # Slices may differ as one call over the block would not: pandas gives int64 to a slice without
+            # nulls and float64 to one with; widen them to the type that holds both, as one call gives.
+            full = [t for t in tables if t.num_rows] or tables
+            try:
+                return pa.concat_tables(full, promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                pass
             raise UdfOutputError(
                 f"map_batches {self._what} returned different schemas for slices of one block ({exc}). "
                 f"Return the same columns and types for every batch.") from None

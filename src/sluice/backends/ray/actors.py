@@ -29,9 +29,9 @@ import pyarrow as pa
 
 from ...engine.task import worker_identity
 from ...errors import RunnerError, SluiceError
+from ...kernels.udf import apply_function
 from ...observe.stats import format_bytes
 from ...physical.operators import MapBatchesStep
-from ...udf import apply_function
 from .remote import chain_task
 
 POOL_TIMEOUT_ENV = "SLUICE_RAY_POOL_TIMEOUT_S"
@@ -59,13 +59,13 @@ class UdfActor:
         try:
             self.instance = node.fn(*options.constructor_args, **dict(options.constructor_kwargs))
         except BaseException as exc:  # noqa: BLE001 - reported by ready() and every call, as the local pools do
-            from ...udf_errors import describe_exception
+            from ...kernels.udf_errors import describe_exception
             self.failure = describe_exception(exc)
             self.failure["phase"] = "init"
 
     def _check(self) -> None:
         if self.failure is not None:
-            from ...udf_errors import init_error
+            from ...kernels.udf_errors import init_error
             raise init_error(self.failure, f"class {self.node.fn_name}", True)
 
     def ready(self) -> dict:
@@ -105,7 +105,7 @@ class ActorPool:
     """The actors of one class UDF in one run: the reserved minimum, then elastic growth to the maximum."""
 
     def __init__(self, ray, step: MapBatchesStep, context, cluster_cpus: int, held_cpus: float = 0.0):
-        from ...udf import parse_concurrency
+        from ...kernels.udf import parse_concurrency
         self.ray, self.step, self.context = ray, step, context
         node, options = step.node, step.node.options
         self.name = node.fn_name
@@ -149,7 +149,7 @@ class ActorPool:
         schema = self.step.node.input.schema
         if schema is None:
             return None, ""
-        from ...udf_profiles import PROFILE_DIR, ProfileStore, fingerprint
+        from ...kernels.udf_profiles import PROFILE_DIR, ProfileStore, fingerprint
         store = ProfileStore(os.path.join(self.context.config.runs_dir, PROFILE_DIR))
         learned = (store.learned(fingerprint(self.step.node, schema)) or {}).get("peak_task_bytes")
         return (int(learned), "learned by earlier runs") if learned else (None, "")

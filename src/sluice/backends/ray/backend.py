@@ -20,11 +20,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...errors import RemoteUserCodeError, RunnerError
 from ...engine.backend import WORK_FACTOR, Backend, Exchange
 from ...engine.task import ChainSpec, Report
+from ...errors import RemoteUserCodeError, RunnerError
+from ...kernels.udf_errors import unpickle_exception
 from ...physical.operators import MapBatchesStep
-from ...udf_errors import unpickle_exception
 from .cluster import cluster_cpus, connect, storage_environment
 from .remote import remote
 

@@ -17,11 +17,11 @@ import os
 import textwrap
 
 from ... import config as config_module
-from ... import user_code
-from ...errors import RemoteUserCodeError, UdfTaskError, UserCodeError
 from ...engine.checkpoint import read_ranges
 from ...engine.split_tasks import TASK_BODIES
 from ...engine.task import ChainSpec, portable, run_task
+from ...errors import RemoteUserCodeError, UdfTaskError, UserCodeError
+from ...kernels import user_code
 from ...physical.operators import WriteStep
 from ...reliability.quarantine import error_text
 

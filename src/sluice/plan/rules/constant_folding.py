@@ -11,7 +11,8 @@ import dataclasses
 
 import polars as pl
 
-from ...expr import Alias, BinaryOp, Column, Expr, Literal, UnaryOp, to_polars, transform
+from ...expr.compile import to_polars
+from ...expr.tree import Alias, BinaryOp, Column, Expr, Literal, UnaryOp, transform
 from ..logical import Filter, LogicalNode, Project, Scan, transform_up
 
 

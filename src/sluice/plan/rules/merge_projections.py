@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ...expr import Alias, Column, Expr, Literal, transform, unalias, walk
+from ...expr.tree import Alias, Column, Expr, Literal, transform, unalias, walk
 from ..logical import LogicalNode, Project, transform_up
 
 

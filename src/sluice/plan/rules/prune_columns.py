@@ -12,12 +12,25 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...expr import columns_of
-from ...types import narrowest_column
+from ...expr.tree import columns_of
+from ...expr.types import narrowest_column
 from ..checks import Expect
 from ..logical import (
-    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
-    Window, Write,
+    Aggregate,
+    Distinct,
+    Filter,
+    Join,
+    Limit,
+    LogicalNode,
+    MapBatches,
+    Project,
+    Repartition,
+    Scan,
+    Sort,
+    TopK,
+    Union,
+    Window,
+    Write,
 )
 
 

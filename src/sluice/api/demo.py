@@ -139,8 +139,8 @@ def run_demo(directory: str | None = None, rows: int = 1_000_000) -> None:
     console.print(stats.table())
     for line in stats.footer_lines():
         console.print(line)
-    from .config import current as current_config
-    from .observe.history import run_directory
-    from .observe.report import write_report
+    from ..config import current as current_config
+    from ..observe.history import run_directory
+    from ..observe.report import write_report
     report = write_report(run_directory(current_config().runs_dir, stats.run_id))
     console.print(f"Report: {report}  (`sluice report {stats.run_id} --open` opens it)")

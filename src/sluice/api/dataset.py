@@ -8,35 +8,44 @@ runs the plan: optimize, plan stages, execute on the chosen runner, record stats
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
-from . import config as config_module
-from .errors import PlanError, PreemptedError, SluiceError, column_not_found
-from .expr import Aggregation, Alias, Column, Expr, col
-from .typecheck import resolve_expression
-from .types import narrowest_column
-from .window import extract_windows, has_window, over_every_row
-from .io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
-from .observe import session
-from .observe.history import record_run
-from .observe.stats import RunStats
-from .io.memory import ArrowSource
-from .plan.logical import (
-    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, SortSpec,
-    UdfOptions, Union, Write,
+from .. import config as config_module
+from ..driver import session
+from ..driver.run import explain_plan, run_blocks, write
+from ..engine.context import RunContext
+from ..errors import PlanError, SluiceError, column_not_found
+from ..expr.tree import Aggregation, Alias, Column, Expr, col
+from ..expr.typecheck import resolve_expression
+from ..expr.types import narrowest_column
+from ..io.memory import ArrowSource
+from ..io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
+from ..kernels.udf import BATCH_FORMATS, check_udf_arguments, parse_concurrency, to_batch_format
+from ..observe.stats import RunStats
+from ..physical.planner import plan_physical
+from ..physical.stages import PhysicalPlan
+from ..plan.checks import Check, Expect
+from ..plan.logical import (
+    Aggregate,
+    Distinct,
+    Filter,
+    Join,
+    Limit,
+    LogicalNode,
+    MapBatches,
+    Project,
+    Repartition,
+    Scan,
+    Sort,
+    SortSpec,
+    UdfOptions,
+    Union,
+    Write,
 )
-from .plan.optimizer import optimize
-from .physical.planner import plan_physical
-from .plan.checks import Check, Expect
-from .physical.stages import PhysicalPlan
-from .reliability.run_store import RunStore
-from .backends import backend_for
-from .engine.context import RunContext
-from .engine.stage_run import execute
-from .udf import BATCH_FORMATS, check_udf_arguments, parse_concurrency, to_batch_format
+from ..plan.optimizer import optimize
+from ..plan.windows import extract_windows, has_window, over_every_row
 
 
 class Dataset:
@@ -174,7 +183,7 @@ class Dataset:
         when its workers run); pass `schema=` to skip that. With `batch_size`, every batch but
         the last has exactly that many rows.
         """
-        from .config import parse_bytes
+        from ..config import parse_bytes
         check_udf_arguments(fn, batch_format, batch_size, fn_constructor_args, fn_constructor_kwargs)
         if compute not in ("processes", "threads"):
             raise PlanError(f"compute={compute!r}: use 'processes' (worker processes, the default) or 'threads' "
@@ -328,65 +337,25 @@ class Dataset:
         context = context or RunContext(config_module.current())
         if session.explain_only:
             session.explained.append(self)
-            session.print_plan(self, plan)
+            print(f"\n### plan {len(session.explained)}\n{explain_plan(plan)}")
             return
-        physical = plan_physical(optimize(plan), context.config)
-        backend = backend_for(context.config)
-        context.stats.physical_plan = physical
         self._last_stats = context.stats
-        session.runs.append(context.stats)
-        started = time.perf_counter()
-        config = context.config
-        if context.store is not None:
-            self._record_run(context)  # `sluice runs` lists it while it runs, and after a crash
-        context.events.emit("run_start", run_id=context.run_id, pid=context.events.pid, host=context.events.host,
-                            threads=config.num_threads, memory_budget=config.memory_budget, runner=config.runner)
-        error = None
-        try:
-            yield from execute(physical, context, backend)
-            if commit is not None:
-                commit()
-            context.stats.status = "succeeded"
-        except GeneratorExit:
-            context.stats.status = "stopped early"
-            raise
-        except BaseException as exc:
-            context.stats.status = "preempted" if isinstance(exc, PreemptedError) else "failed"
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            context.stats.wall_s = time.perf_counter() - started
-            context.progress.close()
-            context.events.emit("run_end", status=context.stats.status, wall_s=context.stats.wall_s, error=error)
-            context.events.close()
-            self._record_run(context)
-
-    @staticmethod
-    def _record_run(context: RunContext) -> None:
-        stats = context.stats
-        try:
-            record_run(context.run_dir, stats, context.config, resumable=context.store is not None)
-        except OSError as exc:
-            stats.notes.append(f"could not record the run in {context.run_dir}: {exc}")
-        if stats.bad_records:
-            import sys
-            print(f"sluice: {stats.bad_records:,} bad record(s) were quarantined in run {stats.run_id} "
-                  f"({stats.bad_records_path}). `sluice bad-records {stats.run_id}` lists them.", file=sys.stderr)
+        yield from run_blocks(plan, context, commit)
 
     def bad_records(self) -> Dataset:
         """The dead-letter dataset of this dataset's last run: one row per quarantined record."""
         stats = self.stats()
         if not stats.bad_records:
-            from .reliability.quarantine import DEAD_LETTER_SCHEMA
+            from ..reliability.quarantine import DEAD_LETTER_SCHEMA
             return Dataset(Scan(ArrowSource(DEAD_LETTER_SCHEMA.empty_table(), "bad records")))
-        from . import read_parquet
+        from .. import read_parquet
         return read_parquet(stats.bad_records_path)
 
     def iter_batches(self, *, batch_size: int | None = None, batch_format: str = "arrow") -> Iterator[Any]:
         """Stream the result batch by batch; at most the memory budget is held in flight."""
         if batch_format not in BATCH_FORMATS:
             raise PlanError(f"batch_format={batch_format!r} is not supported. Use one of {', '.join(BATCH_FORMATS)}.")
-        from .physical.operators import Rebatch
+        from ..physical.operators import Rebatch
         rebatch = Rebatch(batch_size) if batch_size is not None else None  # a bad batch_size fails before the run
         blocks = self._execute(self._plan)
         if rebatch is not None:
@@ -413,7 +382,7 @@ class Dataset:
         return self.to_arrow().to_pandas()
 
     def to_polars(self):
-        from .types import arrow_to_polars
+        from ..expr.types import arrow_to_polars
         return arrow_to_polars(self.to_arrow())
 
     def take(self, n: int = 20) -> list[dict]:
@@ -431,58 +400,20 @@ class Dataset:
 
     def show(self, n: int = 20) -> None:
         """Print the first n rows as a table."""
-        from .types import arrow_to_polars
+        from ..expr.types import arrow_to_polars
         print(arrow_to_polars(self.limit(n).to_arrow()))
 
     # ------------------------------------------------------------ writing
 
-    def _write(self, sink: FileSink, context: RunContext | None = None) -> WriteResult:
-        """Run the pipeline into `sink` and commit; `context` is given by `resume` (same run id, its store)."""
-        sink.validate(self._plan.schema)
+    def _write(self, sink: FileSink) -> WriteResult:
+        """Run the pipeline into `sink` and commit."""
         if session.explain_only:
+            sink.validate(self._plan.schema)
             list(self._execute(Write(self._plan, sink)))
             return WriteResult(sink.shown_path, (), 0, 0)
-        context = context or RunContext(config_module.current())
-        plan = Write(self._plan, sink)
-        if context.resumed:
-            if sink.committed(context.run_id):  # the crash came after the commit point: only finish it
-                sink.prepare(context.run_id, context)
-                result = sink.commit([])
-                context.stats.note("the run had committed its output before it stopped; resume finished the commit")
-                context.stats.status = "succeeded"
-                context.store.finish()
-                self._last_stats = context.stats
-                self._record_run(context)
-                return result
-            context.store.forget_tasks(sink.recover(context.run_id, context.store.completed()))
-        elif context.config.checkpoint:
-            store = RunStore.for_runner(context.store_dir, context.config.runner)
-            problem = store.save_plan(plan)
-            if problem is None:
-                context.store = store
-            else:
-                context.stats.note(f"this run cannot be resumed after a crash: its plan cannot be saved ({problem})")
-        sink.prepare(context.run_id, context)
-        written: list[tuple[str, int, int]] = []
-        results: list[WriteResult] = []
-
-        def commit() -> None:
-            results.append(sink.commit(written))
-            context.stats.output_bytes = sum(size for _, _, size in written)
-            if context.store is not None:
-                context.store.finish(context.config.keep_exchanges)
-
-        try:
-            for block in self._execute(plan, context, commit):
-                written += [(r["path"], r["rows"], r["bytes"]) for r in block.to_pylist()]
-        except PreemptedError:
-            if context.store is None:  # not resumable: nothing will come back for the staged files
-                sink.abort()
-            raise
-        except BaseException:
-            sink.abort()
-            raise
-        return results[0]
+        context = RunContext(config_module.current())
+        self._last_stats = context.stats
+        return write(self._plan, sink, context)
 
     def write_parquet(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
                       filesystem=None, compression: str = "zstd") -> WriteResult:
@@ -513,7 +444,7 @@ class Dataset:
         if analyze:
             for _ in self._execute(self._plan):
                 pass
-            from .observe.analyze import analyzed_plan
+            from ..observe.analyze import analyzed_plan
             text = analyzed_plan(self._last_stats)
         else:
             text = explain_plan(self._plan)
@@ -574,8 +505,8 @@ def _align_key_types(left: LogicalNode, right: LogicalNode, left_keys, right_key
     would join nothing."""
     import polars as pl
 
-    from .typecheck import kind_of_type
-    from .types import arrow_to_polars, polars_to_arrow
+    from ..expr.typecheck import kind_of_type
+    from ..expr.types import arrow_to_polars, polars_to_arrow
     left_schema, right_schema = left.schema, right.schema
     left_casts, right_casts = [], []
     for lk, rk in zip(left_keys, right_keys):
@@ -602,16 +533,7 @@ def _align_key_types(left: LogicalNode, right: LogicalNode, left_keys, right_key
     return left, right
 
 
-def explain_plan(plan: LogicalNode) -> str:
-    optimized = optimize(plan)
-    return "\n".join([
-        "== Logical plan ==", plan.tree_string(),
-        "", "== Optimized plan ==", optimized.tree_string(),
-        "", "== Physical plan ==", plan_physical(optimized).explain(),
-    ])
-
-
 def _as_expr(value) -> Expr:
-    from .expr import _wrap
-    return _wrap(value)
+    from ..expr.tree import to_expr
+    return to_expr(value)
 

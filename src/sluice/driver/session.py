@@ -8,13 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .stats import RunStats
+from ..observe.stats import RunStats
 
 runs: list[RunStats] = []
 explain_only = False
 explained: list[Any] = []
-
-
-def print_plan(dataset, plan) -> None:
-    from ..dataset import explain_plan
-    print(f"\n### plan {len(explained)}\n{explain_plan(plan)}")

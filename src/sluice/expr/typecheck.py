@@ -13,9 +13,20 @@ import decimal
 
 import pyarrow as pa
 
-from .errors import ExpressionTypeError, column_not_found, format_schema
-from .expr import (
-    Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, _ARROW_COMPARISONS, columns_of, transform, walk,
+from ..errors import ExpressionTypeError, column_not_found, format_schema
+from .tree import (
+    COMPARISON_OPS,
+    Alias,
+    BinaryOp,
+    Call,
+    Column,
+    Expr,
+    Literal,
+    UnaryOp,
+    When,
+    columns_of,
+    transform,
+    walk,
 )
 
 NUMERIC, STRING, BOOL, TEMPORAL, NULL, OTHER = "numeric", "string", "boolean", "temporal", "null", "other"
@@ -52,7 +63,7 @@ def _kind_of_value(value) -> str:
 
 
 _ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**"}
-_COMPARISON = set(_ARROW_COMPARISONS)
+
 _STRING_RESULT = {"str.lower": STRING, "str.upper": STRING, "str.slice": STRING, "str.replace": STRING,
                   "str.contains": BOOL, "str.starts_with": BOOL, "str.ends_with": BOOL, "str.len": NUMERIC}
 _TEMPORAL_RESULT = {"dt.year": NUMERIC, "dt.month": NUMERIC, "dt.day": NUMERIC, "dt.hour": NUMERIC,
@@ -131,7 +142,7 @@ class _Checker:
                 self.require(expr, part, kind, allowed, f"operator {expr.op} needs numbers")
             return TEMPORAL if TEMPORAL in (left, right) and expr.op == "+" else (
                 NUMERIC if left != TEMPORAL or right != TEMPORAL else OTHER)
-        if expr.op in _COMPARISON:
+        if expr.op in COMPARISON_OPS:
             comparable = {left, right} - {NULL, OTHER}
             if len(comparable) > 1 and comparable != {TEMPORAL, STRING}:
                 raise self.fail(
@@ -208,7 +219,7 @@ def _coerce(node: Expr, schema: pa.Schema) -> Expr:
             return arg if value is arg.value else Literal(value)
         return arg
 
-    if isinstance(node, BinaryOp) and node.op in _COMPARISON:
+    if isinstance(node, BinaryOp) and node.op in COMPARISON_OPS:
         left_type = _coercible_column_type(node.left, schema)
         if left_type is not None:
             return BinaryOp(node.op, node.left, coerced(node.right, left_type))
@@ -234,7 +245,7 @@ def coerce_literals(expr: Expr, schema: pa.Schema | None) -> Expr:
 # ---------------------------------------------------------------- SQL decimal arithmetic
 
 def _polars_dtype(expr: Expr, frame) -> object | None:
-    from .expr import to_polars
+    from .compile import to_polars
     try:
         return frame.select(to_polars(expr)).collect_schema().dtypes()[0]
     except Exception:

@@ -7,9 +7,9 @@ import os
 import runpy
 import sys
 
-from . import config
-from .errors import SluiceError
-from .observe import session
+from .. import config
+from ..driver import session
+from ..errors import SluiceError
 
 
 def _run_script(path: str, argv: list[str]) -> dict:
@@ -21,7 +21,7 @@ def _run_script(path: str, argv: list[str]) -> dict:
 
 
 def _print_summaries() -> None:
-    from .observe.stats import report_console
+    from ..observe.stats import report_console
     console = report_console()
     if not session.runs:
         console.print("The script ran no sluice action.")
@@ -49,7 +49,7 @@ def cmd_run(args) -> int:
 def cmd_explain(args) -> int:
     from .dataset import Dataset
     if args.analyze:
-        from .observe.analyze import analyzed_plan
+        from ..observe.analyze import analyzed_plan
         _run_script(args.script, args.script_args)
         if not session.runs:
             print("The script ran no sluice action, so there is nothing to analyze.")
@@ -78,9 +78,9 @@ def _runs_dir(args) -> str:
 def cmd_runs(args) -> int:
     from rich.table import Table
 
-    from .observe.history import list_runs, run_directory
-    from .observe.stats import format_bytes, report_console
-    from .reliability.resume import is_alive
+    from ..driver.resume import is_alive
+    from ..observe.history import list_runs, run_directory
+    from ..observe.stats import format_bytes, report_console
     console = report_console()
     runs_dir = _runs_dir(args)
     if args.action == "show":
@@ -135,7 +135,7 @@ def cmd_bad_records(args) -> int:
     import polars as pl
     import pyarrow.parquet as pq
 
-    from .observe.history import run_directory
+    from ..observe.history import run_directory
     directory = os.path.join(run_directory(_runs_dir(args), args.run), "bad_records")
     if not os.path.isdir(directory):
         print(f"Run {args.run} quarantined no records.")
@@ -149,8 +149,8 @@ def cmd_bad_records(args) -> int:
 
 
 def cmd_repro(args) -> int:
-    from .observe.history import run_directory
-    from .reliability.repro import write_repro
+    from ..observe.history import run_directory
+    from ..reliability.repro import write_repro
     script, test = write_repro(run_directory(_runs_dir(args), args.run), args.record, args.out)
     print(f"wrote {script}\nwrote {test}\n"
           f"`python {script}` or `python -m pytest {test}` fails the way the run did; once it passes, keep the "
@@ -159,8 +159,8 @@ def cmd_repro(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .observe.history import run_directory
-    from .observe.report import write_report
+    from ..observe.history import run_directory
+    from ..observe.report import write_report
     path = os.path.abspath(write_report(run_directory(_runs_dir(args), args.run), args.out))
     print(path)
     if args.open:
@@ -171,8 +171,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from .observe.stats import report_console
-    from .reliability.resume import resume
+    from ..driver.resume import resume
+    from ..observe.stats import report_console
     if args.runs_dir:
         config.configure(runs_dir=args.runs_dir)
     result = resume(args.run)
@@ -198,7 +198,7 @@ def _duration(text: str) -> float:
 
 
 def cmd_gc(args) -> int:
-    from .reliability.resume import collect_garbage
+    from ..driver.resume import collect_garbage
     runs_dir = _runs_dir(args)
     removed = collect_garbage(runs_dir, args.older_than, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"

@@ -13,7 +13,7 @@ from typing import Callable
 import polars as pl
 import pyarrow as pa
 
-from .errors import ExpressionTypeError, PlanError
+from ..errors import ExpressionTypeError, PlanError
 
 _NAMED_TYPES = {
     "bool": pa.bool_(), "boolean": pa.bool_(),

@@ -1,12 +1,8 @@
-"""Window functions: per-partition computations that keep every row.
+"""Evaluating window functions over one partition group's rows, with Polars.
 
-`col("amount").rolling_sum("7d").over("user", order_by="ts")` needs every row of a user
-together and in order. `extract_windows` lifts such expressions out of a select(),
-with_columns() or filter() into `Window` plan nodes, one per distinct (partition_by,
-order_by) spec, and leaves plain references to their output columns behind, so the rest of
-the planner never sees a window expression. The physical planner hash-partitions a `Window`
-by its partition columns; each reduce task sorts its rows by the partition and order
-columns and evaluates the functions with Polars (`apply_window`).
+The physical planner hash-partitions a `Window` plan node by its partition columns; each
+reduce task sorts its rows by the partition and order columns and evaluates the functions
+here (`apply_window`); `check_window` gives a window's plan-time errors. `plan.windows` lifts window expressions out of a query into such nodes.
 
 Semantics follow SQL (checked against DuckDB): row_number/rank/dense_rank as in SQL; lag and
 lead return `default` past the partition's edge; cumulative functions skip nulls (a null
@@ -23,9 +19,11 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from .errors import ExpressionTypeError, PlanError, column_not_found
-from .expr import Aggregation, Alias, Column, Expr, Over, WindowFunction, to_polars, transform, walk
-from .typecheck import NUMERIC, TEMPORAL, check_expression, kind_of_type
+from ..errors import ExpressionTypeError, PlanError, column_not_found
+from ..expr.compile import single_phase, to_polars
+from ..expr.tree import Aggregation, Alias, Expr, Over, WindowFunction, walk
+from ..expr.typecheck import NUMERIC, TEMPORAL, check_expression, kind_of_type
+from ..expr.types import arrow_to_polars, polars_to_arrow
 
 ROW_NUMBER, TIE_GROUP = "__sluice_row", "__sluice_tie"
 NEEDS_ORDER = ("row_number", "rank", "dense_rank", "lag", "lead", "cum_sum", "cum_min", "cum_max", "cum_count")
@@ -41,49 +39,6 @@ class WindowSpec:
     def describe(self) -> str:
         order = ", ".join(f"{c}{' desc' if d else ''}" for c, d in zip(self.order_by, self.descending))
         return f"partition_by=[{', '.join(self.partition_by)}] order_by=[{order}]"
-
-
-def over_every_row(expr: Expr) -> Expr:
-    """A bare aggregation in a row context (select, with_columns, filter) is over every row, as in
-    Polars: `col('x').sum()` there means `col('x').sum().over()`. Evaluated block by block, it gave
-    each block its own sum."""
-    def wrap(node: Expr) -> Expr:
-        return Over(node, (), (), ()) if isinstance(node, Aggregation) else node
-
-    outside_windows = lambda node: not isinstance(node, (Over, WindowFunction, Aggregation))  # noqa: E731
-    return transform(expr, wrap, outside_windows)
-
-
-def has_window(expr: Expr) -> bool:
-    return any(isinstance(node, (Over, WindowFunction)) for node in walk(expr))
-
-
-def extract_windows(plan, exprs: list[Expr]):
-    """Returns (plan with `Window` nodes on top, exprs with each window replaced by its column)."""
-    from .plan.logical import Window
-    found: dict[tuple, tuple[str, Over]] = {}
-
-    def lift(node: Expr) -> Expr:
-        if isinstance(node, WindowFunction):
-            raise ExpressionTypeError(
-                f"`{node!r}` needs .over(...) to say which rows it runs over, e.g. "
-                f"`{node!r}.over(partition_by='user', order_by='ts')`.")
-        if not isinstance(node, Over):
-            return node
-        key = node.key()
-        if key not in found:
-            found[key] = (f"__sluice_window_{len(found)}", node)
-        return Column(found[key][0])
-
-    outer_only = lambda node: not isinstance(node, (Over, WindowFunction))  # noqa: E731 - an Over is lifted whole
-    rewritten = [transform(e, lift, outer_only) for e in exprs]
-    by_spec: dict[WindowSpec, list[Expr]] = {}
-    for name, over in found.values():
-        spec = WindowSpec(over.partition_by, over.order_by, over.descending)
-        by_spec.setdefault(spec, []).append(Alias(over.function, name))
-    for spec, functions in by_spec.items():
-        plan = Window(plan, spec, tuple(functions))
-    return plan, rewritten
 
 
 def check_window(spec: WindowSpec, functions: tuple[Expr, ...], schema: pa.Schema) -> None:
@@ -166,7 +121,6 @@ def _compile(aliased: Expr, spec: WindowSpec) -> pl.Expr:
     name = aliased.output_name()
     function = aliased.expr if isinstance(aliased, Alias) else aliased
     if isinstance(function, Aggregation):
-        from .aggregates import single_phase
         return _over(single_phase(function), spec.partition_by).alias(name)
     fn, params = function.fn, function.params
     if fn == "row_number":
@@ -198,11 +152,9 @@ def _rolling(kind: str, arg: pl.Expr, params: tuple, spec: WindowSpec) -> pl.Exp
 
 
 def window_output_schema(input_schema: pa.Schema, spec: WindowSpec, functions: tuple[Expr, ...]) -> pa.Schema:
-    from .types import arrow_to_polars, polars_to_arrow
     try:
         frame = apply_window(arrow_to_polars(input_schema.empty_table()), spec, functions)
     except pl.exceptions.PolarsError as exc:
         raise ExpressionTypeError(f"Cannot compute window functions over {spec.describe()}: "
                                   f"{str(exc).splitlines()[0]}") from None
     return polars_to_arrow(frame).schema
-

@@ -19,7 +19,7 @@ import time
 import psutil
 
 from ..errors import ResumeError
-from .run_store import RunStore, check_inputs
+from ..reliability.run_store import RunStore, check_inputs
 
 FINISHED = ("succeeded", "failed", "stopped early", "preempted")
 
@@ -45,9 +45,9 @@ def is_alive(run: dict) -> bool:
 def resume(run_id: str, runs_dir: str | None = None):
     """Finish run `run_id` after a crash; returns its WriteResult. See the module docstring."""
     from .. import config as config_module
-    from ..dataset import Dataset
-    from ..observe.history import run_directory
     from ..engine.context import RunContext
+    from ..observe.history import run_directory
+    from .run import write
     config = config_module.current()
     run_dir = run_directory(runs_dir or config.runs_dir, run_id)
     run_id = os.path.basename(run_dir.rstrip("/"))
@@ -63,7 +63,7 @@ def resume(run_id: str, runs_dir: str | None = None):
     store = context.store = RunStore.for_runner(context.store_dir, config.runner)
     plan = store.load_plan()
     check_inputs(store, run_id, plan)
-    return Dataset(plan.input)._write(plan.sink, context)
+    return write(plan.input, plan.sink, context)
 
 
 def collect_garbage(runs_dir: str, older_than_s: float, dry_run: bool = False) -> list[str]:

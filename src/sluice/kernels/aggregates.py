@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .errors import PlanError
-from .expr import Aggregation, Expr, to_polars, unalias
+from ..errors import PlanError
+from ..expr.compile import aggregate_argument, single_phase
+from ..expr.tree import Aggregation, Expr, unalias
 
 HOLISTIC = frozenset({"count_distinct", "median", "quantile", "collect_list"})
 ORDER_SENSITIVE = frozenset({"first", "last", "collect_list"})
@@ -33,37 +34,6 @@ def aggregation_of(expr: Expr) -> Aggregation:
             f"Compute derived values with with_columns() after agg()."
         )
     return inner
-
-
-def _arg(agg: Aggregation) -> pl.Expr:
-    assert agg.arg is not None
-    return to_polars(agg.arg)
-
-
-def _sql_sum(x: pl.Expr) -> pl.Expr:
-    return pl.when(x.count() > 0).then(x.sum())
-
-
-def single_phase(agg: Aggregation) -> pl.Expr:
-    """The aggregate over raw rows, with SQL null semantics."""
-    if agg.fn == "count_all":
-        return pl.len().cast(pl.Int64)
-    x = _arg(agg)
-    return {
-        "sum": lambda: _sql_sum(x),
-        "mean": lambda: x.mean(),
-        "min": lambda: x.min(),
-        "max": lambda: x.max(),
-        "count": lambda: x.count().cast(pl.Int64),
-        "count_distinct": lambda: x.drop_nulls().n_unique().cast(pl.Int64),
-        "first": lambda: x.first(),
-        "last": lambda: x.last(),
-        "std": lambda: x.std(ddof=1),
-        "var": lambda: x.var(ddof=1),
-        "median": lambda: x.median(),
-        "quantile": lambda: x.quantile(agg.params[0], interpolation="linear"),
-        "collect_list": lambda: x.implode(),
-    }[agg.fn]()
 
 
 @dataclass(frozen=True)
@@ -107,7 +77,7 @@ def plan_aggregation(keys: tuple[str, ...], aggs: tuple[Expr, ...]) -> Aggregati
 def partial_forms(agg: Aggregation) -> dict[str, pl.Expr]:
     if agg.fn == "count_all":
         return {"n": pl.len().cast(pl.Int64)}
-    x = _arg(agg)
+    x = aggregate_argument(agg)
     if agg.fn in ("sum", "mean"):
         return {"s": x.sum(), "c": x.count().cast(pl.Int64)}
     if agg.fn == "count":
@@ -121,7 +91,7 @@ def partial_forms(agg: Aggregation) -> dict[str, pl.Expr]:
 def row_partial_forms(agg: Aggregation) -> dict[str, pl.Expr]:
     if agg.fn == "count_all":
         return {"n": pl.lit(1, pl.Int64)}
-    x = _arg(agg)
+    x = aggregate_argument(agg)
     present = x.is_not_null().cast(pl.Int64)
     if agg.fn in ("sum", "mean"):
         return {"s": x, "c": present}

@@ -15,10 +15,10 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from .errors import PlanError, UdfOutputError, UserCodeError
+from ..errors import PlanError, UdfOutputError, UserCodeError
 
 BATCH_FORMATS = ("arrow", "pandas", "polars", "numpy")
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/sluice
 
 
 def to_batch_format(table: pa.Table, batch_format: str) -> Any:
@@ -27,7 +27,7 @@ def to_batch_format(table: pa.Table, batch_format: str) -> Any:
     if batch_format == "pandas":
         return table.to_pandas()
     if batch_format == "polars":
-        from .types import arrow_to_polars  # Polars only where asked for: UDF workers start without it
+        from ..expr.types import arrow_to_polars  # Polars only where asked for: UDF workers start without it
         return arrow_to_polars(table)
     if batch_format == "numpy":
         return {name: column.to_numpy(zero_copy_only=False) for name, column in zip(table.column_names, table.columns)}
@@ -42,7 +42,7 @@ def from_batch_output(result: Any, fn_name: str) -> pa.Table:
         return pa.Table.from_batches([result])
     polars = sys.modules.get("polars")  # a Polars DataFrame means polars is imported
     if polars is not None and isinstance(result, polars.DataFrame):
-        from .types import polars_to_arrow
+        from ..expr.types import polars_to_arrow
         return polars_to_arrow(result)
     if isinstance(result, dict):
         return _table_from_dict(result, fn_name)
@@ -130,7 +130,7 @@ def parse_concurrency(concurrency: int | tuple[int, int] | None, default: int) -
 
 def check_udf_arguments(fn, batch_format: str, batch_size: int | None, constructor_args, constructor_kwargs) -> bool:
     """Plan-time checks of map_batches arguments; returns whether `fn` is a class (an actor)."""
-    from .errors import PlanError
+    from ..errors import PlanError
     if not callable(fn):
         raise PlanError(f"map_batches() needs a function or a callable class, got {fn!r}.")
     if batch_format not in BATCH_FORMATS:

@@ -15,8 +15,8 @@ import pickle
 import textwrap
 import traceback
 
+from ..errors import SluiceError, UdfInitError
 from . import user_code
-from .errors import SluiceError, UdfInitError
 from .udf import trim_internal_frames
 
 

@@ -1,0 +1,7 @@
+"""Column expressions: the tree users build with `col()`, `lit()` and `when()` (`tree`), their
+types (`types`, `typecheck`) and their compilation to Polars and to pyarrow filters (`compile`).
+"""
+
+from .tree import Expr, col, count, dense_rank, lit, rank, row_number, when
+
+__all__ = ["Expr", "col", "count", "dense_rank", "lit", "rank", "row_number", "when"]
