@@ -120,6 +120,15 @@ ON_ERROR = ("quarantine", "raise")
 PRICES = ("price_core_hour", "price_gb_hour", "price_storage_gb")
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A number of seconds from environment variable `name`, `default` when it is unset."""
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise SluiceError(f"{name}={value!r}: give a number of seconds, such as {default:g}.") from None
+
+
 def parse_fraction(key: str, value) -> float:
     try:
         fraction = float(value)

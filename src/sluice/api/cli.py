@@ -56,6 +56,8 @@ def cmd_explain(args) -> int:
         for stats in session.runs:
             print(analyzed_plan(stats) + "\n")
         return 0
+    print(f"sluice explain runs {args.script} to find its datasets; its actions read no data and its writes "
+          f"write nothing (their results are empty), so anything the script prints about them shows zeros.")
     session.explain_only = True
     try:
         namespace = _run_script(args.script, args.script_args)
@@ -65,9 +67,13 @@ def cmd_explain(args) -> int:
                    if isinstance(value, Dataset) and not name.startswith("_") and value not in session.explained]
     if not session.explained and not unexplained:
         print("The script builds no sluice Dataset.")
-    for name, dataset in unexplained:
-        print(f"\n### dataset `{name}` (no action ran on it)")
-        dataset.explain()
+    elif not session.explained and not args.all:
+        print(f"The script runs no action (to_arrow, count, write_*, ...). `sluice explain --all {args.script}` "
+              f"explains each of the {len(unexplained)} dataset(s) it builds.")
+    if args.all:
+        for name, dataset in unexplained:
+            print(f"\n### dataset `{name}` (no action ran on it)")
+            dataset.explain()
     return 0
 
 
@@ -226,9 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve Prometheus metrics on this port while runs go (default: off; SLUICE_METRICS_PORT)")
     run.add_argument("--metrics-host", default=None, help="address the metrics endpoint binds (default 127.0.0.1)")
     run.set_defaults(fn=cmd_run)
-    explain = commands.add_parser("explain", help="print the plans of a pipeline script without running it")
+    explain = commands.add_parser("explain", help="print the plans of a pipeline script's actions without reading data or writing")
     explain.add_argument("--analyze", action="store_true",
                          help="run the script, then print each run's physical plan with measured figures")
+    explain.add_argument("--all", action="store_true",
+                         help="also explain the datasets the script builds but runs no action on")
     explain.add_argument("script")
     explain.add_argument("script_args", nargs=argparse.REMAINDER)
     explain.set_defaults(fn=cmd_explain)

@@ -52,6 +52,18 @@ class ResolvedFiles:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    @property
+    def count(self) -> str:
+        return f"{len(self.files)} file" + ("" if len(self.files) == 1 else "s")
+
+    @property
+    def location(self) -> str:
+        """Where the files are, as explain() and progress show it: a path given alone as it was given, else
+        the root the files share."""
+        if len(self.requested) == 1:
+            return self.requested[0]
+        return self.base_dir or (self.files[0].path if self.files else ", ".join(self.requested))
+
 
 def filesystem_for(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
     if filesystem is not None:

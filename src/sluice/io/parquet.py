@@ -44,7 +44,6 @@ class ParquetSource(Source):
         self._sizes = {f.path: f.size for f in self.files.files}
         self._user_schema = schema
         self._partitioning = _hive_partitioning(self.files) if partitioning == "hive" else None
-        self._location = self.files.base_dir or self.files.paths[0]
         self._measured_expansion: float | None = None
         self._column_bytes: dict[str, float] = {}  # in-memory bytes per row, by column (_bytes_per_row)
         self._row_density: float | None = None  # rows per file byte, from the first file read
@@ -127,7 +126,7 @@ class ParquetSource(Source):
         return [] if self._partitioning is None else list(self._partitioning.schema.names)
 
     def describe(self) -> str:
-        return f"parquet {self._location} ({len(self.files.files)} files)"
+        return f"parquet {self.files.location} ({self.files.count})"
 
     def _expansion(self, fragments) -> float:
         """Decoded bytes per file byte, measured once on the footer of a file the scan opens anyway."""

@@ -56,14 +56,7 @@ from ..errors import SinkError, SluiceError, column_not_found
 from ..expr.types import arrow_to_polars
 from .files import filesystem_for, is_hidden
 from .manifest import (
-    STAGING_DIR,
-    SUCCESS_MARKER,
-    Manifest,
-    ManifestFile,
-    ManifestLog,
-    is_log_file,
-    pending_name,
-    read_log,
+    STAGING_DIR, SUCCESS_MARKER, Manifest, ManifestFile, ManifestLog, is_log_file, pending_name, read_log,
 )
 from .retry import retrying
 

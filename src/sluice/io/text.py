@@ -38,13 +38,7 @@ from ..errors import CorruptFileError, format_schema
 from .files import hive_partition_schema, partition_values, resolve_files
 from .retry import is_transient, retrying
 from .source import (
-    FILE_COLUMN,
-    ROW_COLUMN,
-    ReadTask,
-    ScanRequest,
-    Source,
-    apply_request_in_memory,
-    apply_request_keeping_positions,
+    FILE_COLUMN, ROW_COLUMN, ReadTask, ScanRequest, Source, apply_request_in_memory, apply_request_keeping_positions,
     scale_estimate,
 )
 
@@ -194,8 +188,7 @@ class TextSource(Source):
         return schema
 
     def describe(self) -> str:
-        where = self.files.base_dir or self.files.paths[0]
-        return f"{self.format_name} {where} ({len(self.files.files)} files)"
+        return f"{self.format_name} {self.files.location} ({self.files.count})"
 
     def estimated_bytes(self, columns=None, predicates=()) -> int:
         return scale_estimate(self.files.total_bytes * TEXT_EXPANSION, self.schema,
