@@ -116,8 +116,10 @@ def cmd_runs(args) -> int:
     import datetime
     for run in runs[:args.limit]:
         started = datetime.datetime.fromtimestamp(run.get("started_at", 0)).strftime("%Y-%m-%d %H:%M:%S")
-        rows = max((op["rows_out"] for op in run["operators"] if op["stage_id"] == max(
-            o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
+        rows = run.get("output_rows")
+        if rows is None:  # recorded before runs counted their output
+            rows = max((op["rows_out"] for op in run["operators"] if op["stage_id"] == max(
+                o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
         bad = run.get("bad_records", 0)
         status = run["status"]
         if status == "running" and not is_alive(run):

@@ -41,7 +41,7 @@ def fold_report(context: RunContext, stage: Stage, report: Report, block: str, c
                 "node": report.node, "thread": report.thread}
         context.events.emit("task_start", ts=report.started, **task, **covers)
         context.events.emit("task_end", ts=report.ended, **{k: task[k] for k in ("stage", "block", "attempt")},
-                            status="ok", rows=sum(report.rows), bytes=sum(report.bytes),
+                            status="ok", rows=report.output_rows, bytes=sum(report.bytes),
                             wall_s=report.ended - report.started)
         for bad in report.unreadable:
             context.dead_letters.record_unreadable(report.stage, *bad)

@@ -53,7 +53,7 @@ import pyarrow.parquet as pq
 
 from ..crash_points import crash_point
 from ..errors import SinkError, SluiceError, column_not_found
-from ..expr.types import arrow_to_polars
+from ..expr.types import arrow_to_polars, with_small_offsets
 from .files import filesystem_for, is_hidden
 from .manifest import (
     STAGING_DIR, SUCCESS_MARKER, Manifest, ManifestFile, ManifestLog, is_log_file, pending_name, read_log,
@@ -466,7 +466,7 @@ class ParquetSink(FileSink):
 
     def _encode(self, table: pa.Table) -> bytes:
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression=self.compression)
+        pq.write_table(with_small_offsets(table), buffer, compression=self.compression)
         return buffer.getvalue()
 
 

@@ -46,6 +46,7 @@ class UdfPools:
         self._names: dict[str, str] = {}
         self._committed = 0  # memory the run's pools may use at once: per-task need x max workers, summed
         self._lock = threading.Lock()
+        self._calls = threading.local()  # per task thread: the workers' CPU time of its calls, not yet taken
         prewarm()  # the fork server boots while the run plans and reads its first blocks
 
     def pool_for(self, step, input_schema: pa.Schema) -> tuple[WorkerPool, str]:
@@ -109,7 +110,12 @@ class UdfPools:
         except WorkerCrashedError as exc:
             raise crashed_error(step.node.fn_name, exc) from exc
         self.record(key, result)
+        self._calls.worker_cpu_s = getattr(self._calls, "worker_cpu_s", 0.0) + result.cpu_s
         return result.table
+
+    def take_worker_cpu_s(self) -> float:
+        taken, self._calls.worker_cpu_s = getattr(self._calls, "worker_cpu_s", 0.0), 0.0
+        return taken
 
     def record(self, key: str, result) -> None:
         growth = max(0, result.peak_rss_bytes - result.rss_before_bytes)

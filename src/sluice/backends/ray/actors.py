@@ -97,6 +97,9 @@ class InstanceRunner:
         node = step.node
         return apply_function(self.instance, table, node.batch_format, dict(node.fn_kwargs), node.fn_name)
 
+    def take_worker_cpu_s(self) -> float:
+        return 0.0  # the instance runs in the actor's own task thread, whose CPU time is measured already
+
 
 class ActorPool:
     """The actors of one class UDF in one run: the reserved minimum, then elastic growth to the maximum."""
