@@ -84,8 +84,8 @@ class UdfRunner(Protocol):
     def runs(self, step: MapBatchesStep) -> bool:
         """Whether this runner takes `step` (else the task calls the function itself)."""
 
-    def run(self, step: MapBatchesStep, table: pa.Table) -> pa.Table:
-        """The step's function over one block (row positions already set aside)."""
+    def run(self, step: MapBatchesStep, table: pa.Table, stage_id: int) -> pa.Table:
+        """The step's function over one block (row positions already set aside), in stage `stage_id`."""
 
     def take_worker_cpu_s(self) -> float:
         """The CPU time other processes spent on this thread's `run` calls since the last take."""
@@ -369,10 +369,10 @@ def _timed_write(report: Report, stage_id: int, operator, block: pa.Table, label
     return written
 
 
-def operator_call(operator: Operator, udfs: UdfRunner | None) -> Callable[[pa.Table], pa.Table]:
+def operator_call(operator: Operator, udfs: UdfRunner | None, stage_id: int) -> Callable[[pa.Table], pa.Table]:
     """How this task applies `operator`: in the task, or through the backend's UdfRunner."""
     if udfs is not None and isinstance(operator, MapBatchesStep) and udfs.runs(operator):
-        return lambda table: operator.apply_with(table, lambda t: udfs.run(operator, t))
+        return lambda table: operator.apply_with(table, lambda t: udfs.run(operator, t, stage_id))
     return operator.apply
 
 
@@ -384,7 +384,7 @@ def process(spec: ChainSpec, block: pa.Table, report: Report, task=None, udfs: U
         if isinstance(operator, CheckStep):
             block = _check(spec, report, offset, operator, block, task)
             continue
-        apply = operator_call(operator, udfs)
+        apply = operator_call(operator, udfs, spec.stage_id)
         in_workers = udfs is not None and isinstance(operator, MapBatchesStep) and udfs.runs(operator)
         try:
             block = timed(report, spec.stage_id, operator, block, spec.labels[offset], apply,

@@ -103,12 +103,20 @@ class UdfPools:
         """The task's UdfRunner: map_batches steps with compute="processes" run in this run's pools."""
         return step.in_processes
 
-    def run(self, step, table: pa.Table) -> pa.Table:
+    def run(self, step, table: pa.Table, stage_id: int) -> pa.Table:
         pool, key = self.pool_for(step, table.schema)
+        progress, counted = self.context.progress, []
+
+        def slice_done(rows: int) -> None:  # the stage's bar moves as workers finish slices of the block
+            counted.append(rows)
+            progress.advance_partial(stage_id, rows)
+
         try:
-            result = pool.run(table)
+            result = pool.run(table, on_slice_done=slice_done)
         except WorkerCrashedError as exc:
             raise crashed_error(step.node.fn_name, exc) from exc
+        finally:
+            progress.advance_partial(stage_id, -sum(counted))  # the task reports its rows whole when it ends
         self.record(key, result)
         self._calls.worker_cpu_s = getattr(self._calls, "worker_cpu_s", 0.0) + result.cpu_s
         return result.table

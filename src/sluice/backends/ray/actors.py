@@ -93,7 +93,7 @@ class InstanceRunner:
     def runs(self, step) -> bool:
         return step.node.is_class
 
-    def run(self, step, table: pa.Table) -> pa.Table:
+    def run(self, step, table: pa.Table, stage_id: int) -> pa.Table:
         node = step.node
         return apply_function(self.instance, table, node.batch_format, dict(node.fn_kwargs), node.fn_name)
 
