@@ -356,35 +356,47 @@ class CsvSource(TextSource):
         return pacsv.ConvertOptions(**kwargs)
 
     def _read_options(self, block_size: int | None = None) -> pacsv.ReadOptions:
-        kwargs = {"autogenerate_column_names": not self._has_header}
-        if block_size:
-            kwargs["block_size"] = block_size
         if self._user_schema is not None and not self._has_header:
             kwargs = {"column_names": self.file_schema.names}
+        else:
+            kwargs = {"autogenerate_column_names": not self._has_header}
+        if block_size:
+            kwargs["block_size"] = block_size
         return pacsv.ReadOptions(**kwargs)
 
     def _infer_schema(self, path: str) -> pa.Schema:
+        sample = self._sample(path)
+        read_options = self._read_options(min(MAX_BLOCK_BYTES, len(sample) + 1))
+        read_options.use_threads = False
         # rows with the wrong number of columns are left out of the guess; reading sets them aside
         parse = pacsv.ParseOptions(delimiter=self._parse.delimiter, invalid_row_handler=lambda row: "skip")
+        guess = pacsv.read_csv(pa.BufferReader(sample), read_options=read_options, parse_options=parse,
+                               convert_options=self._convert_options())
 
-        def sample(block_size: int) -> tuple[pa.Schema, pa.RecordBatch | None]:
-            """Arrow's guess from the file's first block, and that block's cells as bytes."""
-            with self._open(path) as stream:
-                schema = pacsv.open_csv(stream, read_options=self._read_options(block_size), parse_options=parse,
-                                        convert_options=self._convert_options()).schema
-            as_bytes = self._convert_options(dict.fromkeys(schema.names, pa.binary()))
+        def cells() -> pa.RecordBatch:
+            as_bytes = self._convert_options(dict.fromkeys(guess.column_names, pa.binary()))
             as_bytes.check_utf8 = False
-            with self._open(path) as stream:
-                reader = pacsv.open_csv(stream, read_options=self._read_options(block_size), parse_options=parse,
-                                        convert_options=as_bytes)
-                try:
-                    return schema, reader.read_next_batch()
-                except StopIteration:
-                    return schema, None  # a header and no lines
+            table = pacsv.read_csv(pa.BufferReader(sample), read_options=read_options, parse_options=parse,
+                                   convert_options=as_bytes)
+            return table.combine_chunks().to_batches()[0]
 
-        schema, cells = _growing_blocks(sample, SCHEMA_SAMPLE_BYTES)
-        return majority_schema(schema, cells, self._null_values)
+        return majority_schema(guess.schema, guess.num_rows, cells, self._null_values)
 
+    def _sample(self, path: str) -> bytes:
+        """The start of the file that types are guessed from: SCHEMA_SAMPLE_BYTES or more, up to the end
+        of its last whole record (and of at least one record past the header)."""
+        quote, delimiter = ord('"'), ord(self._parse.delimiter)
+        with self._open(path) as stream:
+            sample = stream.read(SCHEMA_SAMPLE_BYTES)
+            while sample and len(sample) % SCHEMA_SAMPLE_BYTES == 0:  # the file may go on
+                records = _split_records(sample, quote, delimiter)
+                if len(records) > 1 + self._has_header:
+                    return sample[:records.ends[-2]] + b"\n"  # the last record may be cut short
+                more = stream.read(SCHEMA_SAMPLE_BYTES)
+                if not more:
+                    break
+                sample += more
+        return sample
     def _column_types(self) -> dict[str, pa.DataType]:
         return dict(zip(self.file_schema.names, self.file_schema.types))
 
