@@ -66,8 +66,9 @@ def test_invalid_utf8_in_ndjson_is_a_bad_line_not_a_corrupt_string(tmp_path, run
 def test_invalid_utf8_in_ndjson_under_raise_names_the_file_and_line(tmp_path, runs):
     path, offset = _ndjson_with_invalid_utf8(tmp_path)
     sl.configure(on_error="raise")
-    with pytest.raises(CorruptFileError, match=rf"line 8 of .*events\.jsonl.*invalid UTF-8 at byte {offset}"):
+    with pytest.raises(CorruptFileError, match=rf"line 8 of .*events\.jsonl.*invalid UTF-8 at byte {offset}") as info:
         sl.read_json(path).to_arrow()
+    assert "xff" in str(info.value) and "pass schema=" in str(info.value)
 
 
 def _csv_with_invalid_utf8(tmp_path):
@@ -102,9 +103,11 @@ def test_invalid_utf8_in_a_csv_with_a_given_schema_is_a_bad_line(tmp_path, runs)
 
 def test_a_binary_column_given_in_the_schema_keeps_its_bytes(tmp_path, runs):
     path, _ = _csv_with_invalid_utf8(tmp_path)
+    with open(path, "ab") as f:
+        f.write(b"notanumber,\xff\n")  # a bad line, so the file is read line by line too
     ds = sl.read_csv(path, schema=pa.schema([("id", pa.int64()), ("name", pa.binary())]))
     got = ds.to_arrow()
-    assert got.num_rows == 2000 and ds.stats().bad_records == 0
+    assert got.num_rows == 2000 and [r["row_position"] for r in _dead_letters(ds)] == [2002]
     assert got.filter(pa.compute.equal(got.column("id"), 3)).column("name").to_pylist() == [b"\xff\xfe"]
 
 

@@ -14,6 +14,14 @@ number and text, and the other lines go on; without it the read fails naming the
 line and what was wrong. When no line of a file parses (its first 32 all fail), the file does
 not match the schema: that is an error either way, not bad data.
 
+Text must be UTF-8. Arrow's JSON reader copies invalid bytes into string columns, and its CSV
+inference turns a column holding them into binary, so strings are validated, a CSV column is never
+inferred as binary, and a line with invalid UTF-8 is a bad line whose reason names the byte (its
+offset in the decompressed file and in the line; the line's text shows such bytes as \\xff escapes).
+A CSV schema is inferred by io/csv_inference.py: a column gets the type all but a few lines fit,
+within the error budget, and those lines are bad lines. A line longer than Arrow's block (1 MiB) is
+read with blocks grown to hold it.
+
 Line numbers are 1-based lines of the file (a CSV header is line 1; blank lines count, and a
 record spanning lines is numbered by its first). They are also the row positions that
 `read_positions` gives rows of these files, so every bad record from a text file, whether a
@@ -397,6 +405,7 @@ class CsvSource(TextSource):
                     break
                 sample += more
         return sample
+
     def _column_types(self) -> dict[str, pa.DataType]:
         return dict(zip(self.file_schema.names, self.file_schema.types))
 
