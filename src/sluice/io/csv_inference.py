@@ -17,7 +17,7 @@ here is one the reader will then apply the same way.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +39,8 @@ FANOUT = 16
 # this is text.
 PROBE_GROUPS, PROBE_GROUP, PROBE_TEXT_GROUPS = 16, 16, 3
 # No value of a candidate type holds these (and they would break the small CSVs the converter is given).
-NEVER_IN_A_FIT = '["\r\n,]'
+NEVER_IN_A_FIT = '",\r\n'
+NEVER_IN_A_FIT_BYTES = tuple(char.encode() for char in NEVER_IN_A_FIT)
 
 
 def allowed_misfits(sampled_rows: int) -> int:
@@ -51,23 +52,20 @@ def allowed_misfits(sampled_rows: int) -> int:
     return int(limit) if isinstance(limit, int) else int(limit * sampled_rows)
 
 
-def majority_schema(inferred: pa.Schema, sampled_rows: int, read_cells: Callable[[], pa.RecordBatch],
-                    null_values: Sequence[str] | None) -> pa.Schema:
-    """`inferred` (Arrow's guess from `sampled_rows` lines) with each text column given the type most of
-    its values fit.
+def majority_schema(guess: pa.Table, null_values: Sequence[str] | None) -> pa.Schema:
+    """The schema of `guess` (Arrow's reading of the sampled lines) with each text column given the
+    type most of its values fit.
 
-    `read_cells()` gives those lines as Arrow read them for the guess, every column as binary (null
-    where Arrow saw a null value). A column that stays text is a string column, never binary: CSV is
-    text, and invalid UTF-8 in it is a bad line, not a reason to hand every value over as bytes.
+    A column that stays text is a string column, never binary: CSV is text, and invalid UTF-8 in it
+    is a bad line, not a reason to hand every value over as bytes.
     """
-    allowance = allowed_misfits(sampled_rows) if sampled_rows else 0
-    cells = read_cells() if allowance and any(_is_text(type_) for type_ in inferred.types) else None
+    allowance = allowed_misfits(guess.num_rows) if guess.num_rows else 0
     misfit_rows: set[int] = set()
     fields = []
-    for field in inferred:
+    for field in guess.schema:
         type_ = field.type
-        if cells is not None and _is_text(type_):
-            chosen = _majority_type(cells.column(field.name), allowance, null_values)
+        if allowance and _is_text(type_):
+            chosen = _majority_type(_as_bytes(guess.column(field.name)), allowance, null_values)
             if chosen is not None and len(misfit_rows.union(chosen[1])) <= allowance:
                 type_ = chosen[0]
                 misfit_rows.update(chosen[1])
@@ -76,7 +74,7 @@ def majority_schema(inferred: pa.Schema, sampled_rows: int, read_cells: Callable
         elif pa.types.is_large_binary(type_):
             type_ = pa.large_string()
         fields.append(field.with_type(type_))
-    return pa.schema(fields, metadata=inferred.metadata)
+    return pa.schema(fields, metadata=guess.schema.metadata)
 
 
 def _is_text(type_: pa.DataType) -> bool:
@@ -84,24 +82,30 @@ def _is_text(type_: pa.DataType) -> bool:
             or pa.types.is_large_binary(type_))
 
 
+def _as_bytes(column: pa.ChunkedArray) -> pa.Array:
+    """A text column's values as bytes (no copy), nulls where Arrow read a null value."""
+    array = column.combine_chunks()
+    if pa.types.is_string(array.type):
+        return array.view(pa.binary())
+    return array.view(pa.large_binary()) if pa.types.is_large_string(array.type) else array
+
+
 def _majority_type(column: pa.Array, allowance: int, null_values: Sequence[str] | None
                    ) -> tuple[pa.DataType, list[int]] | None:
     """The candidate type with the fewest misfits among the column's values, and the rows of those
     misfits, when they are within `allowance` and 1% of the values; else None."""
-    present = pc.is_valid(column)
-    limit = min(allowance, int(pc.sum(present).as_py() * (1 - MOST)))
+    limit = min(allowance, int((len(column) - column.null_count) * (1 - MOST)))
     if limit <= 0:
         return None
-    may_fit = pc.and_(pc.greater(pc.binary_length(column), 0),
-                      pc.invert(pc.match_substring_regex(column, NEVER_IN_A_FIT))).fill_null(False)
-    unfit_rows = np.flatnonzero(pc.and_not(present, may_fit).to_numpy(zero_copy_only=False))
-    if len(unfit_rows) > limit:
-        return None
-    values = column.filter(may_fit)
-    plausible = _plausible_types(values, null_values)
+    plausible = _plausible_types(column.drop_null(), null_values)
     if not plausible:
         return None
-    value_list = values.to_pylist()
+    may_fit = pc.and_(pc.greater(pc.binary_length(column), 0),
+                      pc.invert(pc.match_substring_regex(column, f"[{NEVER_IN_A_FIT}]"))).fill_null(False)
+    unfit_rows = np.flatnonzero(pc.and_not(pc.is_valid(column), may_fit).to_numpy(zero_copy_only=False))
+    if len(unfit_rows) > limit:
+        return None
+    value_list = column.filter(may_fit).to_pylist()
     best: tuple[pa.DataType, list[int]] | None = None  # the type, and the indices of the values it misfits
     for type_ in CANDIDATE_TYPES:
         cap = limit - len(unfit_rows) if best is None else len(best[1]) - 1
@@ -125,14 +129,15 @@ def _majority_type(column: pa.Array, allowance: int, null_values: Sequence[str] 
 
 def _plausible_types(values: pa.Array, null_values: Sequence[str] | None) -> set[pa.DataType]:
     """The candidate types (and their wider kin) Arrow infers for groups of values spread over the
-    column; none when too many groups are text for the column to be mostly of one type."""
-    if not len(values):
+    column; none when too many of those values or groups are text for the column to be mostly of one type."""
+    picks = values.take(np.linspace(0, len(values) - 1, min(len(values), PROBE_GROUPS * PROBE_GROUP))
+                        .astype(np.int64)).to_pylist()
+    fitting = [value for value in picks if _may_fit(value)]
+    if len(picks) - len(fitting) > PROBE_TEXT_GROUPS or not fitting:
         return set()
-    width = min(PROBE_GROUPS, len(values))
-    height = min(PROBE_GROUP, len(values) // width)
-    picks = np.linspace(0, len(values) - 1, width * height).astype(np.int64)
-    cells = values.take(picks).to_pylist()
-    grid = [b",".join(cells[r * width:(r + 1) * width]) for r in range(height)]  # group g: every width-th pick
+    width = min(PROBE_GROUPS, len(fitting))
+    height = len(fitting) // width
+    grid = [b",".join(fitting[r * width:(r + 1) * width]) for r in range(height)]  # group g: every width-th pick
     body = b",".join(b"c%d" % g for g in range(width)) + b"\n" + b"\n".join(grid) + b"\n"
     options = pacsv.ConvertOptions(**({"null_values": list(null_values)} if null_values is not None else {}))
     try:
@@ -144,6 +149,12 @@ def _plausible_types(values: pa.Array, null_values: Sequence[str] | None) -> set
         return set()
     found = {type_ for type_ in types if type_ in CANDIDATE_TYPES}
     return found.union(*(WIDER.get(type_, ()) for type_ in found))
+
+
+def _may_fit(value: bytes) -> bool:
+    """False for a value no candidate type holds: empty (and not a null value), or with a quote, a comma
+    or a line break."""
+    return bool(value) and not any(char in value for char in NEVER_IN_A_FIT_BYTES)
 
 
 def _misfits(values: list[bytes], type_: pa.DataType, limit: int, null_values: Sequence[str] | None

@@ -380,31 +380,21 @@ class CsvSource(TextSource):
         parse = pacsv.ParseOptions(delimiter=self._parse.delimiter, invalid_row_handler=lambda row: "skip")
         guess = pacsv.read_csv(pa.BufferReader(sample), read_options=read_options, parse_options=parse,
                                convert_options=self._convert_options())
-
-        def cells() -> pa.RecordBatch:
-            as_bytes = self._convert_options(dict.fromkeys(guess.column_names, pa.binary()))
-            as_bytes.check_utf8 = False
-            table = pacsv.read_csv(pa.BufferReader(sample), read_options=read_options, parse_options=parse,
-                                   convert_options=as_bytes)
-            return table.combine_chunks().to_batches()[0]
-
-        return majority_schema(guess.schema, guess.num_rows, cells, self._null_values)
+        return majority_schema(guess, self._null_values)
 
     def _sample(self, path: str) -> bytes:
         """The start of the file that types are guessed from: SCHEMA_SAMPLE_BYTES or more, up to the end
         of its last whole record (and of at least one record past the header)."""
         quote, delimiter = ord('"'), ord(self._parse.delimiter)
+        sample = b""
         with self._open(path) as stream:
-            sample = stream.read(SCHEMA_SAMPLE_BYTES)
-            while sample and len(sample) % SCHEMA_SAMPLE_BYTES == 0:  # the file may go on
-                records = _split_records(sample, quote, delimiter)
-                if len(records) > 1 + self._has_header:
-                    return sample[:records.ends[-2]] + b"\n"  # the last record may be cut short
-                more = stream.read(SCHEMA_SAMPLE_BYTES)
-                if not more:
-                    break
+            while more := stream.read(SCHEMA_SAMPLE_BYTES):
                 sample += more
-        return sample
+                if len(sample) >= SCHEMA_SAMPLE_BYTES:
+                    records = _split_records(sample, quote, delimiter)
+                    if len(records) > 1 + self._has_header:
+                        return sample[:records.ends[-2]] + b"\n"  # the last record may be cut short
+        return sample  # the whole file
 
     def _column_types(self) -> dict[str, pa.DataType]:
         return dict(zip(self.file_schema.names, self.file_schema.types))
@@ -478,15 +468,13 @@ class JsonSource(TextSource):
     format_name = "ndjson"
 
     def _infer_schema(self, path: str) -> pa.Schema:
-        with self._open(path) as stream:
-            sample = stream.read(SCHEMA_SAMPLE_BYTES)
-            while len(sample) % SCHEMA_SAMPLE_BYTES == 0 and sample and b"\n" not in sample:
-                more = stream.read(SCHEMA_SAMPLE_BYTES)  # the first line is longer: read on to its end
-                if not more:
-                    break
+        sample = b""
+        with self._open(path) as stream:  # SCHEMA_SAMPLE_BYTES or more, to the end of a line, or the whole file
+            while more := stream.read(SCHEMA_SAMPLE_BYTES):
                 sample += more
-        if len(sample) % SCHEMA_SAMPLE_BYTES == 0 and b"\n" in sample:
-            sample = sample[: sample.rfind(b"\n") + 1]
+                if len(sample) >= SCHEMA_SAMPLE_BYTES and b"\n" in more:
+                    sample = sample[: sample.rfind(b"\n") + 1]
+                    break
         options = pajson.ReadOptions(use_threads=False, block_size=min(MAX_BLOCK_BYTES, max(1 << 20, len(sample) + 1)))
         try:
             return pajson.read_json(pa.BufferReader(sample), read_options=options).schema
