@@ -26,7 +26,8 @@ import pyarrow.csv as pacsv
 
 from .. import config
 
-# Arrow's own order of preference; a value fitting several (12: int64 and float64) takes the first.
+# In Arrow's order of preference: the type with the fewest misfits wins, and on a tie (12 fits int64 and
+# float64) the first.
 CANDIDATE_TYPES = (pa.int64(), pa.bool_(), pa.date32(), pa.time32("s"), pa.timestamp("s"), pa.timestamp("ns"),
                    pa.timestamp("s", "UTC"), pa.timestamp("ns", "UTC"), pa.float64())
 # A wider candidate that holds every value of a narrower one, and may fit values the probe did not see.
