@@ -198,3 +198,13 @@ def test_an_ndjson_line_of_10_mb_reads(tmp_path, runs):
     (tmp_path / "a.jsonl").write_text(json.dumps({"id": 1, "text": big}) + "\n" + '{"id": 2, "text": "b"}\n')
     got = sl.read_json(tmp_path / "a.jsonl").to_arrow()
     assert got.column("id").to_pylist() == [1, 2] and len(got.column("text")[0].as_py()) == LONG
+
+
+def test_a_csv_cell_of_10_mb_reads_without_a_header_by_a_given_schema(tmp_path, runs):
+    big = "w" * LONG
+    (tmp_path / "a.csv").write_text(f"1,small\n2,{big}\n")
+    ds = sl.read_csv(tmp_path / "a.csv", has_header=False,
+                     schema=pa.schema([("id", pa.int64()), ("text", pa.string())]))
+    got = ds.to_arrow()
+    assert got.column("id").to_pylist() == [1, 2] and len(got.column("text")[1].as_py()) == LONG
+    assert ds.stats().bad_records == 0
