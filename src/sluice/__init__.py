@@ -31,6 +31,7 @@ from .config import configure
 from .driver.resume import resume
 from .errors import (
     ColumnNotFoundError,
+    CommitConflictError,
     CorruptFileError,
     ExpressionTypeError,
     PlanError,
@@ -126,5 +127,5 @@ __all__ = [
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",
-    "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
+    "CommitConflictError", "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
 ]
