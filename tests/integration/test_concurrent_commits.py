@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 
@@ -263,3 +265,21 @@ def test_a_write_over_its_error_budget_leaves_no_destination_folder(tmp_path, ru
     with pytest.raises(sl.UserCodeError):
         failing.write_parquet(str(existing))
     assert existing.is_dir() and os.listdir(existing) == []
+
+
+def test_sluice_gc_dataset_removes_the_replaced_files(tmp_path, runner):
+    out = str(tmp_path / "out")
+    sl.from_arrow(_table(0)).write_parquet(out, partition_by=["day"])
+    sl.from_arrow(_table(10_000)).write_parquet(out, partition_by=["day"], mode="overwrite")
+
+    def gc(*extra):
+        run = subprocess.run([sys.executable, "-m", "sluice", "gc", "--dataset", out, *extra], capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert "removed 0 replaced" in gc()  # within the retention period (a day): kept for readers
+    assert "would remove 5 replaced" in gc("--older-than", "0", "--dry-run")  # 4 files and the old manifest
+    assert "removed 5 replaced" in gc("--older-than", "0")
+    assert _ids(out) == _first(10_000)
+    assert len([n for n in os.listdir(out) if n.startswith("_sluice_manifest_")]) == 1

@@ -142,7 +142,7 @@ def superseded(log: ManifestLog) -> dict[str, float]:
 
 def collect_garbage(fs: pafs.FileSystem, root: str, retention_s: float, retry: Retry,
                     on_failure: Callable[[str, BaseException], None], leftovers: bool = False,
-                    now: float | None = None) -> list[str]:
+                    now: float | None = None, dry_run: bool = False) -> list[str]:
     """Delete what commits to `root` replaced more than `retention_s` ago; return the paths removed.
 
     With `leftovers`, also files no committed manifest lists (a crashed write's published files)
@@ -158,6 +158,9 @@ def collect_garbage(fs: pafs.FileSystem, root: str, retention_s: float, retry: R
 
     def delete(path: str) -> None:
         nonlocal failed
+        if dry_run:
+            removed.append(path)
+            return
         try:
             retry(lambda: fs.delete_file(path), f"removing {path!r}")
             removed.append(path)
@@ -183,7 +186,8 @@ def collect_garbage(fs: pafs.FileSystem, root: str, retention_s: float, retry: R
             if sequence < latest.sequence:
                 name = claim_name(sequence) if run_id is None else claim_name(sequence, run_id)
                 delete(f"{root}/{name}")
-    _remove_empty_directories(fs, root, {posixpath.dirname(p) for p in removed}, retry)
+    if not dry_run:
+        _remove_empty_directories(fs, root, {posixpath.dirname(p) for p in removed})
     return removed
 
 
@@ -216,7 +220,7 @@ def _leftovers(fs: pafs.FileSystem, root: str, log: ManifestLog, cutoff: float) 
     return found
 
 
-def _remove_empty_directories(fs: pafs.FileSystem, root: str, directories: set[str], retry: Retry) -> None:
+def _remove_empty_directories(fs: pafs.FileSystem, root: str, directories: set[str]) -> None:
     """Remove partition directories left empty, deepest first; never the root or a commit-log entry."""
     candidates: set[str] = set()
     for directory in directories:
@@ -236,7 +240,7 @@ def _remove_empty_directories(fs: pafs.FileSystem, root: str, directories: set[s
 
 
 def collect_dataset_garbage(path: str, filesystem: pafs.FileSystem | None = None,
-                            older_than_s: float | None = None) -> list[str]:
+                            older_than_s: float | None = None, dry_run: bool = False) -> list[str]:
     """`sluice gc --dataset PATH`: remove what commits to a sluice-written dataset replaced, and the leftovers of
     crashed writes, older than `older_than_s` (default: snapshot_retention_s); return the paths removed."""
     fs, root = filesystem_for(str(path), filesystem)
@@ -247,7 +251,8 @@ def collect_dataset_garbage(path: str, filesystem: pafs.FileSystem | None = None
     retention = config_module.current().snapshot_retention_s if older_than_s is None else older_than_s
     problems: list[str] = []
     removed = collect_garbage(fs, root, retention, lambda fn, what: retrying(fn, what=what),
-                              lambda p, exc: problems.append(f"{p}: {type(exc).__name__}: {exc}"), leftovers=True)
+                              lambda p, exc: problems.append(f"{p}: {type(exc).__name__}: {exc}"), leftovers=True,
+                              dry_run=dry_run)
     if problems:
         raise SinkError(f"gc removed {len(removed)} file(s) from {str(path)!r} but could not remove "
                         f"{len(problems)}: " + "; ".join(problems[:5]))

@@ -297,6 +297,8 @@ class FileSink:
         log = self._read_log()
         done = log.find(self._run_id)
         if done is not None:
+            self._best_effort(lambda: release_claim(self.filesystem, self.path, done.sequence, self._run_id,
+                                                    self._retry), "removing the commit's claim")
             self._finish_commit()
             return self._result(done)
         crash_point("before-commit")
