@@ -33,8 +33,22 @@ SCHEMA_PROBES = 16  # files tried for the schema when the first file is corrupt
 
 
 def _hive_partitioning(files: ResolvedFiles) -> ds.Partitioning | None:
-    schema = hive_partition_schema(files)
+    """The hive partitioning of `files`; a key the files also hold as a column stays the files' column (as Spark
+    reads it), so a value in the data is never replaced by the one in the path."""
+    if hive_partition_schema(files) is None:
+        return None
+    schema = hive_partition_schema(files, _stored_columns(files))
     return None if schema is None else ds.partitioning(schema, flavor="hive")
+
+
+def _stored_columns(files: ResolvedFiles) -> list[str]:
+    """The columns of the first file (its footer); none if it cannot be read (the scan reports that file)."""
+    first = files.paths[0]
+    try:
+        return retrying(lambda: pq.read_schema(first, filesystem=files.filesystem).names,
+                        what=f"reading the Parquet footer of {first!r}")
+    except (pa.ArrowInvalid, OSError, SluiceError):
+        return []
 
 
 class ParquetSource(Source):
