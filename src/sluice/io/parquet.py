@@ -32,23 +32,21 @@ SAMPLE_ROWS = 16_384  # rows of the first file decoded to learn each column's in
 SCHEMA_PROBES = 16  # files tried for the schema when the first file is corrupt
 
 
-def _hive_partitioning(files: ResolvedFiles) -> ds.Partitioning | None:
-    """The hive partitioning of `files`; a key the files also hold as a column stays the files' column (as Spark
-    reads it), so a value in the data is never replaced by the one in the path."""
-    if hive_partition_schema(files) is None:
-        return None
-    schema = hive_partition_schema(files, _stored_columns(files))
+def _hive_partitioning(files: ResolvedFiles, stored: pa.Schema | None) -> ds.Partitioning | None:
+    """The hive partitioning of `files`; a key the files also hold as a column (`stored`: the first file's
+    columns) stays the files' column, as Spark reads it, so a value in the data never gives way to the path's."""
+    schema = hive_partition_schema(files, stored.names if stored is not None else ())
     return None if schema is None else ds.partitioning(schema, flavor="hive")
 
 
-def _stored_columns(files: ResolvedFiles) -> list[str]:
-    """The columns of the first file (its footer); none if it cannot be read (the scan reports that file)."""
+def _first_file_schema(files: ResolvedFiles) -> pa.Schema | None:
+    """The first file's schema (its footer); None if it cannot be read (the scan reports that file)."""
     first = files.paths[0]
     try:
-        return retrying(lambda: pq.read_schema(first, filesystem=files.filesystem).names,
+        return retrying(lambda: pq.read_schema(first, filesystem=files.filesystem),
                         what=f"reading the Parquet footer of {first!r}")
     except (pa.ArrowInvalid, OSError, SluiceError):
-        return []
+        return None
 
 
 class ParquetSource(Source):
@@ -57,7 +55,11 @@ class ParquetSource(Source):
         self.files = resolve_files(paths, filesystem)
         self._sizes = {f.path: f.size for f in self.files.files}
         self._user_schema = schema
-        self._partitioning = _hive_partitioning(self.files) if partitioning == "hive" else None
+        self._first_schema: pa.Schema | None = None  # read here only for hive partitions, to see their overlap
+        self._partitioning = None
+        if partitioning == "hive" and hive_partition_schema(self.files) is not None:
+            self._first_schema = _first_file_schema(self.files)
+            self._partitioning = _hive_partitioning(self.files, self._first_schema)
         self._location = self.files.base_dir or self.files.paths[0]
         self._measured_expansion: float | None = None
         self._column_bytes: dict[str, float] = {}  # in-memory bytes per row, by column (_bytes_per_row)
@@ -123,9 +125,11 @@ class ParquetSource(Source):
         return None
 
     def _full_user_schema(self) -> pa.Schema | None:
-        if self._user_schema is None:
+        """The schema to open the dataset with: the user's, else the first file's when it was read already (so
+        opening does not read that footer again), each with the partition columns; None: pyarrow discovers it."""
+        schema = self._user_schema if self._user_schema is not None else self._first_schema
+        if schema is None:
             return None
-        schema = self._user_schema
         if self._partitioning is not None:
             for f in self._partitioning.schema:
                 if f.name not in schema.names:
