@@ -118,10 +118,10 @@ def test_mode_error_writer_that_loses_the_race_fails_clearly_and_publishes_nothi
     second, second_files = _staged(out, "run-2", 10_000, "error")
     claim = commit.claim_sequence
 
-    def claim_after_the_other(fs, root, sequence, run_id, scratch, retry):
+    def claim_after_the_other(fs, root, sequence, run_id, retry):
         if run_id == "run-1" and not read_log(fs, root).committed:
             second.commit(second_files)
-        return claim(fs, root, sequence, run_id, scratch, retry)
+        return claim(fs, root, sequence, run_id, retry)
 
     monkeypatch.setattr(sinks, "claim_sequence", claim_after_the_other)
     with pytest.raises(sl.SinkError, match="Another job wrote"):
@@ -129,6 +129,29 @@ def test_mode_error_writer_that_loses_the_race_fails_clearly_and_publishes_nothi
     assert _ids(out) == _first(10_000)
     assert not [n for n in os.listdir(out) if n.startswith(("_sluice_pending_", "_sluice_claim_"))]
     assert not any("run-1" in f for _, _, files in os.walk(out) for f in files)
+
+
+def test_a_claim_left_by_a_dead_writer_is_skipped(tmp_path, runner):
+    out = tmp_path / "out"
+    sl.from_arrow(_table(0)).write_parquet(str(out), partition_by=["day"])
+    (out / "_sluice_claim_0000000001.json").write_text('{"run_id": "killed"}')  # it died before its manifest
+    sl.from_arrow(_table(10_000)).write_parquet(str(out), partition_by=["day"], mode="append")
+    assert _ids(str(out)) == sorted(_first(0) + _first(10_000))
+    assert [m.sequence for m in read_log(pafs.LocalFileSystem(), str(out)).committed] == [0, 2]
+
+
+def test_a_writer_that_never_gets_a_turn_fails_with_a_conflict_error_and_publishes_nothing(tmp_path, runner,
+                                                                                           monkeypatch):
+    out = str(tmp_path / "out")
+    sl.from_arrow(_table(0)).write_parquet(out, partition_by=["day"])
+    monkeypatch.setattr(sinks, "claim_sequence", lambda *args: False)  # always another writer's turn
+    monkeypatch.setattr(sinks, "pause_before_retry", lambda attempt: None)
+    with pytest.raises(sl.CommitConflictError, match="Other writers committed .* nothing of it was published"):
+        sl.from_arrow(_table(10_000)).write_parquet(out, partition_by=["day"], mode="append")
+    assert _ids(out) == _first(0)
+    assert sorted(n for n in os.listdir(out) if n.startswith("_")) == \
+        sorted(n for n in os.listdir(out) if n.startswith(("_sluice_manifest_", "_SUCCESS")))
+    assert len([f for _, _, files in os.walk(out) for f in files if not f.startswith("_")]) == 4  # the first write's
 
 
 # ---------------------------------------------------------------- random trials

@@ -5,8 +5,8 @@ an overwrite that deletes what its (stale) view of the log does not list deletes
 writer's files. So:
 
 - **Claims.** Before it writes manifest N, a writer claims N with a put-if-absent file,
-  `_sluice_claim_<N>`. On a local filesystem that is a hard link (`os.link` fails if the name
-  exists). Object stores reached through pyarrow have no conditional put, so there the claim
+  `_sluice_claim_<N>`. On a local filesystem that is an exclusive create (`O_CREAT | O_EXCL`
+  fails if the name exists). Object stores reached through pyarrow have no conditional put, so there the claim
   is `_sluice_claim_<N>-<run id>` followed by a listing (S3, GCS and Azure list what was
   written before the listing began): a writer that sees another claim on N, or any manifest
   from N on, has lost; two that see each other both lose and try again, later. On either kind,
@@ -66,30 +66,23 @@ def pause_before_retry(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
 
 
-def claim_sequence(fs: pafs.FileSystem, root: str, sequence: int, run_id: str, scratch: str, retry: Retry) -> bool:
-    """Take sequence `sequence` of the log in `root` for run `run_id`; False if another writer has it.
-
-    `scratch` is a directory of this run's (its staging area) for the local claim's temporary file.
-    """
+def claim_sequence(fs: pafs.FileSystem, root: str, sequence: int, run_id: str, retry: Retry) -> bool:
+    """Take sequence `sequence` of the log in `root` for run `run_id`; False if another writer has it."""
+    claim = {"sequence": sequence, "run_id": run_id}
     if isinstance(fs, pafs.LocalFileSystem):
-        target = f"{root}/{claim_name(sequence)}"
-        temporary = f"{scratch}/_tmp-claim-{sequence:010d}"
-        retry(lambda: fs.create_dir(scratch, recursive=True), f"creating {scratch!r}")
-        with open(temporary, "wb") as out:
-            out.write(json.dumps({"sequence": sequence, "run_id": run_id}).encode())
         try:
-            os.link(temporary, target)
+            descriptor = os.open(f"{root}/{claim_name(sequence)}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        finally:
-            os.unlink(temporary)
+        with os.fdopen(descriptor, "wb") as out:  # only the name matters: nobody reads a claim half-written
+            out.write(json.dumps(claim).encode())
         mine = {(sequence, None)}
     else:
         target = f"{root}/{claim_name(sequence, run_id)}"
 
         def put():
             with fs.open_output_stream(target) as out:
-                out.write(json.dumps({"sequence": sequence, "run_id": run_id}).encode())
+                out.write(json.dumps(claim).encode())
 
         retry(put, f"claiming commit {sequence} in {root!r}")
         mine = {(sequence, run_id)}

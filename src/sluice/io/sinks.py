@@ -333,8 +333,6 @@ class FileSink:
                 raise
             # the manifest landed though a reply was lost: the run is committed
         crash_point("after-manifest")
-        self._best_effort(lambda: release_claim(self.filesystem, self.path, manifest.sequence, self._run_id,
-                                                self._retry), "removing the commit's claim")
         self._best_effort(lambda: self.filesystem.delete_file(f"{self.path}/{pending_name(self._run_id)}"),
                           "removing the commit intent file")
         self._retry(lambda: self._write_bytes(f"{self.path}/{SUCCESS_MARKER}", b""), "writing the _SUCCESS marker")
@@ -362,9 +360,12 @@ class FileSink:
             if attempt:
                 self._check_still_writable(latest)
             sequence = latest.next_sequence
-            if claim_sequence(self.filesystem, self.path, sequence, self._run_id, self.staging_dir, self._retry):
+            if claim_sequence(self.filesystem, self.path, sequence, self._run_id, self._retry):
                 manifest = build(sequence)
                 self._put_atomic(f"{self.path}/{manifest.name}", manifest.to_json())
+                # the manifest keeps the sequence taken now (a claim loses to a manifest at or after it)
+                self._best_effort(lambda: release_claim(self.filesystem, self.path, sequence, self._run_id,
+                                                        self._retry), "removing the commit's claim")
                 return manifest
             pause_before_retry(attempt)
         raise conflict(self.shown_path)
