@@ -306,3 +306,33 @@ def test_sluice_gc_dataset_removes_the_replaced_files(tmp_path, runner):
     assert "removed 5 replaced" in gc("--older-than", "0")
     assert _ids(out) == _first(10_000)
     assert len([n for n in os.listdir(out) if n.startswith("_sluice_manifest_")]) == 1
+
+
+WRITER = """
+import sys
+import sluice as sl
+from sluice import col
+out, mode, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sl.configure(snapshot_retention_s=0)
+sl.range(start, start + 6_000).with_columns(p=col("id") % 12).repartition(6).write_parquet(
+    out, mode=mode, partition_by=["p"])
+"""
+
+
+@pytest.mark.parametrize("modes", [("overwrite", "overwrite"), ("overwrite", "append")])
+def test_two_processes_writing_at_once_leave_one_complete_snapshot(tmp_path, runner, modes):
+    if runner == "ray":
+        pytest.skip("the commit runs in the driver the same way for both runners; the local run covers it")
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    env = dict(os.environ, SLUICE_RUNNER="local", SLUICE_NUM_THREADS="2")
+    for trial in range(2):
+        out = str(tmp_path / f"trial-{trial}")
+        sl.range(0, 6_000).with_columns(p=sl.col("id") % 12).write_parquet(out, partition_by=["p"])
+        writers = [subprocess.Popen([sys.executable, str(script), out, mode, str(10_000 * (k + 1))], env=env,
+                                    stderr=subprocess.PIPE, text=True) for k, mode in enumerate(modes)]
+        for writer in writers:
+            assert writer.wait(timeout=240) == 0, writer.stderr.read()[-2000:]
+        ids = _ids(out)
+        a, b = list(range(10_000, 16_000)), list(range(20_000, 26_000))
+        assert ids in ((a, b) if modes[1] == "overwrite" else (a, sorted(a + b))), f"trial {trial}"
