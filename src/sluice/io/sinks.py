@@ -54,11 +54,18 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from .. import config as config_module
 from ..crash_points import crash_point
 from ..errors import SinkError, SluiceError, column_not_found
 from ..expr.types import arrow_to_polars
-from .. import config as config_module
-from .commit import COMMIT_ATTEMPTS, claim_sequence, collect_garbage, conflict, pause_before_retry, release_claim
+from .commit import (
+    COMMIT_ATTEMPTS,
+    claim_sequence,
+    collect_garbage,
+    conflict,
+    pause_before_retry,
+    release_claim,
+)
 from .files import filesystem_for, is_hidden
 from .manifest import (
     STAGING_DIR,
@@ -364,8 +371,8 @@ class FileSink:
                 manifest = build(sequence)
                 self._put_atomic(f"{self.path}/{manifest.name}", manifest.to_json())
                 # the manifest keeps the sequence taken now (a claim loses to a manifest at or after it)
-                self._best_effort(lambda: release_claim(self.filesystem, self.path, sequence, self._run_id,
-                                                        self._retry), "removing the commit's claim")
+                self._best_effort(lambda taken=sequence: release_claim(self.filesystem, self.path, taken, self._run_id,
+                                                                       self._retry), "removing the commit's claim")
                 return manifest
             pause_before_retry(attempt)
         raise conflict(self.shown_path)
