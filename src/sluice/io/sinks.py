@@ -359,13 +359,12 @@ class FileSink:
     def _take_turn(self, build: Callable[[int], Manifest]) -> Manifest:
         """Claim the log's next sequence (put-if-absent, io/commit.py) and write `build(sequence)` there.
 
-        A writer that loses the claim looks at the log again: its mode must still hold against what
+        Each try takes a fresh view of the log: the write's mode must still hold against what other jobs
         committed meanwhile (else SinkError); then it claims the next free sequence.
         """
         for attempt in range(COMMIT_ATTEMPTS):
             latest = self._read_log()
-            if attempt:
-                self._check_still_writable(latest)
+            self._check_still_writable(latest)
             sequence = latest.next_sequence
             if claim_sequence(self.filesystem, self.path, sequence, self._run_id, self._retry):
                 manifest = build(sequence)
