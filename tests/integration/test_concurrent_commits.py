@@ -223,6 +223,25 @@ def test_s3_random_interleavings_end_in_one_complete_snapshot(s3, tmp_path, runn
     _race_many(tmp_path, monkeypatch, modes, trials=4, filesystem=fs, prefix=f"races/{runner}-{'-'.join(modes)}")
 
 
+def test_s3_claims_seen_by_both_writers_make_both_try_again(s3, runner):
+    if runner == "ray":
+        pytest.skip("the commit runs in the driver the same way for both runners; the local run covers it")
+    fs, _ = s3
+    out = f"races/claims-{runner}"
+    sl.from_arrow(_table(0)).write_parquet(out, partition_by=["day"], filesystem=fs)
+    put = fs.open_output_stream
+    # another writer's claim on the next sequence, written before this one lists: neither may take sequence 1
+    with put(f"{out}/_sluice_claim_0000000001-other-run.json") as stream:
+        stream.write(b"{}")
+    assert not commit.claim_sequence(fs, out, 1, "this-run", lambda fn, what: fn())
+    names = {i.base_name for i in fs.get_file_info(pafs.FileSelector(out))}
+    assert "_sluice_claim_0000000001-this-run.json" not in names  # the loser took its claim back
+    # the write goes on at the next free sequence
+    sl.from_arrow(_table(10_000)).write_parquet(out, partition_by=["day"], mode="append", filesystem=fs)
+    assert [m.sequence for m in read_log(fs, out).committed] == [0, 2]
+    assert _ids(out, fs) == sorted(_first(0) + _first(10_000))
+
+
 # ---------------------------------------------------------------- readers and retention
 
 

@@ -7,7 +7,9 @@ or a list of any of these. A path that matches nothing is an error that names it
 A directory that sluice wrote holds a commit log (`_sluice_manifest_*.json` files, see
 `io/manifest.py`); its data is then exactly the files the committed manifests list,
 so files staged or half-published by a crashed write are never read. That also holds when a
-hive partition directory under such a root is read directly. Listing is retried on
+hive partition directory under such a root is read directly. The log also records the types of
+the partition columns, so `key=value` directories parse back to the values written (without a
+log, types are inferred from the values: integers, then floats, then strings). Listing is retried on
 transient errors (`io/retry.py`).
 """
 

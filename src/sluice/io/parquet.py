@@ -476,8 +476,11 @@ class ParquetSource(Source):
 
     @staticmethod
     def _vanished(path: str) -> SourceError:
-        return SourceError(f"The file {path!r} was listed when the plan was made but is gone now. "
-                           f"Re-run once the input is stable.")
+        return SourceError(f"The file {path!r} was listed when the plan was made but is gone now. If a sluice "
+                           f"overwrite replaced it, the replaced files stay for snapshot_retention_s (sluice.configure"
+                           f" or SLUICE_SNAPSHOT_RETENTION_S) after that commit, or until `sluice gc --dataset`: keep "
+                           f"them longer than this read takes. Else something deleted it; re-run once the input is "
+                           f"stable.")
 
     def _check_file_schema(self, fragment, columns: list[str]) -> None:
         """Name both files when this one lacks one of the (file) columns or has another type for it."""
