@@ -30,7 +30,7 @@ from .api.dataset import Dataset
 from .config import configure
 from .driver.resume import resume
 from .errors import (
-    ColumnNotFoundError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError, RunnerError,
+    ColumnNotFoundError, CommitConflictError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError, RunnerError,
     SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError, TooManyBadRecordsError,
     TransientError, UdfOutputError, UserCodeError,
 )
@@ -114,5 +114,5 @@ __all__ = [
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",
-    "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
+    "CommitConflictError", "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
 ]

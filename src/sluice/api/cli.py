@@ -207,9 +207,15 @@ def _duration(text: str) -> float:
 
 def cmd_gc(args) -> int:
     from ..driver.resume import collect_garbage
-    runs_dir = _runs_dir(args)
-    removed = collect_garbage(runs_dir, args.older_than, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
+    if args.dataset:
+        from ..io.commit import collect_dataset_garbage
+        for path in args.dataset:
+            files = collect_dataset_garbage(path, older_than_s=args.older_than, dry_run=args.dry_run)
+            print(f"{verb} {len(files)} replaced or leftover file{'' if len(files) == 1 else 's'} from {path}")
+        return 0
+    runs_dir = _runs_dir(args)
+    removed = collect_garbage(runs_dir, 7 * 86400 if args.older_than is None else args.older_than, args.dry_run)
     print(f"{verb} {len(removed)} run director{'y' if len(removed) == 1 else 'ies'} from {runs_dir}"
           + (": " + ", ".join(removed) if removed else ""))
     return 0
@@ -269,9 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run")
     resume.add_argument("--runs-dir", default=None)
     resume.set_defaults(fn=cmd_resume)
-    gc = commands.add_parser("gc", help="remove the directories of runs that ended long ago")
-    gc.add_argument("--older-than", type=_duration, default=_duration("7d"),
-                    help="retention: remove runs that ended before this long ago (default 7d; e.g. 12h, 30d)")
+    gc = commands.add_parser("gc", help="remove the directories of runs that ended long ago, or with --dataset the "
+                                        "files a dataset's overwrites replaced")
+    gc.add_argument("--older-than", type=_duration, default=None,
+                    help="retention: remove runs that ended before this long ago (default 7d; e.g. 12h, 30d); with "
+                         "--dataset, files replaced this long ago (default: snapshot_retention_s, a day)")
+    gc.add_argument("--dataset", action="append", default=[], metavar="PATH",
+                    help="a dataset sluice wrote: remove the files its overwrites replaced and the leftovers of "
+                         "crashed writes, once older than --older-than (readers planned before then may fail)")
     gc.add_argument("--dry-run", action="store_true", help="list what would be removed")
     gc.add_argument("--runs-dir", default=None)
     gc.set_defaults(fn=cmd_gc)

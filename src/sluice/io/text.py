@@ -221,11 +221,15 @@ class TextSource(Source):
                         what=f"reading the start of {first!r}")
 
     @cached_property
+    def _path_columns(self) -> list[pa.Field]:
+        """The partition columns taken from the path: a key that the files hold as a column keeps the files'."""
+        return [f for f in self._partition_schema or [] if f.name not in self.file_schema.names]
+
+    @cached_property
     def schema(self) -> pa.Schema:
         schema = self.file_schema
-        for field in self._partition_schema or []:
-            if field.name not in schema.names:
-                schema = schema.append(field)
+        for field in self._path_columns:
+            schema = schema.append(field)
         return schema
 
     def describe(self) -> str:
@@ -247,9 +251,9 @@ class TextSource(Source):
 
     def _read(self, path: str, request: ScanRequest, positions: bool = False) -> Iterator[pa.Table]:
         table, lines = retrying(lambda: self._read_table(path, request, positions), what=f"reading {path!r}")
-        if self._partition_schema is not None:
-            values = partition_values(path, self.files.base_dir or "", self._partition_schema)
-            for field in self._partition_schema:
+        if self._path_columns:
+            values = partition_values(path, self.files.base_dir or "", pa.schema(self._path_columns))
+            for field in self._path_columns:
                 table = table.append_column(field, pa.array([values[field.name]] * table.num_rows, field.type))
         if positions:
             table = table.append_column(FILE_COLUMN, pa.array([path] * table.num_rows, pa.string()))
