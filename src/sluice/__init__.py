@@ -30,9 +30,9 @@ from .api.dataset import Dataset
 from .config import configure
 from .driver.resume import resume
 from .errors import (
-    ColumnNotFoundError, CommitConflictError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError, RunnerError,
-    SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError, TooManyBadRecordsError,
-    TransientError, UdfOutputError, UserCodeError,
+    ColumnNotFoundError, CommitConflictError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError,
+    RunnerError, SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError,
+    TooManyBadRecordsError, TransientError, UdfOutputError, UserCodeError,
 )
 from .expr.tree import Expr, col, count, dense_rank, lit, rank, row_number, when
 from .io.memory import ArrowSource, RangeSource
