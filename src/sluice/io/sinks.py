@@ -58,6 +58,7 @@ from .. import config as config_module
 from ..crash_points import crash_point
 from ..errors import SinkError, SluiceError, column_not_found
 from ..expr.types import arrow_to_polars, with_small_offsets
+from .coalesce import DEFAULT_TARGET_FILE_SIZE, coalesced_groups, effective_target
 from .commit import COMMIT_ATTEMPTS, claim_sequence, collect_garbage, conflict, pause_before_retry, release_claim
 from .files import filesystem_for, is_hidden
 from .manifest import (
@@ -93,7 +94,7 @@ class FileSink:
     format_name = ""
 
     def __init__(self, path: str, partition_by: Sequence[str] | None = None, mode: str = "error",
-                 filesystem: pafs.FileSystem | None = None):
+                 filesystem: pafs.FileSystem | None = None, target_file_size: int | str | None = DEFAULT_TARGET_FILE_SIZE):
         if mode not in MODES:
             raise SinkError(f"mode={mode!r} is not a write mode. Use one of {', '.join(repr(m) for m in MODES)}.")
         if mode == "overwrite-partitions" and not partition_by:
@@ -105,6 +106,8 @@ class FileSink:
         self.path = self.path.rstrip("/")
         self.partition_by = tuple(partition_by or ())
         self.mode = mode
+        # small files of one directory are joined at commit up to this many bytes (io/coalesce.py); None: never
+        self.target_file_size = config_module.parse_bytes(target_file_size) if target_file_size else None
         self._counter = itertools.count()
         self._lock = threading.Lock()
         self._run_id = ""
@@ -229,12 +232,14 @@ class FileSink:
         return written
 
     def _write_file(self, directory: str, table: pa.Table) -> tuple[str, int, int]:
+        return self._stage(directory, self._encode(table), table.num_rows)
+
+    def _stage(self, directory: str, payload: bytes, rows: int) -> tuple[str, int, int]:
         with self._lock:
             sequence = next(self._counter)
         name = f"part-{sequence:05d}-{self._run_id}-{self._attempt}{self.extension}"
         relative = f"{directory}/{name}" if directory else name
         target = f"{self.staging_dir}/{relative}"
-        payload = self._encode(table)
 
         def put():
             if directory:
@@ -243,10 +248,35 @@ class FileSink:
                 out.write(payload)
 
         self._retry(put, f"writing the staged file {target!r}")
-        return relative, table.num_rows, len(payload)
+        return relative, rows, len(payload)
 
     def _encode(self, table: pa.Table) -> bytes:
         raise NotImplementedError
+
+    def _join(self, payloads: list[bytes]) -> bytes:
+        """One file holding the rows of `payloads` (files of this format), in order."""
+        raise NotImplementedError
+
+    def _coalesced(self, written: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+        """`written` with each directory's consecutive small files joined up to the target size."""
+        target = effective_target(self.target_file_size, self._config.memory_budget if self._config else None)
+        if target is None or len(written) < 2:
+            return written
+        result = []
+        for group in coalesced_groups(written, target):
+            if len(group) == 1:
+                result.append(written[group[0]])
+                continue
+            parts = [written[i] for i in group]
+            payloads = [self._retry(lambda p=p: self._read_staged(p[0]), f"reading the staged file {p[0]!r}")
+                        for p in parts]
+            result.append(self._stage(posixpath.dirname(parts[0][0]), self._join(payloads),
+                                      sum(rows for _, rows, _ in parts)))
+        return result
+
+    def _read_staged(self, relative: str) -> bytes:
+        with self.filesystem.open_input_stream(f"{self.staging_dir}/{relative}") as source:
+            return source.read()
 
     # ------------------------------------------------------------ resume
 
@@ -302,7 +332,7 @@ class FileSink:
             raise
         if not log.managed:
             self._adopt_existing()
-        files, moves = self._plan_publication(written)
+        files, moves = self._plan_publication(self._coalesced(written))
         published: list[str] = []
         manifest: Manifest | None = None
         try:
@@ -494,6 +524,12 @@ class ParquetSink(FileSink):
         pq.write_table(with_small_offsets(table), buffer, compression=self.compression)
         return buffer.getvalue()
 
+    def _join(self, payloads: list[bytes]) -> bytes:
+        tables = [pq.read_table(pa.BufferReader(payload)) for payload in payloads]
+        buffer = io.BytesIO()
+        pq.write_table(pa.concat_tables(tables, promote_options="default"), buffer, compression=self.compression)
+        return buffer.getvalue()
+
 
 class CsvSink(FileSink):
     extension = ".csv"
@@ -508,6 +544,11 @@ class CsvSink(FileSink):
         pacsv.write_csv(table, buffer)
         return buffer.getvalue()
 
+    def _join(self, payloads: list[bytes]) -> bytes:
+        """The first file whole, the others without their header line (the same header: one schema)."""
+        return payloads[0] + b"".join(payload.split(b"\n", 1)[1] if b"\n" in payload else b""
+                                      for payload in payloads[1:])
+
 
 class JsonSink(FileSink):
     extension = ".jsonl"
@@ -517,3 +558,7 @@ class JsonSink(FileSink):
         buffer = io.BytesIO()
         arrow_to_polars(table).write_ndjson(buffer)
         return buffer.getvalue()
+
+    def _join(self, payloads: list[bytes]) -> bytes:
+        return b"".join(payload if payload.endswith(b"\n") or not payload else payload + b"\n"
+                        for payload in payloads)
