@@ -41,6 +41,7 @@ from .errors import (
     SluiceError,
     SourceError,
     SourceNotFoundError,
+    SqlError,
     TooManyBadRecordsError,
     TransientError,
     UdfOutputError,
@@ -52,6 +53,7 @@ from .io.parquet import ParquetSource
 from .io.sinks import WriteResult
 from .io.text import CsvSource, JsonSource
 from .plan.logical import Scan
+from .sql import register, sql  # noqa: E402 - `sluice.sql` is the function; the package is sluice.sql's module
 
 __version__ = "0.1.0"
 
@@ -126,5 +128,5 @@ __all__ = [
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",
-    "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
+    "TransientError", "TooManyBadRecordsError", "ResumeError", "resume", "sql", "register", "SqlError",
 ]

@@ -387,12 +387,19 @@ class StringFunctions:
     def slice(self, offset: int, length: int | None = None) -> Expr:
         return Call("str.slice", (self._expr,), (offset, length))
 
+    def like(self, pattern: str, case_insensitive: bool = False) -> Expr:
+        """SQL LIKE: `%` matches any run of characters, `_` any one character, and the whole string must match."""
+        if not isinstance(pattern, str):
+            raise ExpressionTypeError(f"str.like() takes a pattern string such as 'ab%', got {pattern!r}.")
+        return Call("str.like", (self._expr,), (pattern, bool(case_insensitive)))
+
     def replace(self, pattern: str, value: str, literal: bool = True) -> Expr:
         """Replace every occurrence of `pattern` (a regex when literal=False)."""
         return Call("str.replace", (self._expr,), (pattern, value, literal))
 
 
 TRUNCATE_UNITS = {"s", "m", "h", "d", "w", "mo", "q", "y"}
+OFFSET_SPAN = re.compile(r"^-?(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 
 
 class TemporalFunctions:
@@ -403,6 +410,15 @@ class TemporalFunctions:
     def month(self) -> Expr: return Call("dt.month", (self._expr,))
     def day(self) -> Expr: return Call("dt.day", (self._expr,))
     def hour(self) -> Expr: return Call("dt.hour", (self._expr,))
+
+    def offset_by(self, by: str) -> Expr:
+        """Shift by a calendar span: "3mo", "-1y", "90d", "2h" (a month added to Jan 31 gives the last day of
+        February, as in SQL's date + INTERVAL)."""
+        if not isinstance(by, str) or not OFFSET_SPAN.match(by):
+            raise ExpressionTypeError(
+                f"dt.offset_by({by!r}): unknown span. Use a signed count and a unit, e.g. '3mo', '-1y', '90d' "
+                f"(units ns, us, ms, s, m, h, d, w, mo, q, y).")
+        return Call("dt.offset_by", (self._expr,), (by,))
 
     def truncate(self, every: str) -> Expr:
         """Truncate to a calendar unit: "1h", "1d", "1w", "1mo", "1y" (Polars duration syntax)."""

@@ -65,9 +65,9 @@ def _kind_of_value(value) -> str:
 _ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**"}
 
 _STRING_RESULT = {"str.lower": STRING, "str.upper": STRING, "str.slice": STRING, "str.replace": STRING,
-                  "str.contains": BOOL, "str.starts_with": BOOL, "str.ends_with": BOOL, "str.len": NUMERIC}
+                  "str.contains": BOOL, "str.like": BOOL, "str.starts_with": BOOL, "str.ends_with": BOOL, "str.len": NUMERIC}
 _TEMPORAL_RESULT = {"dt.year": NUMERIC, "dt.month": NUMERIC, "dt.day": NUMERIC, "dt.hour": NUMERIC,
-                    "dt.truncate": TEMPORAL}
+                    "dt.truncate": TEMPORAL, "dt.offset_by": TEMPORAL}
 
 
 class _Checker:
