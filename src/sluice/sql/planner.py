@@ -13,7 +13,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from ..api.dataset import Dataset
-from ..expr.tree import Expr, col, count
+from ..expr.tree import Expr, col, count, lit
 from ..io.memory import ArrowSource
 from ..plan.logical import Scan
 from .expressions import ExpressionTranslator, aggregates_found, sql_key
@@ -62,9 +62,22 @@ class Planner:
             result = left.union(right)
             result = result.distinct() if distinct else result
         else:
-            how = "semi" if isinstance(node, exp.Intersect) else "anti"
-            result = left.distinct().join(right, on=names, how=how)
+            if not distinct:
+                raise self.query.error(f"{node.key.upper()} ALL is not supported", node,
+                                       f"Use {node.key.upper()} (which drops duplicate rows).")
+            result = self.intersect_or_except(left, right, names, isinstance(node, exp.Intersect))
         return self.order_and_limit(result, node, names)
+
+    @staticmethod
+    def intersect_or_except(left: Dataset, right: Dataset, names: list[str], intersect: bool) -> Dataset:
+        """Rows in both inputs (or in the left one only), nulls equal to nulls as SQL's set operations have it:
+        a group-by over both inputs, tagged with their side, where a join would never match a null."""
+        side, low, high = fresh("side"), fresh("low"), fresh("high")
+        tagged = left.distinct().with_columns(lit(1).alias(side)).union(
+            right.distinct().with_columns(lit(2).alias(side)))
+        sides = tagged.group_by(*names).agg(col(side).min().alias(low), col(side).max().alias(high))
+        kept = (col(low) == 1) & (col(high) == 2) if intersect else col(high) == 1
+        return sides.filter(kept).select(*names)
 
     def order_and_limit(self, dataset: Dataset, node: exp.Expression, names: list[str]) -> Dataset:
         order = node.args.get("order")
@@ -116,9 +129,13 @@ class Planner:
         def resolve(column: exp.Column) -> Expr:
             name = f"{column.table}.{column.name}" if column.table else column.name
             actual = rel.column(name)
+            if actual is None and rel.grouped:
+                raise self.query.error(f"Column {column.sql()} is neither in GROUP BY nor inside an aggregate, so "
+                                       f"it cannot be used in {what}", column,
+                                       f"Add it to GROUP BY, or aggregate it, e.g. max({column.sql()}).")
             if actual is None:
                 raise self.query.error(f"Column {column.sql()} cannot be used in {what}", column,
-                                       "A column a query groups by, or one in scope of this SELECT, can be used.")
+                                       "Only the columns of the tables in this SELECT's FROM are in scope here.")
             return col(actual)
         return resolve
 
@@ -317,7 +334,7 @@ class Planner:
             dataset = rel.dataset.select(*keys).distinct()
         kept = set(keys)
         aliases = {n: t for n, t in rel.aliases.items() if t in kept}
-        return Rel(dataset, aliases), replaced
+        return Rel(dataset, aliases, grouped=True), replaced
 
     def aggregation(self, rel: Rel, node: exp.Expression) -> Expr:
         argument = node.this

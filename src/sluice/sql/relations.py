@@ -30,6 +30,7 @@ def fresh(prefix: str) -> str:
 class Rel:
     dataset: Dataset
     aliases: dict[str, str] = field(default_factory=dict)
+    grouped: bool = False  # after GROUP BY: only keys and aggregates are in scope
 
     @property
     def names(self) -> list[str]:
@@ -41,7 +42,7 @@ class Rel:
         return actual if actual in self.dataset.schema.names else None
 
     def with_dataset(self, dataset: Dataset) -> Rel:
-        return Rel(dataset, dict(self.aliases))
+        return Rel(dataset, dict(self.aliases), self.grouped)
 
     def filter(self, predicate: Expr) -> Rel:
         return self.with_dataset(self.dataset.filter(predicate))
@@ -82,8 +83,8 @@ def join_rels(left: Rel, right: Rel, pairs: list[tuple[Expr, Expr]], how: str) -
             left_ds = left.dataset.with_columns(lit(1).alias(one_left))
             right_ds = right.dataset.with_columns(lit(1).alias(one_right))
             joined = left_ds.join(right_ds, left_on=one_left, right_on=one_right, how="left").drop(one_left)
-            return Rel(joined, {**left.aliases, **right.aliases})
-        return Rel(left.dataset.join(right.dataset, how="cross"), {**left.aliases, **right.aliases})
+            return Rel(joined, {**left.aliases, **right.aliases}, left.grouped)
+        return Rel(left.dataset.join(right.dataset, how="cross"), {**left.aliases, **right.aliases}, left.grouped)
     for expr in (e for pair in pairs for e in pair):
         if not isinstance(expr, Expr):
             raise TypeError(expr)
@@ -106,7 +107,7 @@ def join_rels(left: Rel, right: Rel, pairs: list[tuple[Expr, Expr]], how: str) -
         aliases = {name: merged.get(target, target) for name, target in aliases.items()}
         for right_key, left_key in merged.items():
             aliases[right_key] = left_key
-    return Rel(joined, aliases)
+    return Rel(joined, aliases, left.grouped)
 
 
 def _count_all():
