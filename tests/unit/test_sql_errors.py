@@ -67,6 +67,18 @@ def test_duplicate_output_names_are_refused(tables):
     assert "named 'x'" in str(error)
 
 
+def test_a_window_aggregate_with_the_default_range_frame_asks_for_rows(tables):
+    error = fails("select sum(o_total) over (order by o_id) as running from orders", tables)
+    assert "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" in str(error)
+
+
+def test_sql_and_the_dataset_api_mix(tables):
+    orders = tables["orders"].with_columns(double=sl.col("o_total") * 2)
+    out = sl.sql("select o_id, double + l_qty as x from self join lines on o_id = l_order", self=orders,
+                 lines=tables["lines"])
+    assert out.filter(sl.col("x") > 0).to_arrow().to_pylist() == [{"o_id": 1, "x": 8.0}]
+
+
 def test_tables_come_from_paths_and_the_session_catalog(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": [1, 2, 3]}), path)

@@ -69,6 +69,15 @@ QUERIES = {
     "distinct": "select distinct dept from emp",
     "order by an expression not selected, then limit": "select name from emp order by salary desc nulls last, id limit 3",
     "select star with a table qualifier": "select d.* from dept d where d.dept_id > 10",
+    "ranking window functions": (
+        "select name, row_number() over (partition by dept order by id) as rn, "
+        "rank() over (order by dept) as r, dense_rank() over (order by dept desc) as dr from emp"),
+    "lag and lead": "select id, lag(name) over (order by id) as prev, lead(id, 2, 0) over (order by id) as nxt from emp",
+    "aggregate over a partition": "select name, sum(salary) over (partition by dept) as dept_total from emp",
+    "running and rolling frames": (
+        "select id, sum(salary) over (order by id rows between unbounded preceding and current row) as running, "
+        "avg(salary) over (partition by dept order by id rows between 1 preceding and current row) as moving "
+        "from emp"),
 }
 
 ORDERED = {"group by with having and order", "order by an expression not selected, then limit"}

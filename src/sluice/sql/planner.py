@@ -21,6 +21,7 @@ from .front import Query, normalized
 from .relations import Edge, Rel, fresh, join_inner_group, join_rels, table_rel
 from .scopes import conjuncts, free_tables, has_subquery, source_aliases
 from .subqueries import apply_conditions, with_scalar_subqueries
+from .windows import with_windows
 
 
 class Planner:
@@ -273,6 +274,7 @@ class Planner:
         elif having is not None:
             raise self.query.error("HAVING needs GROUP BY or an aggregate", having)
         rel, replaced = with_scalar_subqueries(self, rel, projections + ordered, replaced)
+        rel, replaced = with_windows(self, rel, projections + ordered, replaced)
         names, exprs = [], []
         for projection in projections:
             name = projection.alias_or_name
