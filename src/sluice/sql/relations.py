@@ -4,8 +4,11 @@ Inside the planner every column of a FROM item is named `<alias>.<column>` (so c
 different tables never collide), and a `Rel` is a Dataset plus the names that joins merged
 away: an inner equi-join keeps only its left key column, so the right key's name becomes an
 alias of it. `join_inner_group` orders a comma/inner join of several tables by their join
-predicates (largest table first, then the smallest connected one), so no pair of tables is
-crossed unless the query itself asks for a cross product.
+predicates: in FROM order, each step joins the first table connected to those joined so far, on
+every equality between them, so no pair of tables is crossed unless the query asks for a cross
+product, and a query written fact table to dimensions (as TPC-H's are) keeps its order. Without
+statistics of key uniqueness, FROM order is the author's plan: sizes alone would join two tables
+on a non-key column (TPC-H Q5's c_nationkey = s_nationkey) before the key join that bounds it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from dataclasses import dataclass, field
 
 from ..api.dataset import Dataset
 from ..expr.tree import Column, Expr, col, lit
-from ..plan.estimates import estimated_bytes
 from .front import normalized
 
 _names = itertools.count()
@@ -60,10 +62,6 @@ def table_rel(alias: str, dataset: Dataset, column_names: list[str] | None = Non
     names = column_names or [normalized(n) for n in dataset.columns]
     exprs = [col(actual).alias(f"{alias}.{name}") for actual, name in zip(dataset.columns, names)]
     return Rel(dataset.select(*exprs))
-
-
-def size_of(rel: Rel) -> int:
-    return estimated_bytes(rel.dataset.plan) or 0
 
 
 def join_rels(left: Rel, right: Rel, pairs: list[tuple[Expr, Expr]], how: str) -> Rel:
@@ -128,16 +126,13 @@ def join_inner_group(rels: dict[str, Rel], edges: list[Edge], translate, apply_r
     expression); `apply_ready(rel, joined)` applies the conditions whose tables are all in `joined` and
     returns the filtered relation."""
     remaining = dict(rels)
-    start = max(remaining, key=lambda a: size_of(remaining[a]))
+    start = next(iter(remaining))
     current = remaining.pop(start)
     joined = {start}
     current = apply_ready(current, joined)
     while remaining:
         connected = [a for a in remaining if any(_links(e, joined, a) for e in edges)]
-        if connected:
-            nxt = min(connected, key=lambda a: size_of(remaining[a]))
-        else:
-            nxt = min(remaining, key=lambda a: size_of(remaining[a]))
+        nxt = connected[0] if connected else next(iter(remaining))
         pairs = []
         for edge in edges:
             if _links(edge, joined, nxt):
