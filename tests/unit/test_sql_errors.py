@@ -79,6 +79,14 @@ def test_sql_and_the_dataset_api_mix(tables):
     assert out.filter(sl.col("x") > 0).to_arrow().to_pylist() == [{"o_id": 1, "x": 8.0}]
 
 
+def test_explain_gives_the_plans_of_explain_and_keeps_error_positions(tables):
+    query = "select o_day, count(*) as n from orders where o_total > 1 group by o_day"
+    lines = sl.sql("EXPLAIN " + query, tables).to_arrow().column("plan").to_pylist()
+    assert lines == sl.sql(query, tables).explain(show=False).splitlines()
+    assert any("== Physical plan ==" in line for line in lines)
+    assert fails("explain select nope from orders", tables).column == 16
+
+
 def test_tables_come_from_paths_and_the_session_catalog(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": [1, 2, 3]}), path)

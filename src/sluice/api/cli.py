@@ -208,7 +208,7 @@ def cmd_gc(args) -> int:
 
 
 def cmd_sql(args) -> int:
-    from ..sql import sql
+    from ..sql import split_explain, sql
     if (args.query is None) == (args.file is None):
         raise SluiceError("sluice sql takes a query, or -f FILE with the query in it (not both).")
     if args.file is not None:
@@ -226,8 +226,9 @@ def cmd_sql(args) -> int:
         tables[name] = path
     if args.runner:
         config.configure(runner=args.runner)
+    explain, text = split_explain(text)
     dataset = sql(text, tables)
-    if args.explain:
+    if args.explain or explain:
         dataset.explain()
         return 0
     if args.out:

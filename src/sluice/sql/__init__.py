@@ -8,11 +8,13 @@ text is handed to another engine.
 Tables come from `tables=` (Datasets, or paths of Parquet, CSV or JSON files), then from the
 session catalog that `register()` fills. A text may hold several statements: `CREATE VIEW
 name AS SELECT ...` (or `CREATE TABLE name AS`, kept in memory for the rest of the text) and
-`DROP VIEW name` before the one SELECT it returns.
+`DROP VIEW name` before the one SELECT it returns. `EXPLAIN SELECT ...` returns the lines of the
+plans `Dataset.explain()` prints, as a one-column dataset `plan`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from ..api.dataset import Dataset
@@ -52,6 +54,17 @@ def _as_dataset(name: str, table) -> Dataset:
                    f"CSV or JSON files.")
 
 
+_EXPLAIN = re.compile(r"^(\s*)explain\b", re.IGNORECASE)
+
+
+def split_explain(query: str) -> tuple[bool, str]:
+    """(whether the text starts with EXPLAIN, the text with that word blanked out, so positions still match)."""
+    found = _EXPLAIN.match(query)
+    if found is None:
+        return False, query
+    return True, query[:found.start(0)] + " " * (found.end(0) - found.start(0)) + query[found.end(0):]
+
+
 def sql(query: str, tables: Mapping[str, object] | None = None, **named_tables) -> Dataset:
     """Plan a SQL query (DuckDB's dialect) into a lazy Dataset; nothing runs until an action.
 
@@ -66,8 +79,14 @@ def sql(query: str, tables: Mapping[str, object] | None = None, **named_tables) 
     available = dict(_catalog)
     for name, table in {**(tables or {}), **named_tables}.items():
         available[name.lower()] = _as_dataset(name, table)
-    text = Query(query)
-    return run_statements(text, parse(query), available, check_tables, qualify_statement)
+    explain, query = split_explain(query)
+    dataset = run_statements(Query(query), parse(query), available, check_tables, qualify_statement)
+    if explain:
+        import pyarrow as pa
+
+        from .. import from_arrow
+        return from_arrow(pa.table({"plan": dataset.explain(show=False).splitlines()}))
+    return dataset
 
 
-__all__ = ["sql", "register", "unregister", "registered", "SqlError"]
+__all__ = ["sql", "register", "unregister", "registered", "split_explain", "SqlError"]

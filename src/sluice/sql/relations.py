@@ -23,6 +23,14 @@ from .front import normalized
 _names = itertools.count()
 
 
+def restart_names() -> None:
+    """Number internal names from 0 again for a new query, so one text always plans to the same plan (a run's
+    fingerprint, which resume checks, depends on it). Names only need to be unique within one query: its
+    output keeps only the columns its SELECT names."""
+    global _names
+    _names = itertools.count()
+
+
 def fresh(prefix: str) -> str:
     """A planner-internal column name that no user column has."""
     return f"__sql_{prefix}{next(_names)}"

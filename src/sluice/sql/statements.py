@@ -11,10 +11,12 @@ from sqlglot import exp
 from ..api.dataset import Dataset
 from .front import Query, normalized
 from .planner import Planner
+from .relations import restart_names
 
 
 def run_statements(query: Query, statements: list[exp.Expression], tables: dict[str, Dataset], check_tables,
                    qualify_statement) -> Dataset:
+    restart_names()
     tables = dict(tables)
     result: Dataset | None = None
     for statement in statements:
