@@ -19,7 +19,7 @@ from ..plan.logical import Scan
 from .expressions import ExpressionTranslator, aggregates_found, sql_key
 from .front import Query, normalized
 from .relations import Edge, Rel, fresh, join_inner_group, join_rels, table_rel
-from .scopes import conjuncts, free_tables, has_subquery, source_aliases
+from .scopes import conjuncts, free_tables, has_subquery, implied_filters, source_aliases
 from .subqueries import apply_conditions, with_scalar_subqueries
 from .windows import with_windows
 
@@ -178,7 +178,7 @@ class Planner:
 
     def join_graph(self, sources: list[exp.Expression], conditions: list[exp.Expression], local: set[str]) -> Rel:
         rels = dict(self.source(s) for s in sources)
-        edges, pending, later = [], [], []
+        edges, pending, later, filtered = [], [], [], set()
         for condition in conditions:
             tables = free_tables(condition) & local
             if has_subquery(condition):
@@ -186,6 +186,7 @@ class Planner:
             elif len(tables) == 1:
                 alias = next(iter(tables))
                 rels[alias] = rels[alias].filter(self.translate(rels[alias], condition, what="WHERE"))
+                filtered.add(alias)
             elif len(tables) == 2 and isinstance(condition, exp.EQ) and \
                     all(len(free_tables(side)) == 1 for side in (condition.this, condition.expression)) and \
                     free_tables(condition.this) != free_tables(condition.expression):
@@ -194,6 +195,9 @@ class Planner:
                                   (condition.this, condition.expression)))
             else:
                 pending.append(condition)
+                for alias, implied in implied_filters(condition, local).items():
+                    rels[alias] = rels[alias].filter(self.translate(rels[alias], implied, what="WHERE"))
+                    filtered.add(alias)
 
         def apply_ready(rel: Rel, joined: set[str]) -> Rel:
             ready = [c for c in pending if free_tables(c) & local <= joined]
@@ -203,7 +207,7 @@ class Planner:
             return rel
 
         translate = lambda rel, node: self.translate(rel, node, what="a join condition")  # noqa: E731
-        rel = join_inner_group(rels, edges, translate, apply_ready)
+        rel = join_inner_group(rels, edges, translate, apply_ready, filtered)
         return apply_conditions(self, rel, later, local)
 
     def join_in_order(self, first: exp.Expression, joins: list[exp.Join], where: list[exp.Expression],

@@ -4,8 +4,8 @@ Inside the planner every column of a FROM item is named `<alias>.<column>` (so c
 different tables never collide), and a `Rel` is a Dataset plus the names that joins merged
 away: an inner equi-join keeps only its left key column, so the right key's name becomes an
 alias of it. `join_inner_group` orders a comma/inner join of several tables by their join
-predicates: in FROM order, each step joins the first table connected to those joined so far, on
-every equality between them, so no pair of tables is crossed unless the query asks for a cross
+predicates: each step joins a table connected to those joined so far, on every equality between
+them: the smallest one that a condition of its own filters, else the first in FROM order, so no pair of tables is crossed unless the query asks for a cross
 product, and a query written fact table to dimensions (as TPC-H's are) keeps its order. Without
 statistics of key uniqueness, FROM order is the author's plan: sizes alone would join two tables
 on a non-key column (TPC-H Q5's c_nationkey = s_nationkey) before the key join that bounds it.
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..api.dataset import Dataset
 from ..expr.tree import Column, Expr, col, lit
+from ..plan.estimates import estimated_bytes
 from .front import normalized
 
 _names = itertools.count()
@@ -129,7 +130,8 @@ class Edge:
     sides: tuple  # the two sqlglot expressions, translated against the relation each side is in at join time
 
 
-def join_inner_group(rels: dict[str, Rel], edges: list[Edge], translate, apply_ready) -> Rel:
+def join_inner_group(rels: dict[str, Rel], edges: list[Edge], translate, apply_ready,
+                     filtered: set[str] = frozenset()) -> Rel:
     """Inner-join every relation of `rels`, using `edges` as join keys (`translate(rel, node)` makes a side's
     expression); `apply_ready(rel, joined)` applies the conditions whose tables are all in `joined` and
     returns the filtered relation."""
@@ -140,7 +142,11 @@ def join_inner_group(rels: dict[str, Rel], edges: list[Edge], translate, apply_r
     current = apply_ready(current, joined)
     while remaining:
         connected = [a for a in remaining if any(_links(e, joined, a) for e in edges)]
-        nxt = connected[0] if connected else next(iter(remaining))
+        selective = [a for a in connected if a in filtered]
+        if selective:
+            nxt = min(selective, key=lambda a: estimated_bytes(remaining[a].dataset.plan) or 0)
+        else:
+            nxt = connected[0] if connected else next(iter(remaining))
         pairs = []
         for edge in edges:
             if _links(edge, joined, nxt):

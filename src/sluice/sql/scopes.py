@@ -27,7 +27,7 @@ def factor_or(node: exp.Expression) -> exp.Expression:
     Q19) becomes a join key instead of a filter over a cross product."""
     if not isinstance(node, exp.Or):
         return node
-    branches = _disjuncts(node)
+    branches = disjuncts(node)
     parts = [conjuncts(b) for b in branches]
     common_keys = set.intersection(*({sql_key(p) for p in part} for part in parts))
     if not common_keys:
@@ -42,11 +42,11 @@ def factor_or(node: exp.Expression) -> exp.Expression:
     return exp.and_(*common, exp.or_(*[exp.Paren(this=r) for r in rests]))
 
 
-def _disjuncts(node: exp.Expression) -> list[exp.Expression]:
+def disjuncts(node: exp.Expression) -> list[exp.Expression]:
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.Or):
-        return _disjuncts(node.this) + _disjuncts(node.expression)
+        return disjuncts(node.this) + disjuncts(node.expression)
     return [node]
 
 
@@ -74,3 +74,23 @@ def free_tables(node: exp.Expression) -> set[str]:
 def has_subquery(node: exp.Expression) -> bool:
     return any(isinstance(n, (exp.Subquery, exp.Exists)) or (isinstance(n, exp.In) and n.args.get("query"))
                for n in node.walk())
+
+
+def implied_filters(condition: exp.Expression, local: set[str]) -> dict[str, exp.Expression]:
+    """Per table, a condition an OR over several tables implies for that table alone: from (n1.a = 'X' AND
+    n2.a = 'Y') OR (n1.a = 'Y' AND n2.a = 'X'), n1.a = 'X' OR n1.a = 'Y'. Filtering each table by it before
+    the join is sound (the OR itself is still applied after the join) and keeps the join small."""
+    if not isinstance(condition, exp.Or):
+        return {}
+    branches = [conjuncts(b) for b in disjuncts(condition)]
+    implied = {}
+    for table in sorted(free_tables(condition) & local):
+        per_branch = []
+        for parts in branches:
+            own = [p for p in parts if free_tables(p) & local == {table} and not has_subquery(p)]
+            if not own:
+                break
+            per_branch.append(exp.and_(*own) if len(own) > 1 else own[0])
+        else:
+            implied[table] = exp.or_(*[exp.Paren(this=b) for b in per_branch])
+    return implied
