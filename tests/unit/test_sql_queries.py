@@ -49,6 +49,14 @@ QUERIES = {
         "select name from emp e where exists (select * from emp o where o.dept = e.dept and o.id <> e.id)"),
     "not exists with a non-equality correlation": (
         "select name from emp e where not exists (select * from emp o where o.dept = e.dept and o.salary > e.salary)"),
+    "exists with two non-equality correlations (numbered rows)": (
+        "select name from emp e where exists (select * from emp o where o.dept = e.dept and o.id <> e.id "
+        "and o.salary > e.salary)"),
+    "not exists with two non-equality correlations (numbered rows)": (
+        "select name from emp e where not exists (select * from emp o where o.dept = e.dept and o.id <> e.id "
+        "and o.salary < e.salary)"),
+    "exists with only a non-equality correlation": (
+        "select name from emp e where exists (select * from dept d where d.dept_id > e.dept)"),
     "uncorrelated exists over an empty subquery": "select name from emp where exists (select * from dept where 1 = 0)",
     "scalar subquery": "select name from emp where salary > (select avg(salary) from emp)",
     "correlated scalar subquery": (

@@ -1,14 +1,17 @@
 """Subqueries, decorrelated into joins.
 
 - `EXISTS (...)` / `NOT EXISTS (...)`: a semi / anti join on the subquery's equality
-  correlations (`inner.k = outer.k`). Other correlations (TPC-H Q21's `l2.l_suppkey <>
-  l1.l_suppkey`) are checked on the inner join of numbered outer rows with the subquery, and
-  the numbers of the rows that found a match are what the semi / anti join keeps or drops.
+  correlations (`inner.k = outer.k`). One more comparison of an inner and an outer value
+  (TPC-H Q21's `l2.l_suppkey <> l1.l_suppkey`) compares the outer value with the min and max
+  of the inner one per key. Any other correlations are checked on the inner join of numbered
+  outer rows with the subquery, and the numbers of the rows that found a match are what the
+  semi / anti join keeps or drops.
 - `x IN (...)`: a semi join on x; `x NOT IN (...)`: an anti join that, as SQL says, keeps no
   row whose x is null, and no row at all when the subquery returns a null.
 - A scalar subquery: a one-row aggregate is cross joined; any other uncorrelated one is left
-  joined on a constant; a correlated aggregate is grouped by its correlation keys and left
-  joined on them (COUNT gives 0, not null, where no row matched).
+  joined on a constant; a correlated aggregate is grouped by its correlation keys (over the
+  rows whose keys the outer query has) and left joined on them (COUNT gives 0, not null,
+  where no row matched).
 """
 
 from __future__ import annotations
@@ -86,7 +89,55 @@ def exists(planner, rel: Rel, select: exp.Expression, negate: bool,
         translated = [(planner.translate(rel, outer, what="a correlation"),
                        planner.translate(sub, inner, what="a correlation")) for outer, inner in pairs]
         return join_rels(rel, sub, translated, how)
+    bound = _bound_comparison(residual, inner_local)
+    if bound is not None:
+        return _exists_by_bounds(planner, rel, sub, pairs, bound, how)
     return _exists_with_residual(planner, rel, sub, inner_local, pairs, residual, how)
+
+
+# (inner OP outer) holds for some inner row <=> (bound OP outer) for the inner rows' min or max
+_BOUNDS = {exp.NEQ: ("min", "max"), exp.LT: ("min",), exp.LTE: ("min",), exp.GT: ("max",), exp.GTE: ("max",)}
+_MIRROR = {exp.NEQ: exp.NEQ, exp.LT: exp.GT, exp.LTE: exp.GTE, exp.GT: exp.LT, exp.GTE: exp.LTE}
+
+
+def _bound_comparison(residual, inner_local: set[str]):
+    """(comparison type, inner side, outer side) when the only non-equality correlation is one comparison of
+    an inner expression with an outer one, e.g. TPC-H Q21's l2.l_suppkey <> l1.l_suppkey."""
+    if len(residual) != 1 or type(residual[0]) not in _BOUNDS:
+        return None
+    condition = residual[0]
+    left, right = free_tables(condition.this), free_tables(condition.expression)
+    if left and left <= inner_local and not right & inner_local:
+        return type(condition), condition.this, condition.expression
+    if right and right <= inner_local and not left & inner_local:
+        return _MIRROR[type(condition)], condition.expression, condition.this
+    return None
+
+
+def _exists_by_bounds(planner, rel: Rel, sub: Rel, pairs, bound, how: str) -> Rel:
+    """EXISTS (... AND inner OP outer): group the subquery by its equality keys, keep the min and max of the
+    inner side, and compare those with the outer side: no row numbering, no join of every pair."""
+    from ..expr.tree import BinaryOp
+    kind, inner_node, outer_node = bound
+    ops = {exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
+    inner_value = planner.translate(sub, inner_node, what="a correlation")
+    keys = [fresh("corr") for _ in pairs]
+    stats = {fn: fresh(fn) for fn in _BOUNDS[kind]}
+    keyed = sub.dataset.with_columns(*[planner.translate(sub, i, what="a correlation").alias(k)
+                                       for (_, i), k in zip(pairs, keys)])
+    aggs = [getattr(inner_value, fn)().alias(name) for fn, name in stats.items()]
+    grouped = keyed.group_by(*keys).agg(*aggs) if keys else keyed.agg(*aggs)
+    outer = [planner.translate(rel, o, what="a correlation") for o, _ in pairs]
+    columns = rel.names
+    joined = join_rels(rel, Rel(grouped), [(o, col(k)) for o, k in zip(outer, keys)], "left" if keys else "cross")
+    outer_value = planner.translate(joined, outer_node, what="a correlation")
+    found = None
+    for name in stats.values():
+        test = BinaryOp(ops[kind], col(name), outer_value)
+        found = test if found is None else found | test
+    found = found.fill_null(False)
+    kept = joined.filter(found if how == "semi" else ~found)
+    return rel.with_dataset(kept.dataset.select(*columns))
 
 
 def _exists_with_residual(planner, rel: Rel, sub: Rel, inner_local: set[str], pairs, residual, how: str) -> Rel:
@@ -142,6 +193,16 @@ def in_subquery(planner, rel: Rel, node: exp.In, negate: bool, replaced: dict[st
     return rel.with_dataset(rel.dataset.join(flag, how="cross").filter(col(nulls) == 0).drop(nulls))
 
 
+def _only_outer_keys(planner, rel: Rel, sub: Rel, pairs) -> Rel:
+    """The subquery's rows whose correlation keys occur in the outer query: the groups it aggregates next are
+    then only those the outer rows look up (TPC-H Q17 averages the lines of 200 parts, not of every part)."""
+    names = [fresh("outer") for _ in pairs]
+    outer_keys = rel.dataset.select(*[planner.translate(rel, o, what="a correlation").alias(n)
+                                      for (o, _), n in zip(pairs, names)])
+    inner = [planner.translate(sub, i, what="a correlation") for _, i in pairs]
+    return join_rels(sub, Rel(outer_keys), [(e, col(n)) for e, n in zip(inner, names)], "semi")
+
+
 def top_level_subqueries(nodes: list[exp.Expression]) -> list[exp.Subquery]:
     found = []
 
@@ -189,6 +250,7 @@ def with_scalar_subqueries(planner, rel: Rel, nodes: list[exp.Expression], repla
                                           "by equalities (inner.k = outer.k) only", (residual or correlations)[0])
             projection = select.expressions[0]
             projection = projection.this if isinstance(projection, exp.Alias) else projection
+            sub = _only_outer_keys(planner, rel, sub, pairs)
             grouped, inner_replaced = planner.aggregate(sub, [inner for _, inner in pairs],
                                                         aggregates_found(projection))
             result = planner.translate(grouped, projection, inner_replaced, "a scalar subquery")
