@@ -181,7 +181,12 @@ class Planner:
         edges, pending, later, filtered = [], [], [], set()
         for condition in conditions:
             tables = free_tables(condition) & local
-            if has_subquery(condition):
+            if has_subquery(condition) and len(tables) == 1 and self.uncorrelated_in(condition):
+                # x IN (SELECT ...) on one table: its semi join goes below the joins (TPC-H Q18's 57 orders)
+                alias = next(iter(tables))
+                rels[alias] = apply_conditions(self, rels[alias], [condition], local)
+                filtered.add(alias)
+            elif has_subquery(condition):
                 later.append(condition)
             elif len(tables) == 1:
                 alias = next(iter(tables))
@@ -247,6 +252,12 @@ class Planner:
         for condition in plain:
             rel = rel.filter(self.translate(rel, condition, what="WHERE"))
         return apply_conditions(self, rel, [c for c in where if has_subquery(c)], local)
+
+    @staticmethod
+    def uncorrelated_in(condition: exp.Expression) -> bool:
+        inner = condition.this if isinstance(condition, exp.Not) else condition
+        query = inner.args.get("query") if isinstance(inner, exp.In) else None
+        return query is not None and not free_tables(query) and not has_subquery(inner.this)
 
     @staticmethod
     def oriented_equality(condition: exp.Expression, alias: str, local: set[str]):
