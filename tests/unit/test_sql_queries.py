@@ -64,6 +64,12 @@ QUERIES = {
     "correlated count subquery is 0 where nothing matches": (
         "select title, (select count(*) from emp where emp.dept = dept.dept_id) as staff from dept"),
     "scalar subquery in select": "select name, salary - (select min(salary) from emp) as above_min from emp",
+    "a join condition repeated in every branch of an OR": (
+        "select e.name, d.title from emp e, dept d where (e.dept = d.dept_id and d.title = 'eng') "
+        "or (e.dept = d.dept_id and e.salary > 140) or (d.dept_id = e.dept and e.name = 'eve')"),
+    "an OR across tables with a branch that does not filter each table": (
+        "select e.name, d.title from emp e, dept d where e.dept = d.dept_id and "
+        "((d.title = 'ops' and e.salary > 100) or e.id = 1)"),
     "in list and between": "select name from emp where id in (1, 3, 5) or salary between 110 and 130",
     "case with a simple operand": (
         "select name, case dept when 10 then 'ten' when 20 then 'twenty' else 'other' end as d from emp"),
