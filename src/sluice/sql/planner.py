@@ -212,7 +212,9 @@ class Planner:
             return rel
 
         translate = lambda rel, node: self.translate(rel, node, what="a join condition")  # noqa: E731
+        bases = dict(rels)
         rel = join_inner_group(rels, edges, translate, apply_ready, filtered)
+        rel.bases = bases
         return apply_conditions(self, rel, later, local)
 
     def join_in_order(self, first: exp.Expression, joins: list[exp.Join], where: list[exp.Expression],

@@ -42,6 +42,9 @@ class Rel:
     dataset: Dataset
     aliases: dict[str, str] = field(default_factory=dict)
     grouped: bool = False  # after GROUP BY: only keys and aggregates are in scope
+    # each FROM table of this scope as it was before the joins (with its own filters): a correlated subquery
+    # takes its keys from there, a superset of the joined rows' keys that is far cheaper to compute
+    bases: dict[str, Rel] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -53,7 +56,7 @@ class Rel:
         return actual if actual in self.dataset.schema.names else None
 
     def with_dataset(self, dataset: Dataset) -> Rel:
-        return Rel(dataset, dict(self.aliases), self.grouped)
+        return Rel(dataset, dict(self.aliases), self.grouped, self.bases)
 
     def filter(self, predicate: Expr) -> Rel:
         return self.with_dataset(self.dataset.filter(predicate))
@@ -90,8 +93,9 @@ def join_rels(left: Rel, right: Rel, pairs: list[tuple[Expr, Expr]], how: str) -
             left_ds = left.dataset.with_columns(lit(1).alias(one_left))
             right_ds = right.dataset.with_columns(lit(1).alias(one_right))
             joined = left_ds.join(right_ds, left_on=one_left, right_on=one_right, how="left").drop(one_left)
-            return Rel(joined, {**left.aliases, **right.aliases}, left.grouped)
-        return Rel(left.dataset.join(right.dataset, how="cross"), {**left.aliases, **right.aliases}, left.grouped)
+            return Rel(joined, {**left.aliases, **right.aliases}, left.grouped, left.bases)
+        return Rel(left.dataset.join(right.dataset, how="cross"), {**left.aliases, **right.aliases}, left.grouped,
+                   left.bases)
     for expr in (e for pair in pairs for e in pair):
         if not isinstance(expr, Expr):
             raise TypeError(expr)
@@ -114,7 +118,7 @@ def join_rels(left: Rel, right: Rel, pairs: list[tuple[Expr, Expr]], how: str) -
         aliases = {name: merged.get(target, target) for name, target in aliases.items()}
         for right_key, left_key in merged.items():
             aliases[right_key] = left_key
-    return Rel(joined, aliases, left.grouped)
+    return Rel(joined, aliases, left.grouped, left.bases)
 
 
 def _count_all():

@@ -194,11 +194,14 @@ def in_subquery(planner, rel: Rel, node: exp.In, negate: bool, replaced: dict[st
 
 
 def _only_outer_keys(planner, rel: Rel, sub: Rel, pairs) -> Rel:
-    """The subquery's rows whose correlation keys occur in the outer query: the groups it aggregates next are
-    then only those the outer rows look up (TPC-H Q17 averages the lines of 200 parts, not of every part)."""
+    """The subquery's rows whose correlation keys occur in the outer query (in the one FROM table the keys
+    come from, with its own filters, when there is one): the groups it aggregates next are then only those
+    the outer rows may look up (TPC-H Q17 averages the lines of 200 parts, not of every part)."""
     names = [fresh("outer") for _ in pairs]
-    outer_keys = rel.dataset.select(*[planner.translate(rel, o, what="a correlation").alias(n)
-                                      for (o, _), n in zip(pairs, names)])
+    tables = set().union(*(free_tables(o) for o, _ in pairs))
+    source = rel.bases[next(iter(tables))] if len(tables) == 1 and next(iter(tables)) in rel.bases else rel
+    outer_keys = source.dataset.select(*[planner.translate(source, o, what="a correlation").alias(n)
+                                         for (o, _), n in zip(pairs, names)])
     inner = [planner.translate(sub, i, what="a correlation") for _, i in pairs]
     return join_rels(sub, Rel(outer_keys), [(e, col(n)) for e, n in zip(inner, names)], "semi")
 
