@@ -70,6 +70,8 @@ QUERIES = {
     "an OR across tables with a branch that does not filter each table": (
         "select e.name, d.title from emp e, dept d where e.dept = d.dept_id and "
         "((d.title = 'ops' and e.salary > 100) or e.id = 1)"),
+    "outputs without AS are named as DuckDB names them": (
+        "select dept, count(*), sum(salary), dept + 1 from emp group by dept"),
     "in list and between": "select name from emp where id in (1, 3, 5) or salary between 110 and 130",
     "case with a simple operand": (
         "select name, case dept when 10 then 'ten' when 20 then 'twenty' else 'other' end as d from emp"),

@@ -53,6 +53,26 @@ def run_statements(query: Query, statements: list[exp.Expression], tables: dict[
 def plan_query(query: Query, statement: exp.Expression, tables: dict[str, Dataset], check_tables,
                qualify_statement) -> Dataset:
     check_tables(statement, set(tables), query)
+    name_unnamed_outputs(statement)
     used = {normalized(t.name) for t in statement.find_all(exp.Table)} & set(tables)
     qualified = qualify_statement(statement, {name: tables[name].schema for name in used}, query)
     return Planner(query, tables).plan(qualified)
+
+
+def name_unnamed_outputs(statement: exp.Expression) -> None:
+    """An output column without AS is named by its text, `count(*)` -> "count_star()", as DuckDB names it
+    (qualify would name it _col_1)."""
+    select = statement
+    while isinstance(select, (exp.Union, exp.Intersect, exp.Except)):
+        select = select.this
+    if not isinstance(select, exp.Select):
+        return
+    for projection in list(select.expressions):
+        if isinstance(projection, (exp.Alias, exp.Column, exp.Star)) or projection.find(exp.Star) and not isinstance(
+                projection, exp.Count):
+            continue
+        text = "count_star()" if isinstance(projection, exp.Count) and isinstance(projection.this, exp.Star) \
+            else projection.sql(dialect="duckdb").lower()
+        if isinstance(projection, exp.Binary):
+            text = f"({text})"
+        projection.replace(exp.alias_(projection.copy(), text, quoted=True))
