@@ -72,6 +72,9 @@ QUERIES = {
         "((d.title = 'ops' and e.salary > 100) or e.id = 1)"),
     "outputs without AS are named as DuckDB names them": (
         "select dept, count(*), sum(salary), dept + 1 from emp group by dept"),
+    "abs, round and string concatenation": (
+        "select name || '-' || title as label, concat(name, null, title) as joined, abs(0 - salary) as a, round(salary / 7, 2) as r, "
+        "round(salary / 7) as r0 from emp join dept on dept = dept_id"),
     "in list and between": "select name from emp where id in (1, 3, 5) or salary between 110 and 130",
     "case with a simple operand": (
         "select name, case dept when 10 then 'ten' when 20 then 'twenty' else 'other' end as d from emp"),

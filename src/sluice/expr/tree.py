@@ -71,6 +71,13 @@ class Expr:
     def cast(self, dtype) -> Expr: return Call("cast", (self,), (to_arrow_type(dtype),))
     def alias(self, name: str) -> Expr: return Alias(self, name)
     def hash(self) -> Expr: return Call("hash", (self,))
+    def abs(self) -> Expr: return Call("abs", (self,))
+
+    def round(self, decimals: int = 0) -> Expr:
+        """Round half away from zero to `decimals` places, as SQL's ROUND does."""
+        if isinstance(decimals, bool) or not isinstance(decimals, int):
+            raise ExpressionTypeError(f"round({decimals!r}): the number of decimals must be an integer.")
+        return Call("round", (self,), (decimals,))
 
     # Aggregations: valid inside agg() and over(); see aggregates.py for how they run
     def sum(self) -> Expr: return Aggregation("sum", self)
@@ -383,6 +390,9 @@ class StringFunctions:
     def lower(self) -> Expr: return Call("str.lower", (self._expr,))
     def upper(self) -> Expr: return Call("str.upper", (self._expr,))
     def len(self) -> Expr: return Call("str.len", (self._expr,))
+    def concat(self, *others) -> Expr:
+        """This string followed by the others (SQL's ||): null if any part is null."""
+        return Call("str.concat", (self._expr,) + tuple(to_expr(o) for o in others))
 
     def slice(self, offset: int, length: int | None = None) -> Expr:
         return Call("str.slice", (self._expr,), (offset, length))

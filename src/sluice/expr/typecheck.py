@@ -162,6 +162,13 @@ class _Checker:
             return _TEMPORAL_RESULT[expr.fn]
         if expr.fn in ("is_in", "between"):
             return BOOL
+        if expr.fn in ("abs", "round"):
+            self.require(expr, expr.args[0], first, {NUMERIC}, f"{expr.fn}() needs a number")
+            return NUMERIC
+        if expr.fn == "str.concat":
+            for arg, kind in zip(expr.args, kinds):
+                self.require(expr, arg, kind, {STRING}, "str.concat() joins strings")
+            return STRING
         if expr.fn == "hash":
             return NUMERIC
         if expr.fn == "cast":

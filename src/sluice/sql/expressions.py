@@ -312,6 +312,21 @@ class ExpressionTranslator:
     def on_lower(self, node): return self(node.this).str.lower()
     def on_length(self, node): return self(node.this).str.len()
 
+    def on_abs(self, node): return self(node.this).abs()
+
+    def on_round(self, node: exp.Round) -> Expr:
+        decimals = self(node.args["decimals"]) if node.args.get("decimals") is not None else lit(0)
+        if not isinstance(decimals, Literal) or not isinstance(decimals.value, int):
+            raise self.query.error("ROUND needs a constant number of decimals", node)
+        return self(node.this).round(decimals.value)
+
+    def on_dpipe(self, node: exp.DPipe) -> Expr:
+        return self(node.this).str.concat(self(node.expression))
+
+    def on_concat(self, node: exp.Concat) -> Expr:
+        parts = [self(p).fill_null("") for p in node.expressions]  # CONCAT() reads a null as '', unlike ||
+        return parts[0].str.concat(*parts[1:])
+
     def on_coalesce(self, node: exp.Coalesce) -> Expr:
         result = self(node.this)
         for other in node.expressions:
