@@ -87,6 +87,22 @@ def test_explain_gives_the_plans_of_explain_and_keeps_error_positions(tables):
     assert fails("explain select nope from orders", tables).column == 16
 
 
+def test_correlated_not_in_asks_for_not_exists(tables):
+    error = fails("select o_id from orders o where o_id not in (select l_order from lines l where l.l_qty = o.o_id)",
+                  tables)
+    assert "NOT EXISTS" in str(error)
+
+
+def test_a_scalar_subquery_of_several_rows_fails_the_run(tables):
+    from sluice.errors import DataQualityError
+    lines = sl.from_items([{"l_order": 1, "l_qty": 3}, {"l_order": 1, "l_qty": 4}])
+    query = "select o_id, (select l_qty from lines where l_qty > {}) as q from orders"
+    with pytest.raises(DataQualityError, match="at most one row"):
+        sl.sql(query.format(0), {**tables, "lines": lines}).to_arrow()
+    assert sl.sql(query.format(3), {**tables, "lines": lines}).to_arrow().to_pylist() == [{"o_id": 1, "q": 4}]
+    assert sl.sql(query.format(9), {**tables, "lines": lines}).to_arrow().to_pylist() == [{"o_id": 1, "q": None}]
+
+
 def test_tables_come_from_paths_and_the_session_catalog(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": [1, 2, 3]}), path)

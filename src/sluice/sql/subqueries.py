@@ -171,6 +171,10 @@ def in_subquery(planner, rel: Rel, node: exp.In, negate: bool, replaced: dict[st
     query = _query_of(node.args["query"])
     subject = node.this
     if free_tables(query):
+        if negate:
+            raise planner.query.error("A correlated NOT IN subquery is not supported", node,
+                                      "Write NOT EXISTS (SELECT ... WHERE inner = outer AND ...), which has no "
+                                      "surprises with nulls.")
         select = _simple(planner, query, "IN")
         if len(select.expressions) != 1:
             raise planner.query.error("An IN subquery must select one column", select)
@@ -239,6 +243,8 @@ def with_scalar_subqueries(planner, rel: Rel, nodes: list[exp.Expression], repla
                 raise planner.query.error(f"A scalar subquery must select one column; this one selects "
                                           f"{len(sub.columns)}", subquery)
             one_row = isinstance(query, exp.Select) and not query.args.get("group") and aggregates_found(query)
+            if not one_row:  # SQL fails a scalar subquery of several rows; the run stops before it commits
+                sub = sub.expect_rows(max=1, name=f"scalar subquery returns at most one row: {subquery.sql()[:80]}")
             rel = join_rels(rel, Rel(sub.select(col(sub.columns[0]).alias(value))), [],
                             "cross" if one_row else "left")
         else:
