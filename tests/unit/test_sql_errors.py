@@ -103,6 +103,15 @@ def test_a_scalar_subquery_of_several_rows_fails_the_run(tables):
     assert sl.sql(query.format(9), {**tables, "lines": lines}).to_arrow().to_pylist() == [{"o_id": 1, "q": None}]
 
 
+@pytest.mark.parametrize("query, clause", [
+    ("select o_day, count(*) from orders group by rollup (o_day)", "ROLLUP"),
+    ("select o_id from orders qualify row_number() over (order by o_id) = 1", "QUALIFY"),
+    ("select o_id from orders limit 1 offset 1", "OFFSET"),
+])
+def test_clauses_the_planner_does_not_handle_are_refused_not_ignored(tables, query, clause):
+    assert clause in str(fails(query, tables))
+
+
 def test_tables_come_from_paths_and_the_session_catalog(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": [1, 2, 3]}), path)

@@ -308,6 +308,16 @@ class ExpressionTranslator:
         offset = start.value - 1 if start.value > 0 else start.value
         return self(node.this).str.slice(offset, None if length is None else length.value)
 
+    def on_datetrunc(self, node) -> Expr:
+        unit = node.args.get("unit")
+        name = (unit.name if unit is not None else "").upper()
+        if name not in _CALENDAR_UNITS or name == "SECOND":
+            raise self.query.error(f"DATE_TRUNC to {name or '?'} is not supported", node,
+                                   "Truncate to YEAR, QUARTER, MONTH, WEEK, DAY, HOUR or MINUTE.")
+        return self(node.this).dt.truncate(f"1{_CALENDAR_UNITS[name]}")
+
+    on_timestamptrunc = on_datetrunc
+
     def on_upper(self, node): return self(node.this).str.upper()
     def on_lower(self, node): return self(node.this).str.lower()
     def on_length(self, node): return self(node.this).str.len()

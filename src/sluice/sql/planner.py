@@ -275,7 +275,24 @@ class Planner:
 
     # ------------------------------------------------------------ SELECT
 
+    SELECT_PARTS = {"with_", "expressions", "distinct", "from_", "joins", "where", "group", "having", "order", "limit",
+                    "offset"}
+
+    def check_supported(self, select: exp.Select) -> None:
+        """Refuse the clauses the planner does not handle, rather than ignore them."""
+        for part, value in select.args.items():
+            if part not in self.SELECT_PARTS and value not in (None, [], False):
+                shown = value[0] if isinstance(value, list) else value
+                raise self.query.error(f"{part.rstrip('_').upper()} in a SELECT is not supported", shown
+                                       if isinstance(shown, exp.Expression) else select)
+        group = select.args.get("group")
+        for part in ("rollup", "cube", "grouping_sets", "totals"):
+            if group is not None and group.args.get(part):
+                raise self.query.error(f"GROUP BY {part.upper().replace('_', ' ')} is not supported", group,
+                                       "Group by plain columns or expressions, and UNION ALL the levels you need.")
+
     def plan_select(self, select: exp.Select) -> Dataset:
+        self.check_supported(select)
         rel, _ = self.from_where(select)
         projections = select.expressions
         having = select.args.get("having")
