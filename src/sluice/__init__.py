@@ -31,7 +31,7 @@ from .config import configure
 from .driver.resume import resume
 from .errors import (
     ColumnNotFoundError, CommitConflictError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError,
-    RunnerError, SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError,
+    RunnerError, SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError, SqlError,
     TooManyBadRecordsError, TransientError, UdfOutputError, UserCodeError,
 )
 from .expr.tree import Expr, col, count, dense_rank, lit, rank, row_number, when
@@ -40,6 +40,7 @@ from .io.parquet import ParquetSource
 from .io.sinks import WriteResult
 from .io.text import CsvSource, JsonSource
 from .plan.logical import Scan
+from .sql import register, sql  # noqa: E402 - `sluice.sql` is the function; the package is sluice.sql's module
 
 __version__ = "0.1.0"
 
@@ -114,5 +115,6 @@ __all__ = [
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",
-    "CommitConflictError", "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
+    "CommitConflictError", "TransientError", "TooManyBadRecordsError", "ResumeError", "resume", "sql", "register",
+    "SqlError",
 ]

@@ -75,6 +75,16 @@ class TransientError(SluiceError):
     """An operation kept failing with a transient error (I/O, timeout) after every retry."""
 
 
+class SqlError(PlanError):
+    """A SQL query cannot be parsed or planned: the message names the problem, the line and column, and the
+    text around it. `line` and `column` are 1-based, or None where the problem has no single place."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
 def format_schema(schema) -> str:
     """Render an Arrow schema as indented `name: type` lines for error messages."""
     return "\n".join(f"    {field.name}: {field.type}" for field in schema)

@@ -221,6 +221,43 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def cmd_sql(args) -> int:
+    from ..sql import split_explain, sql
+    if (args.query is None) == (args.file is None):
+        raise SluiceError("sluice sql takes a query, or -f FILE with the query in it (not both).")
+    if args.file is not None:
+        if not os.path.isfile(args.file):
+            raise SluiceError(f"No such SQL file: {args.file!r}.")
+        with open(args.file, encoding="utf-8") as handle:
+            text = handle.read()
+    else:
+        text = args.query
+    tables = {}
+    for item in args.table:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SluiceError(f"--table {item!r}: write NAME=PATH, e.g. --table lineitem=data/lineitem.parquet.")
+        tables[name] = path
+    if args.runner:
+        config.configure(runner=args.runner)
+    explain, text = split_explain(text)
+    dataset = sql(text, tables)
+    if args.explain or explain:
+        dataset.explain()
+        return 0
+    if args.out:
+        result = dataset.write_parquet(args.out, mode=args.mode)
+        print(f"wrote {result.rows} rows to {result.path}")
+        return 0
+    import polars as pl
+
+    from ..expr.types import arrow_to_polars
+    table = dataset.to_arrow()
+    with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=60):
+        print(arrow_to_polars(table))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.dir, args.rows)
@@ -286,6 +323,23 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="list what would be removed")
     gc.add_argument("--runs-dir", default=None)
     gc.set_defaults(fn=cmd_gc)
+    query = commands.add_parser(
+        "sql", help="run a SQL query over Parquet, CSV or JSON files and print the result (or write it with --out)",
+        description="Run a SQL query (DuckDB's dialect) with sluice's planner and runners. Name each table the "
+                    "query reads with --table NAME=PATH, e.g. sluice sql \"select count(*) from t\" --table "
+                    "t=data/events/")
+    query.add_argument("query", nargs="?", help="the SQL text (or use -f FILE)")
+    query.add_argument("-f", "--file", default=None, help="read the SQL text from this file")
+    query.add_argument("--table", "-t", action="append", default=[], metavar="NAME=PATH",
+                       help="a table the query reads: a Parquet file or folder (hive partitions), or a .csv/.json "
+                            "file; repeat for each table")
+    query.add_argument("--out", default=None, help="write the result as Parquet under this folder instead of printing")
+    query.add_argument("--mode", default="error", choices=["error", "overwrite", "append"],
+                       help="with --out: what to do when the folder holds data (default error)")
+    query.add_argument("--explain", action="store_true", help="print the plans instead of running the query")
+    query.add_argument("--max-rows", type=int, default=50, help="rows to print (default 50)")
+    query.add_argument("--runner", choices=["local", "ray"], default=None)
+    query.set_defaults(fn=cmd_sql)
     demo = commands.add_parser("demo", help="generate a synthetic lake and run a pipeline over it")
     demo.add_argument("--dir", default=None, help="where to put the lake (default: a temporary folder)")
     demo.add_argument("--rows", type=int, default=1_000_000, help="number of click events (default 1,000,000)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 from typing import Callable
 
 import polars as pl
@@ -42,6 +43,9 @@ _POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "between": lambda a, lo, hi: a.is_between(lo, hi, closed="both"),
     "cast": lambda a, dtype: a.cast(to_polars_type(dtype)),
     "hash": lambda a: a.hash(seed=0),
+    "abs": lambda a: a.abs(),
+    "round": lambda a, decimals: a.round(decimals, mode="half_away_from_zero"),
+    "str.concat": lambda *parts: pl.concat_str(list(parts)),
     "str.contains": lambda a, pattern, literal: a.str.contains(pattern, literal=literal),
     "str.starts_with": lambda a, prefix: a.str.starts_with(prefix),
     "str.ends_with": lambda a, suffix: a.str.ends_with(suffix),
@@ -49,13 +53,32 @@ _POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "str.upper": lambda a: a.str.to_uppercase(),
     "str.len": lambda a: a.str.len_chars().cast(pl.Int64),
     "str.slice": lambda a, offset, length: a.str.slice(offset, length),
+    "str.like": lambda a, pattern, case_insensitive: like_to_polars(a, pattern, case_insensitive),
     "str.replace": lambda a, pattern, value, literal: a.str.replace_all(pattern, value, literal=literal),
     "dt.year": lambda a: a.dt.year().cast(pl.Int64),
     "dt.month": lambda a: a.dt.month().cast(pl.Int64),
     "dt.day": lambda a: a.dt.day().cast(pl.Int64),
     "dt.hour": lambda a: a.dt.hour().cast(pl.Int64),
     "dt.truncate": lambda a, every: a.dt.truncate(every),
+    "dt.offset_by": lambda a, by: a.dt.offset_by(by),
 }
+
+
+def like_to_polars(a: pl.Expr, pattern: str, case_insensitive: bool) -> pl.Expr:
+    """SQL LIKE: a prefix, suffix or infix pattern runs as a plain string test; any other as an anchored regex."""
+    if not case_insensitive and "_" not in pattern:
+        inner = pattern.strip("%")
+        if "%" not in inner:
+            starts, ends = pattern.startswith("%"), pattern.endswith("%") and len(pattern) > 1
+            if starts and ends:
+                return a.str.contains(inner, literal=True)
+            if starts:
+                return a.str.ends_with(inner)
+            if ends:
+                return a.str.starts_with(inner)
+            return a == pl.lit(inner)
+    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+    return a.str.contains(f"(?s{'i' if case_insensitive else ''})^{regex}$")
 
 
 def _polars_literal(value) -> pl.Expr:

@@ -71,6 +71,13 @@ class Expr:
     def cast(self, dtype) -> Expr: return Call("cast", (self,), (to_arrow_type(dtype),))
     def alias(self, name: str) -> Expr: return Alias(self, name)
     def hash(self) -> Expr: return Call("hash", (self,))
+    def abs(self) -> Expr: return Call("abs", (self,))
+
+    def round(self, decimals: int = 0) -> Expr:
+        """Round half away from zero to `decimals` places, as SQL's ROUND does."""
+        if isinstance(decimals, bool) or not isinstance(decimals, int):
+            raise ExpressionTypeError(f"round({decimals!r}): the number of decimals must be an integer.")
+        return Call("round", (self,), (decimals,))
 
     # Aggregations: valid inside agg() and over(); see aggregates.py for how they run
     def sum(self) -> Expr: return Aggregation("sum", self)
@@ -383,9 +390,18 @@ class StringFunctions:
     def lower(self) -> Expr: return Call("str.lower", (self._expr,))
     def upper(self) -> Expr: return Call("str.upper", (self._expr,))
     def len(self) -> Expr: return Call("str.len", (self._expr,))
+    def concat(self, *others) -> Expr:
+        """This string followed by the others (SQL's ||): null if any part is null."""
+        return Call("str.concat", (self._expr,) + tuple(to_expr(o) for o in others))
 
     def slice(self, offset: int, length: int | None = None) -> Expr:
         return Call("str.slice", (self._expr,), (offset, length))
+
+    def like(self, pattern: str, case_insensitive: bool = False) -> Expr:
+        """SQL LIKE: `%` matches any run of characters, `_` any one character, and the whole string must match."""
+        if not isinstance(pattern, str):
+            raise ExpressionTypeError(f"str.like() takes a pattern string such as 'ab%', got {pattern!r}.")
+        return Call("str.like", (self._expr,), (pattern, bool(case_insensitive)))
 
     def replace(self, pattern: str, value: str, literal: bool = True) -> Expr:
         """Replace every occurrence of `pattern` (a regex when literal=False)."""
@@ -393,6 +409,7 @@ class StringFunctions:
 
 
 TRUNCATE_UNITS = {"s", "m", "h", "d", "w", "mo", "q", "y"}
+OFFSET_SPAN = re.compile(r"^-?(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 
 
 class TemporalFunctions:
@@ -403,6 +420,15 @@ class TemporalFunctions:
     def month(self) -> Expr: return Call("dt.month", (self._expr,))
     def day(self) -> Expr: return Call("dt.day", (self._expr,))
     def hour(self) -> Expr: return Call("dt.hour", (self._expr,))
+
+    def offset_by(self, by: str) -> Expr:
+        """Shift by a calendar span: "3mo", "-1y", "90d", "2h" (a month added to Jan 31 gives the last day of
+        February, as in SQL's date + INTERVAL)."""
+        if not isinstance(by, str) or not OFFSET_SPAN.match(by):
+            raise ExpressionTypeError(
+                f"dt.offset_by({by!r}): unknown span. Use a signed count and a unit, e.g. '3mo', '-1y', '90d' "
+                f"(units ns, us, ms, s, m, h, d, w, mo, q, y).")
+        return Call("dt.offset_by", (self._expr,), (by,))
 
     def truncate(self, every: str) -> Expr:
         """Truncate to a calendar unit: "1h", "1d", "1w", "1mo", "1y" (Polars duration syntax)."""

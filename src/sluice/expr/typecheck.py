@@ -54,9 +54,9 @@ def _kind_of_value(value) -> str:
 _ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**"}
 
 _STRING_RESULT = {"str.lower": STRING, "str.upper": STRING, "str.slice": STRING, "str.replace": STRING,
-                  "str.contains": BOOL, "str.starts_with": BOOL, "str.ends_with": BOOL, "str.len": NUMERIC}
+                  "str.contains": BOOL, "str.like": BOOL, "str.starts_with": BOOL, "str.ends_with": BOOL, "str.len": NUMERIC}
 _TEMPORAL_RESULT = {"dt.year": NUMERIC, "dt.month": NUMERIC, "dt.day": NUMERIC, "dt.hour": NUMERIC,
-                    "dt.truncate": TEMPORAL}
+                    "dt.truncate": TEMPORAL, "dt.offset_by": TEMPORAL}
 
 
 class _Checker:
@@ -151,6 +151,13 @@ class _Checker:
             return _TEMPORAL_RESULT[expr.fn]
         if expr.fn in ("is_in", "between"):
             return BOOL
+        if expr.fn in ("abs", "round"):
+            self.require(expr, expr.args[0], first, {NUMERIC}, f"{expr.fn}() needs a number")
+            return NUMERIC
+        if expr.fn == "str.concat":
+            for arg, kind in zip(expr.args, kinds):
+                self.require(expr, arg, kind, {STRING}, "str.concat() joins strings")
+            return STRING
         if expr.fn == "hash":
             return NUMERIC
         if expr.fn == "cast":

@@ -1,0 +1,78 @@
+"""The statements of one SQL text: views made and dropped along the way, and the one query it returns.
+
+The official TPC-H Q15 text is `CREATE VIEW revenue0 AS ...; SELECT ...; DROP VIEW revenue0;`:
+a view here is a name for a lazy Dataset, known to the statements after it.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from ..api.dataset import Dataset
+from .front import Query, normalized
+from .planner import Planner
+from .relations import restart_names
+
+
+def run_statements(query: Query, statements: list[exp.Expression], tables: dict[str, Dataset], check_tables,
+                   qualify_statement) -> Dataset:
+    restart_names()
+    tables = dict(tables)
+    result: Dataset | None = None
+    for statement in statements:
+        if isinstance(statement, exp.Create) and (statement.args.get("kind") or "").upper() in ("VIEW", "TABLE"):
+            target = statement.this
+            name = normalized(target.this.name if isinstance(target, exp.Schema) else target.name)
+            body = statement.expression
+            if body is None:
+                raise query.error(f"CREATE {statement.args['kind']} {name} needs AS SELECT ...", statement)
+            view = plan_query(query, body, tables, check_tables, qualify_statement)
+            if isinstance(target, exp.Schema):
+                columns = [normalized(c.name) for c in target.expressions]
+                if len(columns) != len(view.columns):
+                    raise query.error(f"{name} names {len(columns)} columns but its query has {len(view.columns)}",
+                                      target)
+                view = view.rename(dict(zip(view.columns, columns)))
+            tables[name] = view
+        elif isinstance(statement, exp.Drop):
+            for table in statement.args.get("tables") or ([statement.this] if statement.this else []):
+                tables.pop(normalized(table.name), None)
+        elif isinstance(statement, exp.Query):
+            if result is not None:
+                raise query.error("The text holds more than one query", statement,
+                                  "Pass one SELECT (views made with CREATE VIEW may come before it).")
+            result = plan_query(query, statement, tables, check_tables, qualify_statement)
+        else:
+            raise query.error(f"{statement.key.upper()} statements are not supported", statement,
+                              "sluice.sql runs SELECT queries, with CREATE VIEW / DROP VIEW around them.")
+    if result is None:
+        raise query.error_at("The text holds no SELECT query", None, None, "Add the SELECT whose rows you want.")
+    return result
+
+
+def plan_query(query: Query, statement: exp.Expression, tables: dict[str, Dataset], check_tables,
+               qualify_statement) -> Dataset:
+    check_tables(statement, set(tables), query)
+    name_unnamed_outputs(statement)
+    used = {normalized(t.name) for t in statement.find_all(exp.Table)} & set(tables)
+    qualified = qualify_statement(statement, {name: tables[name].schema for name in used}, query)
+    return Planner(query, tables).plan(qualified)
+
+
+def name_unnamed_outputs(statement: exp.Expression) -> None:
+    """An output column without AS is named by its text, `count(*)` -> "count_star()", as DuckDB names it
+    (qualify would name it _col_1)."""
+    select = statement
+    while isinstance(select, (exp.Union, exp.Intersect, exp.Except)):
+        select = select.this
+    if not isinstance(select, exp.Select):
+        return
+    for projection in list(select.expressions):
+        if isinstance(projection, (exp.Alias, exp.Column, exp.Star)) or projection.find(exp.Star) and not isinstance(
+                projection, exp.Count):
+            continue
+        text = "count_star()" if isinstance(projection, exp.Count) and isinstance(projection.this, exp.Star) \
+            else projection.sql(dialect="duckdb").lower()
+        if isinstance(projection, exp.Binary):
+            text = f"({text})"
+        projection.replace(exp.alias_(projection.copy(), text, quoted=True))
