@@ -54,18 +54,44 @@ def plan_query(query: Query, statement: exp.Expression, tables: dict[str, Datase
                qualify_statement) -> Dataset:
     check_tables(statement, set(tables), query)
     name_unnamed_outputs(statement)
+    explicit = {normalized(p.alias) for p in _top_select(statement).expressions if isinstance(p, exp.Alias)} \
+        if _top_select(statement) is not None else set()
     used = {normalized(t.name) for t in statement.find_all(exp.Table)} & set(tables)
     qualified = qualify_statement(statement, {name: tables[name].schema for name in used}, query)
-    return Planner(query, tables).plan(qualified)
+    dataset = Planner(query, tables).plan(qualified)
+    return _with_source_case(dataset, [tables[name].schema for name in used], explicit)
+
+
+def _with_source_case(dataset: Dataset, schemas, explicit: set[str]) -> Dataset:
+    """Output columns that are a table's column keep that column's spelling (`UserID`, not `userid`): unquoted
+    names are case-insensitive in DuckDB's dialect, and the planner reads them in lower case."""
+    spellings: dict[str, set[str]] = {}
+    for schema in schemas:
+        for name in schema.names:
+            spellings.setdefault(normalized(name), set()).add(name)
+    names = dataset.columns
+    renames = {}
+    for name in names:
+        found = spellings.get(name, set())
+        if name in explicit or len(found) != 1:
+            continue
+        original = next(iter(found))
+        if original != name and original not in names:
+            renames[name] = original
+    return dataset.rename(renames) if renames else dataset
+
+
+def _top_select(statement: exp.Expression) -> exp.Select | None:
+    while isinstance(statement, (exp.Union, exp.Intersect, exp.Except)):
+        statement = statement.this
+    return statement if isinstance(statement, exp.Select) else None
 
 
 def name_unnamed_outputs(statement: exp.Expression) -> None:
     """An output column without AS is named by its text, `count(*)` -> "count_star()", as DuckDB names it
     (qualify would name it _col_1)."""
-    select = statement
-    while isinstance(select, (exp.Union, exp.Intersect, exp.Except)):
-        select = select.this
-    if not isinstance(select, exp.Select):
+    select = _top_select(statement)
+    if select is None:
         return
     for projection in list(select.expressions):
         if isinstance(projection, (exp.Alias, exp.Column, exp.Star)) or projection.find(exp.Star) and not isinstance(
