@@ -7,11 +7,10 @@ a view here is a name for a lazy Dataset, known to the statements after it.
 
 from __future__ import annotations
 
+import pyarrow as pa
 from sqlglot import exp
 
 from ..api.dataset import Dataset
-import pyarrow as pa
-
 from ..io.memory import ArrowSource
 from ..plan.logical import Scan
 from .front import Query, normalized
