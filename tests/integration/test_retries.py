@@ -256,8 +256,8 @@ def test_flaky_csv_and_json_reads_succeed(tmp_path, fast_retries):
     table = _events(2_000).drop_columns(["tag"])
     flaky = Flaky(pafs.LocalFileSystem())
     fs = pafs.PyFileSystem(flaky)
-    sl.from_arrow(table).repartition(4).write_csv(str(tmp_path / "csv"))
-    sl.from_arrow(table).repartition(4).write_json(str(tmp_path / "json"))
+    sl.from_arrow(table).repartition(4).write_csv(str(tmp_path / "csv"), target_file_size=None)  # four files
+    sl.from_arrow(table).repartition(4).write_json(str(tmp_path / "json"), target_file_size=None)
     for reader, where in ((sl.read_csv, "csv"), (sl.read_json, "json")):
         ds = reader(str(tmp_path / where), filesystem=fs).filter(col("day") == 1)
         expected = ds.to_arrow()

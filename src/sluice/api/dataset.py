@@ -20,6 +20,7 @@ from ..errors import PlanError, SluiceError, column_not_found
 from ..expr.tree import Aggregation, Alias, Column, Expr, col
 from ..expr.typecheck import resolve_expression
 from ..expr.types import narrowest_column
+from ..io.coalesce import DEFAULT_TARGET_FILE_SIZE
 from ..io.memory import ArrowSource
 from ..io.sinks import CsvSink, FileSink, JsonSink, ParquetSink, WriteResult
 from ..kernels.udf import BATCH_FORMATS, check_udf_arguments, parse_concurrency, to_batch_format
@@ -28,21 +29,8 @@ from ..physical.planner import plan_physical
 from ..physical.stages import PhysicalPlan
 from ..plan.checks import Check, Expect
 from ..plan.logical import (
-    Aggregate,
-    Distinct,
-    Filter,
-    Join,
-    Limit,
-    LogicalNode,
-    MapBatches,
-    Project,
-    Repartition,
-    Scan,
-    Sort,
-    SortSpec,
-    UdfOptions,
-    Union,
-    Write,
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, SortSpec,
+    UdfOptions, Union, Write,
 )
 from ..plan.optimizer import optimize
 from ..plan.windows import extract_windows, has_window, over_every_row
@@ -416,18 +404,23 @@ class Dataset:
         return write(self._plan, sink, context)
 
     def write_parquet(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
-                      filesystem=None, compression: str = "zstd") -> WriteResult:
-        """Write Parquet files under the directory `path`, committed only if the whole job succeeds."""
-        return self._write(ParquetSink(path, partition_by, mode, filesystem, compression=compression))
+                      filesystem=None, compression: str = "zstd",
+                      target_file_size: int | str | None = DEFAULT_TARGET_FILE_SIZE) -> WriteResult:
+        """Write Parquet files under the directory `path`, committed only if the whole job succeeds.
+
+        Small files of one partition directory are joined at commit into files of up to `target_file_size`
+        bytes (default 128 MiB; None keeps one file per block and partition)."""
+        return self._write(ParquetSink(path, partition_by, mode, filesystem, target_file_size,
+                                       compression=compression))
 
     def write_csv(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
-                  filesystem=None) -> WriteResult:
-        return self._write(CsvSink(path, partition_by, mode, filesystem))
+                  filesystem=None, target_file_size: int | str | None = DEFAULT_TARGET_FILE_SIZE) -> WriteResult:
+        return self._write(CsvSink(path, partition_by, mode, filesystem, target_file_size))
 
     def write_json(self, path: str, *, partition_by: Sequence[str] | None = None, mode: str = "error",
-                   filesystem=None) -> WriteResult:
+                   filesystem=None, target_file_size: int | str | None = DEFAULT_TARGET_FILE_SIZE) -> WriteResult:
         """Write newline-delimited JSON files."""
-        return self._write(JsonSink(path, partition_by, mode, filesystem))
+        return self._write(JsonSink(path, partition_by, mode, filesystem, target_file_size))
 
     # ------------------------------------------------------------ insight
 
