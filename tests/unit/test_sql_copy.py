@@ -1,10 +1,11 @@
-"""COPY (SELECT ...) TO 'path' writes through the commit protocol: staged files, one commit, modes as write_*()."""
+"""COPY (SELECT ...) TO 'path' writes through the commit protocol: staged files, one commit, modes as write_*().
+Results are read back with sluice, which reads the committed snapshot (an overwrite keeps older files for
+readers of earlier snapshots)."""
 
 from __future__ import annotations
 
 import os
 
-import pyarrow.parquet as pq
 import pytest
 
 import sluice as sl
@@ -24,7 +25,7 @@ def test_copy_writes_the_query_and_commits_once(tmp_path, events):
                      events=events).to_arrow().to_pylist()
     assert summary[0]["rows"] == 2 and summary[0]["path"] == str(out)
     assert "_SUCCESS" in os.listdir(out)
-    assert sorted(pq.read_table(out).to_pylist(), key=lambda r: r["user"]) == [
+    assert sorted(sl.read_parquet(str(out)).to_arrow().to_pylist(), key=lambda r: r["user"]) == [
         {"user": "a", "total": 4}, {"user": "b", "total": 2}]
 
 
@@ -36,9 +37,9 @@ def test_copy_modes_and_partitions(tmp_path, events):
         sl.sql(f"copy events to '{out}' (format parquet)", events=events)
     sl.sql(f"copy (select * from events where n > 2) to '{out}' (format parquet, partition_by (user), append)",
            events=events)
-    assert sorted(pq.read_table(out).column("n").to_pylist()) == [1, 2, 3, 3]
+    assert sorted(sl.read_parquet(str(out)).to_arrow().column("n").to_pylist()) == [1, 2, 3, 3]
     sl.sql(f"copy (select user, n from events where n = 1) to '{out}' (format parquet, overwrite)", events=events)
-    assert pq.read_table(out).column("n").to_pylist() == [1]
+    assert sl.read_parquet(str(out)).to_arrow().column("n").to_pylist() == [1]
 
 
 def test_copy_csv_and_a_following_query(tmp_path, events):
