@@ -82,8 +82,8 @@ def _files_signature(path: str) -> list:
 def run_models(folder: str, out: str, tables: dict[str, str] | None = None, on_result=None) -> list[ModelResult]:
     """Run every model of `folder` into `out/<model>/` (Parquet); `tables` names input paths the models read.
     `on_result(result)` hears of each model as it is done."""
-    from . import sql
     from .. import read_parquet
+    from . import sql
     models = discover(folder)
     order = dependency_order(models)
     tables = dict(tables or {})
