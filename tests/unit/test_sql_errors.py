@@ -112,6 +112,13 @@ def test_clauses_the_planner_does_not_handle_are_refused_not_ignored(tables, que
     assert clause in str(fails(query, tables))
 
 
+def test_output_columns_keep_the_tables_spelling():
+    t = sl.from_items([{"UserID": 1, "Score": 2.0}])
+    assert sl.sql("select UserID, score * 2 as doubled from t", t=t).columns == ["UserID", "doubled"]
+    assert sl.sql("select * from t", t=t).columns == ["UserID", "Score"]
+    assert sl.sql("select score as score from t", t=t).columns == ["score"]
+
+
 def test_tables_come_from_paths_and_the_session_catalog(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": [1, 2, 3]}), path)

@@ -221,10 +221,37 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def _tables_of(args) -> dict[str, str]:
+    tables = {}
+    for item in args.table:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SluiceError(f"--table {item!r}: write NAME=PATH, e.g. --table lineitem=data/lineitem.parquet.")
+        tables[name] = path
+    return tables
+
+
+def _run_models(args) -> int:
+    """`sluice sql -f models/ --out target/`: every model of the folder, in dependency order."""
+    from ..sql.models import run_models
+    if not args.out:
+        raise SluiceError(f"{args.file!r} is a folder of models: say where their outputs go with --out DIR.")
+    if args.runner:
+        config.configure(runner=args.runner)
+    def show(result) -> None:
+        detail = f"{result.rows} rows" if result.rows is not None else "unchanged since its last commit, kept"
+        print(f"{result.name}: {detail} -> {result.path}", flush=True)
+
+    run_models(args.file, args.out, _tables_of(args), show)
+    return 0
+
+
 def cmd_sql(args) -> int:
     from ..sql import split_explain, sql
     if (args.query is None) == (args.file is None):
         raise SluiceError("sluice sql takes a query, or -f FILE with the query in it (not both).")
+    if args.file is not None and os.path.isdir(args.file):
+        return _run_models(args)
     if args.file is not None:
         if not os.path.isfile(args.file):
             raise SluiceError(f"No such SQL file: {args.file!r}.")
@@ -232,12 +259,7 @@ def cmd_sql(args) -> int:
             text = handle.read()
     else:
         text = args.query
-    tables = {}
-    for item in args.table:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise SluiceError(f"--table {item!r}: write NAME=PATH, e.g. --table lineitem=data/lineitem.parquet.")
-        tables[name] = path
+    tables = _tables_of(args)
     if args.runner:
         config.configure(runner=args.runner)
     explain, text = split_explain(text)
@@ -329,11 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "query reads with --table NAME=PATH, e.g. sluice sql \"select count(*) from t\" --table "
                     "t=data/events/")
     query.add_argument("query", nargs="?", help="the SQL text (or use -f FILE)")
-    query.add_argument("-f", "--file", default=None, help="read the SQL text from this file")
+    query.add_argument("-f", "--file", default=None,
+                       help="read the SQL text from this file; or a folder of model files (name.sql, which may "
+                            "read other models with {{ ref('other') }}) to run in dependency order into --out DIR/name/, "
+                            "keeping models unchanged since their last commit")
     query.add_argument("--table", "-t", action="append", default=[], metavar="NAME=PATH",
                        help="a table the query reads: a Parquet file or folder (hive partitions), or a .csv/.json "
                             "file; repeat for each table")
-    query.add_argument("--out", default=None, help="write the result as Parquet under this folder instead of printing")
+    query.add_argument("--out", default=None, help="write the result as Parquet under this folder instead of printing "
+                                                   "(with -f FOLDER: where the models' outputs go)")
     query.add_argument("--mode", default="error", choices=["error", "overwrite", "append"],
                        help="with --out: what to do when the folder holds data (default error)")
     query.add_argument("--explain", action="store_true", help="print the plans instead of running the query")

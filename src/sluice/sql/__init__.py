@@ -8,7 +8,9 @@ text is handed to another engine.
 Tables come from `tables=` (Datasets, or paths of Parquet, CSV or JSON files), then from the
 session catalog that `register()` fills. A text may hold several statements: `CREATE VIEW
 name AS SELECT ...` (or `CREATE TABLE name AS`, kept in memory for the rest of the text) and
-`DROP VIEW name` before the one SELECT it returns. `EXPLAIN SELECT ...` returns the lines of the
+`DROP VIEW name` before the one SELECT it returns, and `COPY (SELECT ...) TO 'path' (FORMAT parquet |
+csv | json, PARTITION_BY (cols), OVERWRITE | APPEND)`, which writes at once through the commit
+protocol (a text of only COPY returns one row: path, files, rows, bytes). `EXPLAIN SELECT ...` returns the lines of the
 plans `Dataset.explain()` prints, as a one-column dataset `plan`.
 """
 
