@@ -35,9 +35,9 @@ def run_demo(directory: str | None = None, rows: int = 1_000_000) -> None:
     with config.scope():  # the pipeline script's settings last for the demo only
         console.rule("[bold]sluice demo")
         lake = _step_lake(console, root, rows)
-        features, stats, out = _step_pipeline(console, lake)
+        features, stats, out = _step_pipeline(console, lake, rows)
         _step_bad_records(console, features, stats)
-        _step_kill_and_resume(console, lake, out)
+        _step_kill_and_resume(console, lake, out, stats)
         _step_report(console, stats)
 
 
@@ -59,7 +59,7 @@ def _step_lake(console, root: str, rows: int) -> dict[str, str]:
     return lake
 
 
-def _step_pipeline(console, lake: dict[str, str]):
+def _step_pipeline(console, lake: dict[str, str], rows: int):
     _heading(console, 2, "A pipeline: filter, class UDF pool, join, group_by, window, partitioned write")
     console.print(f"The pipeline is an ordinary script: {lake['script']} (`sluice explain` it to see its plans).")
     pipeline = runpy.run_path(lake["script"], run_name="sluice_demo_pipeline")
@@ -73,6 +73,9 @@ def _step_pipeline(console, lake: dict[str, str]):
         if name not in ran and name != "Partition":
             ran.append(name)
     console.print(f"Ran in {stats.wall_s:.1f}s: {' -> '.join(ran)}.")
+    events_scan = stats.operator_list()[0]
+    console.print(f"  the filters ran inside the events scan: it returned {events_scan.rows_out:,} of {rows:,} events "
+                  f"(3 of 7 days pruned by partition, the bot's rows dropped as they were read)")
     for note in stats.notes:
         if "worker process" in note or "broadcast" in note or "shuffle" in note:
             console.print(f"  {note}")
@@ -88,9 +91,11 @@ def _show_one_user(console, out: str) -> None:
 
     import sluice as sl
     table = sl.read_parquet(out).to_polars()
-    busiest = table.group_by("user_id").agg(pl.col("purchases").sum()).sort(["purchases", "user_id"],
-                                                                          descending=[True, False])
-    user = busiest["user_id"][0]
+    # an ordinary customer, not one of the few heavy users: buys every day, with the fewest events
+    steady = (table.group_by("user_id").agg(days=pl.len(), buying_days=(pl.col("purchases") > 0).sum(),
+                                            events=pl.col("events").sum())
+              .filter(pl.col("buying_days") == pl.col("days").max()).sort(["events", "user_id"]))
+    user = steady["user_id"][0]
     console.print(f"One user's days: running_spend_eur is the window `col('spend_eur').cum_sum()"
                   f".over('user_id', order_by='date')`:")
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=120):
@@ -104,13 +109,15 @@ def _step_bad_records(console, features, stats) -> None:
     console.print(f"[bold yellow]{stats.bad_records} bad records[/] were quarantined and the run went on "
                   f"(max_bad_records=100); the summary counts them. The dead-letter dataset "
                   f"({stats.bad_records_path}), as `sluice bad-records {stats.run_id}` lists it:")
-    dead = features.bad_records().to_polars().with_columns(pl.col("source_file").str.split("/").list.last())
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, fmt_str_lengths=48,
-                   tbl_width_chars=160, tbl_rows=10):
-        print(dead.select("operator", "source_file", "row_position", "exception_type", "message"))
+    dead = features.bad_records().to_polars().select(
+        pl.col("operator").str.split(" (").list.first(), pl.col("source_file").str.split("/").list.last(),
+        "row_position", "exception_type", "message", pl.col("record_json").alias("record"))
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, fmt_str_lengths=40,
+                   tbl_width_chars=170, tbl_rows=10):
+        print(dead)
 
 
-def _step_kill_and_resume(console, lake: dict[str, str], first_output: str) -> None:
+def _step_kill_and_resume(console, lake: dict[str, str], first_output: str, first_run) -> None:
     import sluice as sl
 
     from .. import config
@@ -132,8 +139,9 @@ def _step_kill_and_resume(console, lake: dict[str, str], first_output: str) -> N
     events = _events(run_dir)
     saved = sum(1 for e in events if e["event"] == "checkpoint" and e["what"] == "exchange saved")
     visible = os.path.exists(os.path.join(out, "_SUCCESS"))
-    console.print(f"`sluice run pipeline.py` in a child process, killed with SIGKILL after {saved} exchange(s) were "
-                  f"saved: run {run_id} crashed; {out} has {'a' if visible else 'no'} committed output.")
+    console.print(f"The same script again, as `sluice run pipeline.py` in a child process, killed with SIGKILL "
+                  f"once {saved} exchanges were saved (by the crash tests' hook, SLUICE_TEST_CRASH_AT={KILL_AT}): "
+                  f"run {run_id} crashed, and {out} has {'a' if visible else 'no'} committed output.")
     result = sl.resume(run_id)
     resumed = session.runs[-1]
     restored = [e for e in _events(run_dir)[len(events):] if e["event"] == "checkpoint" and "restored" in e["what"]]
@@ -142,8 +150,9 @@ def _step_kill_and_resume(console, lake: dict[str, str], first_output: str) -> N
     for note in resumed.notes:
         if "earlier attempt" in note or "restored" in note:
             console.print(f"  {note}")
-    ran_again = sorted({op.name.split(" (")[0] for op in resumed.operator_list() if op.blocks})
-    console.print(f"  operators that ran again: {', '.join(ran_again)}")
+    ran_again = {op.name.split(" (")[0] for op in resumed.operator_list() if op.blocks}
+    skipped = sorted({op.name.split(" (")[0] for op in first_run.operator_list()} - ran_again)
+    console.print(f"  skipped: {', '.join(skipped)}; ran again: {', '.join(sorted(ran_again))}")
     same = _same_rows(first_output, out)
     console.print(f"Committed once: {result.rows:,} rows in {len(result.files)} files, "
                   f"{'the same rows as the uninterrupted run, each once' if same else '[red]NOT the same rows[/]'}.")
