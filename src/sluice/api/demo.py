@@ -51,7 +51,8 @@ def _step_lake(console, root: str, rows: int) -> dict[str, str]:
     lake = generate_lake(root, rows)
     import pyarrow.parquet as pq
     files = sum(len(names) for _, _, names in os.walk(lake["events"]))
-    late_lines = sum(1 for _ in open(lake["late"])) - 1
+    with open(lake["late"]) as late:
+        late_lines = sum(1 for _ in late) - 1
     console.print(f"{rows:,} click events over 7 days in {files} Parquet files, hive-partitioned by date "
                   f"({lake['events']}); {pq.read_metadata(lake['users']).num_rows:,} users (users.parquet).")
     console.print(f"A partner's late drop of {late_lines:,} events as CSV (late/late-events.csv), three lines of "
@@ -96,8 +97,8 @@ def _show_one_user(console, out: str) -> None:
                                             events=pl.col("events").sum())
               .filter(pl.col("buying_days") == pl.col("days").max()).sort(["events", "user_id"]))
     user = steady["user_id"][0]
-    console.print(f"One user's days: running_spend_eur is the window `col('spend_eur').cum_sum()"
-                  f".over('user_id', order_by='date')`:")
+    console.print("One user's days: running_spend_eur is the window `col('spend_eur').cum_sum()"
+                  ".over('user_id', order_by='date')`:")
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=120):
         print(table.filter(pl.col("user_id") == user).sort("date").select(
             "user_id", "country", "plan", "date", "events", "purchases", "spend_eur", "running_spend_eur"))
@@ -130,11 +131,11 @@ def _step_kill_and_resume(console, lake: dict[str, str], first_output: str, firs
     env = dict(os.environ, SLUICE_RUNS_DIR=runs_dir, SLUICE_RUNNER=config.current().runner, SLUICE_PROGRESS="0",
                SLUICE_TEST_CRASH_AT=KILL_AT)
     child = subprocess.run([sys.executable, "-m", "sluice", "run", lake["script"], out], env=env,
-                           capture_output=True, text=True, timeout=300)
-    (run_id,) = sorted(set(os.listdir(runs_dir)) - before)
+                           capture_output=True, text=True, timeout=300, check=False)
     if child.returncode != -signal.SIGKILL:
         raise SluiceError(f"the demo's child run was meant to be killed, and ended with {child.returncode}: "
-                           f"{child.stderr[-2000:]}")
+                          f"{child.stderr[-2000:]}")
+    (run_id,) = sorted(set(os.listdir(runs_dir)) - before)
     run_dir = run_directory(runs_dir, run_id)
     events = _events(run_dir)
     saved = sum(1 for e in events if e["event"] == "checkpoint" and e["what"] == "exchange saved")
