@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+
+import pyarrow.parquet as pq
 
 from ..errors import SluiceError
 from .demo_data import generate_lake
@@ -49,7 +52,6 @@ def _heading(console, number: int, title: str) -> None:
 def _step_lake(console, root: str, rows: int) -> dict[str, str]:
     _heading(console, 1, "A lake")
     lake = generate_lake(root, rows)
-    import pyarrow.parquet as pq
     files = sum(len(names) for _, _, names in os.walk(lake["events"]))
     with open(lake["late"]) as late:
         late_lines = sum(1 for _ in late) - 1
@@ -127,6 +129,7 @@ def _step_kill_and_resume(console, lake: dict[str, str], first_output: str, firs
     _heading(console, 4, "A crash, then resume")
     runs_dir = config.current().runs_dir
     out = first_output + "_resumed"
+    shutil.rmtree(out, ignore_errors=True)  # left by an earlier demo in this folder
     before = set(os.listdir(runs_dir))
     env = dict(os.environ, SLUICE_RUNS_DIR=runs_dir, SLUICE_RUNNER=config.current().runner, SLUICE_PROGRESS="0",
                SLUICE_TEST_CRASH_AT=KILL_AT)

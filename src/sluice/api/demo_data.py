@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +54,7 @@ def generate_lake(root: str, rows: int, seed: int = 7) -> dict[str, str]:
     events = events.set_column(events.schema.get_field_index("currency"), "currency", pa.array(currency, pa.string()))
 
     events_dir = os.path.join(root, "events")
+    shutil.rmtree(events_dir, ignore_errors=True)  # an earlier demo's, perhaps with other --rows
     for day in days.to_pylist():
         part = events.filter(pc.equal(events["date"], day)).drop_columns(["date"])
         os.makedirs(os.path.join(events_dir, f"date={day}"), exist_ok=True)
