@@ -64,7 +64,8 @@ def _step_lake(console, root: str, rows: int) -> dict[str, str]:
 
 def _step_pipeline(console, lake: dict[str, str], rows: int):
     _heading(console, 2, "A pipeline: filter, class UDF pool, join, group_by, window, partitioned write")
-    console.print(f"The pipeline is an ordinary script: {lake['script']} (`sluice explain` it to see its plans).")
+    console.print(f"The pipeline is an ordinary script: {lake['script']} "
+                  f"(`sluice explain {lake['script']} OUT` prints its plans and why the planner chose them).")
     pipeline = runpy.run_path(lake["script"], run_name="sluice_demo_pipeline")
     features = pipeline["features"]
     out = os.path.join(os.path.dirname(lake["script"]), "output", "user_days")
@@ -80,7 +81,7 @@ def _step_pipeline(console, lake: dict[str, str], rows: int):
     console.print(f"  the filters ran inside the events scan: it returned {events_scan.rows_out:,} of {rows:,} events "
                   f"(3 of 7 days pruned by partition, the bot's rows dropped as they were read)")
     for note in stats.notes:
-        if "worker process" in note or "broadcast" in note or "shuffle" in note:
+        if note.startswith("map_batches ToEuro") or "broadcast" in note or "shuffle" in note:
             console.print(f"  {note}")
     partitions = sorted({os.path.basename(os.path.dirname(f)) for f in result.files})
     console.print(f"Wrote {result.rows:,} user-days in {len(result.files)} files under {out}, one folder per "
