@@ -1,10 +1,12 @@
 """The `sluice` command line: run, explain and demo, as a user would call them."""
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import pyarrow.parquet as pq
 import pytest
 
 PIPELINE = textwrap.dedent("""
@@ -17,8 +19,8 @@ PIPELINE = textwrap.dedent("""
 """)
 
 
-def sluice(*args, cwd=None):
-    env = {**os.environ, "SLUICE_PROGRESS": "0"}
+def sluice(*args, cwd=None, env=None):
+    env = {**os.environ, "SLUICE_PROGRESS": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "sluice", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=300)
 
@@ -79,14 +81,49 @@ def test_missing_script_is_a_clear_error(tmp_path):
     assert "No such pipeline script" in result.stderr
 
 
-def test_demo_runs_to_completion(tmp_path):
-    result = sluice("demo", "--dir", str(tmp_path / "lake"), "--rows", "20000")
+def test_demo_shows_each_step_with_the_runs_own_evidence(tmp_path, runner):
+    runs = tmp_path / "runs"
+    result = sluice("demo", "--dir", str(tmp_path / "lake"), "--rows", "20000", env={"SLUICE_RUNS_DIR": str(runs)})
     assert result.returncode == 0, result.stderr
-    assert "malformed late rows" in result.stdout
-    assert (tmp_path / "lake" / "output" / "events_enriched" / "_SUCCESS").exists()
-    assert (tmp_path / "lake" / "output" / "rejected_late_events" / "_SUCCESS").exists()
-    # it ends with the run summary and the path of the run's HTML report
-    tail = result.stdout[result.stdout.index("Summary"):]
+    out = result.stdout
+    steps = [out.index(f"{n}. ") for n in range(1, 6)]
+    assert steps == sorted(steps)  # a story, told in order
+
+    # 2. the pipeline: a join, a group_by, a window and a class UDF in a pool of two worker processes
+    tail = out[out.index("Summary"):]
+    first = json.loads((runs / tail.split("sluice run ", 1)[1].split(":")[0] / "run.json").read_text())
+    operators = {op["name"].split(" (")[0] for op in first["operators"]}
+    assert {"Join", "PartialAggregate", "FinalAggregate", "Window", "MapBatches"} <= operators
+    # a pool: two worker processes here; on Ray, actors (as many as its CPUs leave room for)
+    pool = "map_batches ToEuro: 2 worker process(es)" if runner == "local" else "Ray actor(s) (concurrency"
+    assert any(note.startswith("map_batches ToEuro: ") and pool in note for note in first["notes"])
+    assert pool in tail
+    for name in ("Join", "FinalAggregate", "Window", "MapBatches"):
+        assert f"│ {name}" in tail  # in the summary's operators table
+    written = pq.read_table(tmp_path / "lake" / "output" / "user_days")
+    assert written.num_rows > 0 and len(set(written["country"].to_pylist())) == 8  # partitioned by country
+    assert len(set(written["spend_eur"].drop_null().to_pylist())) > 100  # realistic values, not a constant
+    # 3. bad records quarantined for real: three CSV lines that do not parse, a purchase the UDF rejects
+    assert first["bad_records"] >= 4 and f"{first['bad_records']} BAD RECORDS quarantined" in tail
+    dead = pq.read_table(runs / first["run_id"] / "bad_records").to_pylist()
+    assert len(dead) == first["bad_records"]
+    assert sorted(r["row_position"] for r in dead if r["operator"] == "Scan") == [502, 1002, 1502]
+    assert any(r["message"] == "no exchange rate for ['BTC']" for r in dead)
+    assert "no exchange rate for ['BTC']" in out and "expected 7 columns, got 4" in out
+    # 4. killed, then resumed: finished work was kept, the output is whole
+    resumed_id = out.split("sluice.resume('", 1)[1].split("'")[0]
+    assert resumed_id != first["run_id"]
+    assert json.loads((runs / resumed_id / "run.json").read_text())["status"] == "succeeded"
+    events = [json.loads(line) for line in (runs / resumed_id / "events.jsonl").read_text().splitlines()]
+    assert sum(1 for e in events if e["event"] == "run_start") == 2  # the killed attempt and the resumed one
+    assert any(e["event"] == "checkpoint" and e["what"] == "exchange restored" for e in events)
+    resumed_scans = [e for e in events[[e["event"] for e in events].index("run_start", 1):]
+                     if e["event"] == "task_start" and e.get("sources")]
+    assert not resumed_scans  # nothing was read again: the finished exchange held it
+    assert "the same rows as the uninterrupted run, each once" in out
+    assert (tmp_path / "lake" / "output" / "user_days_resumed" / "_SUCCESS").exists()
+    assert pq.read_table(tmp_path / "lake" / "output" / "user_days_resumed").num_rows == written.num_rows
+    # 5. the summary and the run's HTML report
     assert "bytes processed" in tail and "operators" in tail
     report = tail.split("Report: ", 1)[1].split()[0]
     assert report.endswith("report.html") and os.path.isfile(report)

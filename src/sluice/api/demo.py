@@ -1,146 +1,194 @@
-"""`sluice demo`: build a small, realistic lake and run a pipeline that shows the engine.
+"""`sluice demo`: a short story, read top to bottom in the terminal, of what sluice does with a real-looking job.
 
-The lake has a week of clickstream events, hive-partitioned by date, where one user produces
-a large share of the events (a skewed key, as real traffic has); a users table; and a
-late-arriving NDJSON drop that contains malformed rows. The pipeline prunes partitions,
-cleans the late drop while keeping every rejected row on record, unions, enriches with an
-Arrow-native batch function, writes partitioned Parquet, and prints what it did.
+It generates a lake (demo_data.py), then runs one pipeline over it, a filter, a class UDF in a
+pool of worker processes, a join, a group_by and a window written partitioned, and prints, step by
+step, the evidence of each thing it shows, taken from the run itself: the operators that ran
+(`stats()`), the rows written (the WriteResult), the records it set aside (the dead-letter
+dataset), a second run of the same script killed with SIGKILL in a child process and finished by
+`sluice.resume`, and the HTML report.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-EVENT_TYPES = np.array(["view", "view", "view", "click", "click", "add_to_cart", "purchase"])
-COUNTRIES = np.array(["DE", "FR", "US", "GB", "BR", "IN", "JP", "NL"])
-PATHS = np.array(["/", "/search", "/product/42", "/product/7", "/cart", "/checkout", "/help"])
-DAYS = 7
-START = dt.datetime(2026, 11, 1)
+from ..errors import SluiceError
+from .demo_data import generate_lake
 
-
-def generate_lake(root: str, rows: int, seed: int = 7) -> dict[str, str]:
-    """Write the demo lake under `root`; return the paths of its parts."""
-    rng = np.random.default_rng(seed)
-    users = max(1000, rows // 50)
-    user_ids = rng.zipf(1.3, rows) % users  # a few users produce most of the traffic
-    user_ids[rng.random(rows) < 0.25] = 1  # and user 1 is a bot holding a quarter of it
-    seconds = rng.integers(0, DAYS * 86400, rows)
-    event_type = EVENT_TYPES[rng.integers(0, len(EVENT_TYPES), rows)]
-    amount = np.where(event_type == "purchase", np.round(rng.gamma(2.0, 30.0, rows), 2), np.nan)
-    events = pa.table({
-        "event_id": pa.array(np.arange(rows, dtype=np.int64)),
-        "user_id": pa.array(user_ids.astype(np.int64)),
-        "ts": pa.array((np.datetime64(START, "us") + seconds.astype("timedelta64[s]")).astype("datetime64[us]")),
-        "event_type": pa.array(event_type),
-        "path": pa.array(PATHS[rng.integers(0, len(PATHS), rows)]),
-        "amount": pa.array(amount, from_pandas=True),
-        "date": pa.array((START.date() + dt.timedelta(days=int(d))).isoformat() for d in seconds // 86400),
-    })
-    events_dir = os.path.join(root, "events")
-    for day in range(DAYS):
-        date = (START.date() + dt.timedelta(days=day)).isoformat()
-        part = events.filter(pc.equal(events["date"], date)).drop_columns(["date"])
-        os.makedirs(os.path.join(events_dir, f"date={date}"), exist_ok=True)
-        for i, start in enumerate(range(0, part.num_rows, max(1, part.num_rows // 4 + 1))):
-            pq.write_table(part.slice(start, part.num_rows // 4 + 1),
-                           os.path.join(events_dir, f"date={date}", f"part-{i}.parquet"), row_group_size=65536)
-
-    users_path = os.path.join(root, "users.parquet")
-    pq.write_table(pa.table({
-        "user_id": pa.array(np.arange(users, dtype=np.int64)),
-        "country": pa.array(COUNTRIES[rng.integers(0, len(COUNTRIES), users)]),
-        "plan": pa.array(np.where(rng.random(users) < 0.1, "pro", "free")),
-        "signup_date": pa.array(START.date() - dt.timedelta(days=int(d)) for d in rng.integers(1, 900, users)),
-    }), users_path)
-
-    late_path = os.path.join(root, "late", "late-events.jsonl")
-    os.makedirs(os.path.dirname(late_path), exist_ok=True)
-    late_rows = max(100, rows // 100)
-    with open(late_path, "w") as out:
-        for i in range(late_rows):
-            record = {"event_id": rows + i, "user_id": int(rng.integers(0, users)),
-                      "ts": (START + dt.timedelta(seconds=int(rng.integers(0, DAYS * 86400)))).isoformat(),
-                      "event_type": str(EVENT_TYPES[rng.integers(0, len(EVENT_TYPES))]),
-                      "path": str(PATHS[rng.integers(0, len(PATHS))]), "amount": None}
-            if record["event_type"] == "purchase":
-                record["amount"] = round(float(rng.gamma(2.0, 30.0)), 2)
-            if i % 97 == 13:
-                record["user_id"] = None  # malformed: no user
-            if i % 89 == 5:
-                record["amount"] = -abs(record["amount"] or 9.99)  # malformed: negative money
-            out.write(json.dumps(record) + "\n")
-    return {"events": events_dir, "users": users_path, "late": late_path}
-
-
-def add_session_bucket(batch: pa.Table) -> pa.Table:
-    """An Arrow-native batch function: 30-minute session buckets and a page family."""
-    bucket = pc.divide(pc.cast(batch["ts"], pa.int64()), 30 * 60 * 1_000_000)
-    family = pc.replace_substring_regex(batch["path"], r"^/([a-z]*).*$", r"\1")
-    return batch.append_column("session_bucket", bucket).append_column("page_family", family)
+# Where the child run is killed: the crash test hook (crash_points.py), standing in for the OOM killer or a
+# power cut at a moment that is the same on every run of the demo: once the group_by's input is all saved.
+KILL_AT = "after-exchange:2"
 
 
 def run_demo(directory: str | None = None, rows: int = 1_000_000) -> None:
-    import sluice as sl
-    from sluice import col, lit, when
-    from sluice.observe.stats import report_console
-
+    from .. import config
+    from ..observe.stats import report_console
     console = report_console()
-    root = directory or tempfile.mkdtemp(prefix="sluice-demo-")
+    root = os.path.abspath(directory or tempfile.mkdtemp(prefix="sluice-demo-"))
     os.makedirs(root, exist_ok=True)
-    console.rule("[bold]sluice demo")
-    console.print(f"Generating a lake of {rows:,} click events under {root} ...")
+    with config.scope():  # the pipeline script's settings last for the demo only
+        console.rule("[bold]sluice demo")
+        lake = _step_lake(console, root, rows)
+        features, stats, out = _step_pipeline(console, lake, rows)
+        _step_bad_records(console, features, stats)
+        _step_kill_and_resume(console, lake, out, stats)
+        _step_report(console, stats)
+
+
+def _heading(console, number: int, title: str) -> None:
+    console.print()
+    console.rule(f"[bold]{number}. {title}", align="left")
+
+
+def _step_lake(console, root: str, rows: int) -> dict[str, str]:
+    _heading(console, 1, "A lake")
     lake = generate_lake(root, rows)
+    files = sum(len(names) for _, _, names in os.walk(lake["events"]))
+    with open(lake["late"]) as late:
+        late_lines = sum(1 for _ in late) - 1
+    console.print(f"{rows:,} click events over 7 days in {files} Parquet files, hive-partitioned by date "
+                  f"({lake['events']}); {pq.read_metadata(lake['users']).num_rows:,} users (users.parquet).")
+    console.print(f"A partner's late drop of {late_lines:,} events as CSV (late/late-events.csv), three lines of "
+                  f"which do not parse; a few purchases are in a currency the rate table lacks.")
+    return lake
 
-    events = sl.read_parquet(lake["events"], filter=col("date") >= "2026-11-04")  # prunes 3 of 7 days
-    late = sl.read_json(lake["late"])
-    is_valid = col("user_id").is_not_null() & (col("amount").is_null() | (col("amount") >= 0))
-    rejected = late.filter(~is_valid)
-    late_clean = (
-        late.filter(is_valid)
-        .with_columns(ts=col("ts").cast("timestamp[us]"),
-                      date=col("ts").cast("timestamp[us]").dt.truncate("1d").cast("date").cast("string"))
-        .filter(col("date") >= "2026-11-04")
-    )
-    enriched = (
-        events.union(late_clean.select(*events.columns))
-        .with_columns(hour=col("ts").dt.hour(),
-                      amount_eur=when(col("amount").is_null()).then(lit(0.0)).otherwise(col("amount") * 0.92),
-                      is_bot=col("user_id") == 1)
-        .map_batches(add_session_bucket)
-        .drop("amount")
-    )
 
-    console.rule("Plan")
-    enriched.explain()
-    out = os.path.join(root, "output", "events_enriched")
-    console.rule("Run")
-    result = enriched.write_parquet(out, partition_by=["event_type"], mode="overwrite")
-    rejected_result = rejected.write_json(os.path.join(root, "output", "rejected_late_events"), mode="overwrite")
+def _step_pipeline(console, lake: dict[str, str], rows: int):
+    _heading(console, 2, "A pipeline: filter, class UDF pool, join, group_by, window, partitioned write")
+    console.print(f"The pipeline is an ordinary script: {lake['script']} "
+                  f"(`sluice explain {lake['script']} OUT` prints its plans and why the planner chose them).")
+    pipeline = runpy.run_path(lake["script"], run_name="sluice_demo_pipeline")
+    features = pipeline["features"]
+    out = os.path.join(os.path.dirname(lake["script"]), "output", "user_days")
+    result = pipeline["write"](out)
+    stats = features.stats()
+    ran = []
+    for op in stats.operator_list():
+        name = op.name.split(" (")[0]
+        if name not in ran and name != "Partition":
+            ran.append(name)
+    console.print(f"Ran in {stats.wall_s:.1f}s: {' -> '.join(ran)}.")
+    events_scan = stats.operator_list()[0]
+    console.print(f"  the filters ran inside the events scan: it returned {events_scan.rows_out:,} of {rows:,} events "
+                  f"(3 of 7 days pruned by partition, the bot's rows dropped as they were read)")
+    for note in stats.notes:
+        if note.startswith("map_batches ToEuro") or "broadcast" in note or "shuffle" in note:
+            console.print(f"  {note}")
+    partitions = sorted({os.path.basename(os.path.dirname(f)) for f in result.files})
+    console.print(f"Wrote {result.rows:,} user-days in {len(result.files)} files under {out}, one folder per "
+                  f"country ({', '.join(partitions)}).")
+    _show_one_user(console, out)
+    return features, stats, out
 
-    bot_share = sl.read_parquet(out).filter(col("is_bot")).count() / max(result.rows, 1)
-    console.rule("Result")
-    console.print(f"Wrote {result.rows:,} rows in {len(result.files)} files to {out}")
-    console.print(f"[bold yellow]{rejected_result.rows} malformed late rows[/] were set aside, not dropped: "
-                  f"{rejected_result.path}")
-    console.print(f"Skew: user 1 produced {bot_share:.0%} of the events.")
-    console.print("Sample:")
-    sl.read_parquet(out).select("event_id", "user_id", "event_type", "hour", "page_family", "amount_eur").show(5)
 
-    stats = enriched.stats()
+def _show_one_user(console, out: str) -> None:
+    import polars as pl
+
+    import sluice as sl
+    table = sl.read_parquet(out).to_polars()
+    # an ordinary customer, not one of the few heavy users: buys every day, with the fewest events
+    steady = (table.group_by("user_id").agg(days=pl.len(), buying_days=(pl.col("purchases") > 0).sum(),
+                                            events=pl.col("events").sum())
+              .filter(pl.col("buying_days") == pl.col("days").max()).sort(["events", "user_id"]))
+    user = steady["user_id"][0]
+    console.print("One user's days: running_spend_eur is the window `col('spend_eur').cum_sum()"
+                  ".over('user_id', order_by='date')`:")
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=120):
+        print(table.filter(pl.col("user_id") == user).sort("date").select(
+            "user_id", "country", "plan", "date", "events", "purchases", "spend_eur", "running_spend_eur"))
+
+
+def _step_bad_records(console, features, stats) -> None:
+    import polars as pl
+    _heading(console, 3, "Bad records: set aside, not dropped")
+    console.print(f"[bold yellow]{stats.bad_records} bad records[/] were quarantined and the run went on "
+                  f"(max_bad_records=100); the summary counts them. The dead-letter dataset "
+                  f"({stats.bad_records_path}), as `sluice bad-records {stats.run_id}` lists it:")
+    dead = features.bad_records().to_polars().select(
+        pl.col("operator").str.split(" (").list.first(), pl.col("source_file").str.split("/").list.last(),
+        "row_position", "exception_type", "message", pl.col("record_json").alias("record"))
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, fmt_str_lengths=40,
+                   tbl_width_chars=170, tbl_rows=10):
+        print(dead)
+
+
+def _step_kill_and_resume(console, lake: dict[str, str], first_output: str, first_run) -> None:
+    import sluice as sl
+
+    from .. import config
+    from ..driver import session
+    from ..observe.history import run_directory
+    _heading(console, 4, "A crash, then resume")
+    runs_dir = config.current().runs_dir
+    out = first_output + "_resumed"
+    shutil.rmtree(out, ignore_errors=True)  # left by an earlier demo in this folder
+    before = set(os.listdir(runs_dir))
+    env = dict(os.environ, SLUICE_RUNS_DIR=runs_dir, SLUICE_RUNNER=config.current().runner, SLUICE_PROGRESS="0",
+               SLUICE_TEST_CRASH_AT=KILL_AT)
+    child = subprocess.run([sys.executable, "-m", "sluice", "run", lake["script"], out], env=env,
+                           capture_output=True, text=True, timeout=300, check=False)
+    if child.returncode != -signal.SIGKILL:
+        raise SluiceError(f"the demo's child run was meant to be killed, and ended with {child.returncode}: "
+                          f"{child.stderr[-2000:]}")
+    (run_id,) = sorted(set(os.listdir(runs_dir)) - before)
+    run_dir = run_directory(runs_dir, run_id)
+    events = _events(run_dir)
+    saved = sum(1 for e in events if e["event"] == "checkpoint" and e["what"] == "exchange saved")
+    visible = os.path.exists(os.path.join(out, "_SUCCESS"))
+    console.print(f"The same script again, as `sluice run pipeline.py` in a child process, killed with SIGKILL "
+                  f"once {saved} exchanges were saved (by the crash tests' hook, SLUICE_TEST_CRASH_AT={KILL_AT}): "
+                  f"run {run_id} crashed, and {out} has {'a' if visible else 'no'} committed output.")
+    result = sl.resume(run_id)
+    resumed = session.runs[-1]
+    restored = [e for e in _events(run_dir)[len(events):] if e["event"] == "checkpoint" and "restored" in e["what"]]
+    console.print(f"sluice.resume({run_id!r}): {resumed.status} in {resumed.wall_s:.1f}s, restoring "
+                  f"{len(restored)} finished exchange(s) from the run store instead of recomputing them:")
+    for note in resumed.notes:
+        if "earlier attempt" in note or "restored" in note:
+            console.print(f"  {note}")
+    ran_again = {op.name.split(" (")[0] for op in resumed.operator_list() if op.blocks}
+    skipped = sorted({op.name.split(" (")[0] for op in first_run.operator_list()} - ran_again)
+    console.print(f"  skipped: {', '.join(skipped)}; ran again: {', '.join(sorted(ran_again))}")
+    same = _same_rows(first_output, out)
+    console.print(f"Committed once: {result.rows:,} rows in {len(result.files)} files, "
+                  f"{'the same rows as the uninterrupted run, each once' if same else '[red]NOT the same rows[/]'}.")
+
+
+def _events(run_dir: str) -> list[dict]:
+    with open(os.path.join(run_dir, "events.jsonl")) as f:
+        return [json.loads(line) for line in f if line.endswith("\n")]
+
+
+def _same_rows(left: str, right: str) -> bool:
+    from polars.testing import assert_frame_equal
+
+    import sluice as sl
+    keys = ["user_id", "date"]
+    a, b = (sl.read_parquet(path).to_polars().sort(keys) for path in (left, right))
+    try:
+        assert_frame_equal(a, b.select(a.columns), check_exact=False)  # sums of floats, added in any order
+    except AssertionError:
+        return False
+    return not a.select(keys).is_duplicated().any()
+
+
+def _step_report(console, stats) -> None:
+    from .. import config
+    from ..observe.history import run_directory
+    from ..observe.report import write_report
+    _heading(console, 5, "The summary and the report")
     console.rule("Summary")
     console.print(stats.table())
     for line in stats.footer_lines():
         console.print(line)
-    from ..config import current as current_config
-    from ..observe.history import run_directory
-    from ..observe.report import write_report
-    report = write_report(run_directory(current_config().runs_dir, stats.run_id))
+    report = write_report(run_directory(config.current().runs_dir, stats.run_id))
     console.print(f"Report: {report}  (`sluice report {stats.run_id} --open` opens it)")
