@@ -230,6 +230,12 @@ def test_every_stage_has_task_bars_and_every_chart_fits(pipeline, runner, browse
     if pipeline == "scan_join_udf_group_write":
         assert len(stages) >= 4
         charts |= {"skew", "bad_records"}
+        # the write stage's bytes out are the files it wrote, not the file list it hands the driver
+        with open(os.path.join(run_dir, "run.json")) as f:
+            run = json.load(f)
+        (write,) = [op for op in run["operators"] if op["name"] == "Write"]
+        on_disk = sum(p.stat().st_size for p in (tmp_path / "out").rglob("*.parquet"))
+        assert write["bytes_out"] == run["output_bytes"] == on_disk
     assert check_report(browser, write_report(run_dir), stages, charts) == []
 
 
