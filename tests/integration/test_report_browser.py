@@ -270,8 +270,8 @@ def test_checker_reports_a_chart_without_marks_and_a_clipped_legend(browser, tmp
     flat, _ = line_chart([Series("rows/s", [], "#4e79a7")], 2.0, fmt_count, "rows/s", "no points")
     past_the_edge, _ = legend([("a legend drawn past the right edge of its chart", "#f28e2b", "line")],
                               WIDTH - 60, 20, right=2 * WIDTH)
-    clipped = svg(60, past_the_edge + [f'<rect class="mark" x="{LEFT + 10}" y="30" width="300" height="20" '
-                                       f'fill="#59a14f"><title>one bar</title></rect>'], "clipped legend")
+    bar = f'<rect class="mark" x="{LEFT + 10}" y="30" width="300" height="20" fill="#59a14f"><title>one bar</title></rect>'
+    clipped = svg(60, [*past_the_edge, bar], "clipped legend")
     page = tmp_path / "faults.html"
     page.write_text(f'<!DOCTYPE html><html><head><style>{CSS}</style></head><body><section class="chart" '
                     f'data-chart="flat" data-points="1">{flat}'
