@@ -32,6 +32,7 @@ class Out:
     handles: list
     report: Report
     key: str | None = None  # a map task that feeds a durable exchange: what it read, for the task log
+    skipped: bool = False  # a write task an earlier attempt at this run finished: handed on, not run again
 
     @property
     def rows(self) -> int:

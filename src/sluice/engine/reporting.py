@@ -9,6 +9,8 @@ it is held back.
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -102,13 +104,30 @@ class StageReporting:
             self.context.events.emit("stage_end", stage=stage.id, rows=progress.rows_done, tasks=progress.tasks_done)
 
     def _counted(self, outputs: Iterable[T]) -> Iterator[T]:
-        """`outputs`, each counted as a finished task (the stage's stats and progress bar)."""
+        """`outputs`, each counted as a finished task (the stage's stats and progress bar). An output no task
+        of this stage made (a fused query's slice, a block handed on unchanged, a write an earlier attempt
+        finished) is logged as a driver block, so the event log shows every stage at work."""
         stats, progress, stage_id = self.context.stats, self.context.progress, self.stage.id
+        numbers = itertools.count()
+        asked = time.time()
         for output in outputs:
             rows = output.rows  # type: ignore[attr-defined]
             stats.task_done(stage_id, rows)
             progress.advance(stage_id, rows)
+            report = output.report  # type: ignore[attr-defined]
+            if report.stage != stage_id or not report.started:
+                self._log_driver_block(output, f"s{stage_id}-d{next(numbers)}", asked)
             yield output
+            asked = time.time()
+
+    def _log_driver_block(self, output, block: str, asked: float) -> None:
+        """task_start and task_end of a block the driver made or handed on: from when the stage asked for it."""
+        events, task = self.context.events, {"stage": self.stage.id, "block": block, "attempt": 1}
+        ended = time.time()
+        events.emit("task_start", ts=asked, **task, pid=events.pid, host=events.host,
+                    thread=threading.current_thread().name, driver=True)
+        events.emit("task_end", ts=ended, **task, status="skipped" if output.skipped else "ok", rows=output.rows,
+                    bytes=output.bytes, wall_s=ended - asked)
 
     def _start(self, tasks_total: int | None, known_rows: int | None = None) -> None:
         """`known_rows`: the rows a scan's read tasks cover, where the source knows them all."""

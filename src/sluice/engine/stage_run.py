@@ -210,9 +210,10 @@ class StageRun(StageReporting):
     def submit(self, chain, kind: str, payload: Any, args: list, block: str, covered: dict) -> Pending:
         return Pending(chain.submit(kind, payload, args, block), block, covered)
 
-    def put(self, table: pa.Table) -> Out:
+    def put(self, table: pa.Table, skipped: bool = False) -> Out:
         """A block made on the driver, as a task output."""
-        return Out([self.backend.put(table)], Report(self.stage.id, rows=[table.num_rows], bytes=[table.nbytes]))
+        return Out([self.backend.put(table)], Report(self.stage.id, rows=[table.num_rows], bytes=[table.nbytes]),
+                   skipped=skipped)
 
     def skip_completed(self, items: list, key: Callable[[Any], str]) -> tuple[list, list[Out]]:
         """A resumed stage's items still to run, and the outputs of those an earlier attempt at this run
@@ -224,7 +225,7 @@ class StageRun(StageReporting):
         if not self.writes:
             return items, []
         todo, skipped = self.context.store.finished_writes(items, key, self.context.stats, self.stage.id)
-        return todo, [self.put(table) for table in skipped]
+        return todo, [self.put(table, skipped=True) for table in skipped]
 
     def parallel(self, items: Iterable[Any], submit: Callable[[Any, str], Pending | Out],
                  estimate: Callable[[Any], int], key: Callable[[Any], str] | None = None) -> Iterator[Out]:

@@ -11,7 +11,9 @@ Every event has `ts` (Unix seconds) and `event`. The events and their fields:
 
 - `run_start`: run_id, pid, host, threads, memory_budget, resumed (bool)
 - `stage_start`: stage, name, tasks_total (None when not known up front)
-- `task_start`: stage, block ("s<stage>-t<index>"), attempt, pid, host, thread,
+- `task_start`: stage, block ("s<stage>-t<index>"; "s<stage>-d<index>" with `driver: true` for a block
+  the driver made or handed on without a task: a fused query's slice, a union's or limit's block), attempt,
+  pid, host, thread,
   sources ([{"file", "first_row", "end_row"}]; rows are None when the task reads a whole file),
   partitions (the exchange partitions a reduce task reads, else absent)
 - `task_end`: stage, block, attempt, status ("ok" | "failed" | "skipped"), rows, bytes,

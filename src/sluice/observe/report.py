@@ -26,7 +26,8 @@ from .events import EVENTS_FILE, read_events
 from .history import RUN_FILE
 from .report_svg import (
     AXIS_H, FAILED, LEFT, MUTED, RIGHT, TOP, WIDTH, Bar, BarRow, Scale, Series, color, column_chart, esc, fmt_bytes,
-    fmt_count, fmt_seconds, hbar_chart, legend, line, line_chart, rect, row_label, short, svg, time_ticks, x_axis,
+    fmt_count, fmt_seconds, hbar_chart, legend, line, line_chart, rect, row_label, short, svg, text, time_ticks,
+    x_axis,
 )
 
 REPORT_FILE = "report.html"
@@ -164,15 +165,18 @@ def chart_timeline(data: RunData) -> Chart:
         note = f" Showing {len(shown):,} of {len(tasks):,} tasks (every failed one)."
     seconds, fmt_time = time_ticks(data.duration)
     x = Scale(0, seconds[-1], LEFT, WIDTH - RIGHT)
-    out = legend([("task (colour per stage)", color(0), "bar"), ("failed task", FAILED, "bar"),
-                  ("skipped (done earlier)", MUTED, "bar"), ("stage start to end", "#e8ebef", "bar")], LEFT, TOP + 8)
-    y, body, marks = TOP + 24, [], 0
+    out, legend_h = legend([("task (colour per stage)", color(0), "bar"), ("failed task", FAILED, "bar"),
+                            ("skipped (done earlier)", MUTED, "bar"), ("stage start to end", "#e8ebef", "bar")],
+                           LEFT, TOP + 8)
+    plot_top = TOP + 24 + legend_h
+    y, body, marks = plot_top, [], 0
     for stage in stages:
         lanes = _pack([t for t in shown if t.stage == stage])
         count = max(1, max((lane for _, lane in lanes), default=0) + 1)
         lane_h = 12.0 if count <= 6 else max(4.0, 72.0 / count)
         height = max(count * lane_h + 10, 34)
         name = data.stage_names.get(stage, f"stage {stage}")
+        body.append(f'<g class="stage" data-stage="{stage}">')
         body.append(row_label(LEFT - 10, y + height / 2, name))
         if stage in spans:
             start, end = spans[stage]
@@ -185,9 +189,13 @@ def chart_timeline(data: RunData) -> Chart:
             body.append(rect(x(task.start), y + 5 + lane * lane_h, max(2.0, x(end) - x(task.start)), lane_h - 2, fill,
                              _task_title(task, name), extra=stroke + f' data-status="{esc(task.status)}"'))
             marks += 1
+        if not lanes and tasks:
+            body.append(text(x(spans[stage][0] if stage in spans else 0) + 6, y + height / 2 + 4,
+                             "no task: no block came out of this stage", cls="note"))
+        body.append("</g>")
         y += height + 6
         body.append(line(LEFT, y - 3, WIDTH - RIGHT, y - 3))
-    out += x_axis(x, seconds, fmt_time, TOP + 24, y, "time since the run started")
+    out += x_axis(x, seconds, fmt_time, plot_top, y, "time since the run started")
     out += body
     failed = sum(t.status == "failed" for t in tasks)
     caption = (f"{len(tasks):,} task attempt(s) in {len(stages)} stage(s) over {fmt_seconds(data.duration)}; "

@@ -141,19 +141,31 @@ def y_axis(scale: Scale, ticks: list[float], fmt, left: float, right: float, tit
     return out
 
 
-def legend(items: list[tuple[str, str, str]], x: float, y: float) -> list[str]:
-    """Swatches in a row: (label, colour, style) with style "bar", "line" or "dash"."""
-    out = []
+LEGEND_CHAR_W = 7.4  # a generous width of one 12px legend character, so an estimated row never overflows
+LEGEND_ROW_H = 16
+
+
+def legend(items: list[tuple[str, str, str]], x: float, y: float,
+           right: float = WIDTH - RIGHT) -> tuple[list[str], float]:
+    """Swatches in rows that wrap before `right`: (label, colour, style) with style "bar", "line" or "dash".
+    Returns the elements and the height the rows below the first take, by which the caller moves its plot down."""
+    out, left, top = [], x, y
+    longest = max(8, int((right - left - 18) / LEGEND_CHAR_W))  # one label alone on a row still fits
     for label, fill, style in items:
+        label = short(label, longest)
+        width = 18 + LEGEND_CHAR_W * len(label)
+        if x > left and x + width > right:
+            x, y = left, y + LEGEND_ROW_H
+        out.append('<g class="legend-item">')
         if style == "bar":
             out.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="12" height="10" fill="{fill}" rx="2"/>')
         else:
             dash = ' stroke-dasharray="6 4"' if style == "dash" else ""
             out.append(f'<line x1="{x:.1f}" y1="{y - 4:.1f}" x2="{x + 14:.1f}" y2="{y - 4:.1f}" stroke="{fill}" '
                        f'stroke-width="2.5"{dash}/>')
-        out.append(text(x + 18, y, label, cls="legend"))
-        x += 30 + 7 * len(label)
-    return out
+        out.append(text(x + 18, y, label, cls="legend") + "</g>")
+        x += width + 12
+    return out, y - top
 
 
 def row_label(x: float, y: float, label: str) -> str:
@@ -256,13 +268,14 @@ def line_chart(series: list[Series], x_hi: float, fmt, y_title: str, label: str,
     """Lines over run time (seconds from the start); returns the SVG and the number of points drawn."""
     y_hi = max((v for s in series for _, v in s.points), default=0) or 1
     y_ticks = byte_ticks(y_hi) if fmt is fmt_bytes else nice_ticks(0, y_hi, 5)
-    y = Scale(0, max(y_ticks[-1], y_hi), TOP + 22 + height, TOP + 22)
+    out, legend_h = legend([(s.label, s.stroke, "dash" if s.dash else "line") for s in series], LEFT, TOP + 8)
+    plot_top = TOP + 22 + legend_h
+    bottom = plot_top + height
+    y = Scale(0, max(y_ticks[-1], y_hi), bottom, plot_top)
     seconds, fmt_time = time_ticks(x_hi or 1)
     x = Scale(0, seconds[-1], LEFT, WIDTH - RIGHT)
-    bottom = TOP + 22 + height
-    out = legend([(s.label, s.stroke, "dash" if s.dash else "line") for s in series], LEFT, TOP + 8)
     out += y_axis(y, y_ticks, fmt, LEFT, WIDTH - RIGHT, y_title)
-    out += x_axis(x, seconds, fmt_time, TOP + 22, bottom, "time since the run started")
+    out += x_axis(x, seconds, fmt_time, plot_top, bottom, "time since the run started")
     drawn = 0
     for s in series:
         points = downsample(s.points)
@@ -277,6 +290,7 @@ def line_chart(series: list[Series], x_hi: float, fmt, y_title: str, label: str,
         out.append(f'<polyline class="mark" points="{coords}" fill="none" stroke="{s.stroke}" stroke-width="2"'
                    f'{dash} stroke-linejoin="round"><title>{esc(s.label)}: peak {esc(fmt(peak))}</title></polyline>')
         if len(points) == 1:  # a lone sample is a dot, not an invisible line
-            out.append(f'<circle cx="{x(points[0][0]):.1f}" cy="{y(points[0][1]):.1f}" r="3" fill="{s.stroke}"/>')
+            out.append(f'<circle class="mark" cx="{x(points[0][0]):.1f}" cy="{y(points[0][1]):.1f}" r="3" '
+                       f'fill="{s.stroke}"><title>{esc(s.label)}: {esc(fmt(points[0][1]))}</title></circle>')
         drawn += len(points)
     return svg(bottom + AXIS_H, out, label), drawn
