@@ -243,3 +243,37 @@ def test_rows_any_lets_a_udf_filter_rows(runner, mixed):
     assert 0 < ds.count() < table.num_rows
     with pytest.raises(sl.PlanError, match="rows='some'"):
         sl.read_parquet(str(path)).map_batches(_drops_last_row, rows="some")
+
+
+# ---------------------------------------------------------------- pivot
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "staged"])
+def test_pivot_discovers_the_values_and_matches_conditional_aggregates(runner, duck, mixed, fused):
+    _, path = mixed
+    if not fused:
+        sl.configure(fuse_fraction=0)
+    ds = sl.read_parquet(str(path)).with_columns(k=col("id") % 5)
+    actual = ds.pivot("grp", "k", "x").to_arrow()
+    assert actual.column_names == ["k", "a", "b", "c", "d", "null"]  # sorted, null last
+    filters = ", ".join(f"sum(x) FILTER (WHERE grp = '{g}')::BIGINT AS {g}" for g in "abcd")
+    expected = q(duck, f"SELECT id % 5 AS k, {filters}, sum(x) FILTER (WHERE grp IS NULL)::BIGINT AS \"null\" "
+                       f"FROM {_read(path)} GROUP BY k")
+    assert_same(actual, expected)
+    means = ds.pivot("grp", ["k"], ["x", "y"], "mean", on_values=["b", "zz"]).to_arrow()
+    expected = q(duck, f"SELECT id % 5 AS k, avg(x) FILTER (WHERE grp = 'b') AS x_b, "
+                       f"avg(x) FILTER (WHERE grp = 'zz') AS x_zz, avg(y) FILTER (WHERE grp = 'b') AS y_b, "
+                       f"avg(y) FILTER (WHERE grp = 'zz') AS y_zz FROM {_read(path)} GROUP BY k")
+    assert_same(means, expected)
+
+
+def test_pivot_checks_its_arguments(runner):
+    ds = sl.from_arrow(pa.table({"k": [1, 2], "c": ["a", "b"], "v": [1, 2]}))
+    with pytest.raises(sl.PlanError, match="aggregate_function='first'"):
+        ds.pivot("c", "k", "v", "first")
+    with pytest.raises(sl.ColumnNotFoundError):
+        ds.pivot("nope", "k", "v")
+    with pytest.raises(sl.PlanError, match="has no values"):
+        ds.filter(col("k") > 9).pivot("c", "k", "v")
+    counted = ds.pivot("c", "k", "v", "count", on_values=["a"]).sort("k").to_arrow()
+    assert counted.to_pylist() == [{"k": 1, "a": 1}, {"k": 2, "a": 0}]

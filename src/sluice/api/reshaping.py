@@ -1,4 +1,4 @@
-"""Dataset methods that number, sample and reshape rows: head, with_row_index, sample, explode, unpivot.
+"""Dataset methods that number, sample and reshape rows: head, with_row_index, sample, explode, unpivot, pivot.
 
 They are kept out of dataset.py (the relational core and the actions) so each file stays readable;
 `Dataset` inherits them. Each builds one plan node (plan/reshape.py) that checks its arguments at once.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import PlanError
+from ..expr.tree import col, lit, when
 from ..plan.logical import Limit
 from ..plan.reshape import Explode, RowIndex, Sample, Unpivot
 
@@ -76,3 +77,49 @@ class ReshapeMethods:
              variable_name: str = "variable", value_name: str = "value") -> Dataset:
         """The same as unpivot()."""
         return self.unpivot(on, index, variable_name=variable_name, value_name=value_name)
+
+    def pivot(self, on: str, index: str | Sequence[str], values: str | Sequence[str], aggregate_function: str = "sum",
+              on_values: Sequence | None = None) -> Dataset:
+        """Long to wide: one row per distinct `index`, one column per value of `on`, holding
+        `aggregate_function` (sum, mean, min, max or count) of `values` over the rows with that value
+        (null where there are none, as in SQL; count gives 0). Columns are named by the value (`str(v)`,
+        "null" for null); with several `values` columns, `{values}_{v}`.
+
+        With `on_values` the columns are exactly those, in that order, and the pivot is one group_by with
+        one conditional aggregate per column. Without it, sluice first finds the distinct values of `on`
+        (sorted, null last): that is one extra pass over the input, which runs twice."""
+        if aggregate_function not in PIVOT_AGGREGATES:
+            raise PlanError(f"pivot(aggregate_function={aggregate_function!r}): use one of "
+                            f"{', '.join(PIVOT_AGGREGATES)}.")
+        if not isinstance(on, str):
+            raise PlanError(f"pivot(on=...) takes one column name, got {on!r}.")
+        index_names = _column_names(index, "pivot(index=...)") or ()
+        value_names = _column_names(values, "pivot(values=...)") or ()
+        if not index_names or not value_names:
+            raise PlanError("pivot() needs index= (the row keys) and values= (the column(s) to aggregate).")
+        self._require([on, *index_names, *value_names], "pivot()")  # type: ignore[attr-defined]
+        if on_values is None:
+            found = self.select(on).distinct().sort(on, nulls_last=True).to_arrow()  # type: ignore[attr-defined]
+            on_values = found.column(0).to_pylist()
+        on_values = list(on_values)
+        if not on_values:
+            raise PlanError(f"pivot(): {on!r} has no values to make columns of (the input is empty, or "
+                            f"on_values=[] was given).")
+        aggs = {}
+        for value_name in value_names:
+            for value in on_values:
+                name = _pivot_name(value) if len(value_names) == 1 else f"{value_name}_{_pivot_name(value)}"
+                if name in aggs or name in index_names:
+                    raise PlanError(f"pivot() would make two columns named {name!r} (values of {on!r} print "
+                                    f"alike, or one is an index column). Cast or rename first.")
+                matches = col(on).is_null() if value is None else col(on) == lit(value)
+                picked = when(matches).then(col(value_name)).otherwise(None)
+                aggs[name] = getattr(picked, aggregate_function)()
+        return self.group_by(*index_names).agg(**aggs)  # type: ignore[attr-defined]
+
+
+PIVOT_AGGREGATES = ("sum", "mean", "min", "max", "count")
+
+
+def _pivot_name(value) -> str:
+    return "null" if value is None else str(value)
