@@ -54,7 +54,7 @@ class ReshapeMethods:
         together: each row's lists must have the same length.
 
         By default an empty list and a null list each give one row with a null, so no input row is lost
-        (the older Polars default; Polars 1.x and later drop empty lists unless empty_as_null=True).
+        (current Polars drops empty lists unless given empty_as_null=True; sluice keeps them by default).
         empty_as_null=False drops rows with an empty list, keep_nulls=False rows with a null one; with both
         False it is DuckDB's UNNEST and Spark's explode (Spark's explode_outer is the default here)."""
         names = _column_names(columns, "explode()") + tuple(more)
