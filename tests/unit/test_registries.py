@@ -7,7 +7,7 @@ from sluice.engine.stage_run import STAGE_RUNNERS, STREAM_PLANS
 from sluice.physical import operators, stages
 from sluice.physical.fusion import LOWERINGS, NOT_LOWERED
 from sluice.physical.planner import PLANNERS
-from sluice.plan import checks, logical
+from sluice.plan import checks, logical, reshape
 
 
 def _subclasses(module, base) -> set[type]:
@@ -17,7 +17,8 @@ def _subclasses(module, base) -> set[type]:
 
 
 def _nodes() -> set[type]:
-    return _subclasses(logical, logical.LogicalNode) | _subclasses(checks, logical.LogicalNode)
+    return (_subclasses(logical, logical.LogicalNode) | _subclasses(checks, logical.LogicalNode)
+            | _subclasses(reshape, logical.LogicalNode))
 
 
 def test_every_logical_node_has_a_planner():

@@ -34,9 +34,10 @@ from ..plan.logical import (
 )
 from ..plan.optimizer import optimize
 from ..plan.windows import extract_windows, has_window, over_every_row
+from .reshaping import ReshapeMethods
 
 
-class Dataset:
+class Dataset(ReshapeMethods):
     """A lazy, immutable description of data and the steps that compute it."""
 
     def __init__(self, plan: LogicalNode):
@@ -151,7 +152,7 @@ class Dataset:
                     compute: str = "processes", concurrency: int | tuple[int, int] | None = None,
                     num_cpus: float = 1.0, num_gpus: float = 0.0, memory: int | str | None = None,
                     max_tasks_in_flight: int = 2, fn_constructor_args: Sequence[Any] = (),
-                    fn_constructor_kwargs: Mapping[str, Any] | None = None) -> Dataset:
+                    fn_constructor_kwargs: Mapping[str, Any] | None = None, rows: str = "same") -> Dataset:
         """Apply `fn` to each batch. It receives the batch in `batch_format` and returns a batch.
 
         `fn` is a function, or a class whose instances are callable: each worker then builds
@@ -170,6 +171,12 @@ class Dataset:
         The output schema is learned by calling a function once on an empty batch (a class's
         when its workers run); pass `schema=` to skip that. With `batch_size`, every batch but
         the last has exactly that many rows.
+
+        rows="same" (the default) promises one output row per input row, and sluice checks it: a
+        function that returns more or fewer rows fails with UdfOutputError naming it and both counts,
+        so a scorer that drops a row cannot lose it silently. Most batch functions (scoring,
+        embedding, parsing, feature columns) are row-for-row, so the check costs them nothing;
+        pass rows="any" for a function that filters or expands rows on purpose.
         """
         from ..config import parse_bytes
         check_udf_arguments(fn, batch_format, batch_size, fn_constructor_args, fn_constructor_kwargs)
@@ -187,7 +194,7 @@ class Dataset:
                              parse_bytes(memory) if memory is not None else None, max_tasks_in_flight,
                              tuple(fn_constructor_args), tuple(sorted((fn_constructor_kwargs or {}).items())))
         node = MapBatches(self._plan, fn, batch_format, batch_size, tuple(sorted((fn_kwargs or {}).items())), schema,
-                          options)
+                          options, rows)
         return self._derive(node)
 
     def limit(self, n: int) -> Dataset:

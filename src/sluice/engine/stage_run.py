@@ -30,7 +30,7 @@ from ..io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ..observe.events import Sampler, run_sample
 from ..observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
 from ..physical.checks import CheckState, CheckStep, verdict_error
-from ..physical.operators import GlobalLimit, Rebatch, WriteStep
+from ..physical.operators import GlobalLimit, Rebatch, RowNumbering, WriteStep
 from ..physical.stages import (
     ExchangeStage, FusedStage, JoinStage, PhysicalPlan, ScanStage, SortStage, Stage, StreamStage,
 )
@@ -161,10 +161,16 @@ class StageRun(StageReporting):
         try:
             planner = STREAM_PLANS.get(type(stage.stream_op)) if stage.stream_op is not None else None
             groups = planner(stage.stream_op, upstream) if planner else ([(out, None)] for out in upstream)
-            if not stage.operators and self.finish is None:
+            numbering = stage.stream_op if isinstance(stage.stream_op, RowNumbering) else None
+            if not stage.operators and self.finish is None and numbering is None:
                 yield from self._pass_through(groups)
                 return
             chain = self.backend.chain(self.spec())
+            if numbering is not None:
+                yield from self.parallel(numbered_groups(groups), lambda item, block: self.submit(
+                    chain, "numbered", ([cut for _, cut in item[1]], item[0], numbering),
+                    [out.handles[0] for out, _ in item[1]], block, {}), lambda item: group_bytes(item[1]))
+                return
             yield from self.parallel(groups, lambda group, block: self.submit(
                 chain, "blocks", [cut for _, cut in group], [out.handles[0] for out, _ in group], block, {}),
                 group_bytes)
@@ -424,7 +430,22 @@ def rebatch_slices(op: Rebatch, upstream: Iterator[Out]) -> Iterator[list]:
         yield pending
 
 
+def numbered_groups(groups: Iterable[list]) -> Iterator[tuple[int, list]]:
+    """Each group with the number of its first row in the stream, counted from the row counts of the
+    groups before it (a RowNumbering's tasks are told where their block starts)."""
+    first_row = 0
+    for group in groups:
+        yield first_row, group
+        first_row += sum(out.rows if cut is None else cut[1] for out, cut in group)
+
+
+def whole_blocks(op: RowNumbering, upstream: Iterator[Out]) -> Iterator[list]:
+    for out in upstream:
+        yield [(out, None)]
+
+
 STREAM_PLANS: dict[type, Callable[[Any, Iterator[Out]], Iterator[list]]] = {
     GlobalLimit: limit_slices,
     Rebatch: rebatch_slices,
+    RowNumbering: whole_blocks,
 }

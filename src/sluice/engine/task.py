@@ -191,8 +191,9 @@ def run_task(spec: ChainSpec, kind: str, payload: Any, pieces: tuple, udfs: UdfR
     """One task: build its input block, run the chain over it, hand the result on; outputs + [report].
 
     kinds: "read" (payload: a ReadTask), "blocks" (payload: a (first row, rows) cut or None per
-    piece), "reduce" (payload: pieces per input, and the cut of a skewed partition's slice),
-    "merge" (a holistic split's partials, see split_tasks.py). An exception leaves with the
+    piece), "numbered" (payload: those cuts, the stream's number of the block's first row and the
+    RowNumbering that numbers it), "reduce" (payload: pieces per input, and the cut of a skewed
+    partition's slice), "merge" (a holistic split's partials, see split_tasks.py). An exception leaves with the
     task's report attached as `task_report`, so the driver can log the task and its retries.
     `block` names the task in events raised while it runs; `bind` sees the report first (a
     backend binds the sinks of a chain it deserialized to the task's report).
@@ -209,6 +210,9 @@ def run_task(spec: ChainSpec, kind: str, payload: Any, pieces: tuple, udfs: UdfR
             block = _read(spec, task, report)
         elif kind == "blocks":
             block = _gather(payload, pieces)
+        elif kind == "numbered":
+            cuts, first_row, numbering = payload
+            block = numbering.number(_gather(cuts, pieces), first_row)
         elif kind == "reduce":
             block = _reduce(spec, payload, pieces, report)
         elif kind == "merge":

@@ -39,6 +39,7 @@ from ..plan.logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
     Window, Write,
 )
+from ..plan.reshape import Explode, RowIndex, Sample, Unpivot
 
 WIDE = (Aggregate, Join, Distinct, Sort, TopK, Window)  # what fusion saves an exchange for
 
@@ -58,6 +59,9 @@ NOT_LOWERED: dict[type, str] = {
     MapBatches: "it calls the user's Python function, in worker processes with quarantine, not inside Polars",
     Write: "it commits files through the sink's protocol, after the query",
     Repartition: "it asks for a physical layout of blocks, which only the staged plan gives",
+    RowIndex: "it numbers rows in the staged plan's stream order, the same on every path; inside a Polars query "
+              "the order of a scan's files is Polars' own",
+    Sample: "it hashes each row's number in the stream order (see RowIndex)",
     Expect: "a data-quality check counts and quarantines rows as they pass, which a Polars query cannot report",
 }
 
@@ -239,3 +243,13 @@ def _union(node: Union, inputs):
 def _window(node: Window, inputs):
     from ..kernels.window import apply_window
     return apply_window(inputs[0], node.spec, node.functions)
+
+
+@lowering(Explode)
+def _explode(node: Explode, inputs):
+    return node.apply(inputs[0])
+
+
+@lowering(Unpivot)
+def _unpivot(node: Unpivot, inputs):
+    return node.apply(inputs[0])

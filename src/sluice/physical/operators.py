@@ -10,16 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ExpressionEvaluationError, PlanError
+from ..errors import ExpressionEvaluationError, PlanError, UdfOutputError
 from ..expr.compile import to_polars
 from ..expr.tree import Alias, Column, Expr
 from ..expr.types import arrow_to_polars, polars_to_arrow
 from ..io.source import POSITION_COLUMNS
 from ..kernels.udf import apply_function
 from ..plan.logical import MapBatches
+from ..plan.reshape import SAMPLE_ROW_COLUMN, Explode, Unpivot
 
 
 class Operator:
@@ -115,6 +117,12 @@ class MapBatchesStep(Operator):
             result = run(table)
         else:
             result = apply_function(node.fn, table, node.batch_format, dict(node.fn_kwargs), node.fn_name)
+        if node.rows == "same" and result.num_rows != table.num_rows:
+            raise UdfOutputError(
+                f"map_batches function {node.fn_name} returned {result.num_rows} rows for a batch of "
+                f"{table.num_rows} rows, but it is declared rows='same' (the default): no row may be lost or "
+                f"added. Return one output row per input row, or pass rows='any' to map_batches if the function "
+                f"filters or expands rows on purpose.")
         if positions is not None and result.num_rows == positions.num_rows:
             for name in carried:
                 result = result.append_column(name, positions[name])
@@ -136,6 +144,68 @@ class LocalLimit(Operator):
 
     def describe(self) -> str:
         return f"LocalLimit {self.n}"
+
+
+@dataclass(frozen=True, eq=False)
+class ExplodeStep(Operator):
+    """Explode list columns of each block (plan/reshape.py's Explode says what empty and null lists give)."""
+
+    node: Explode
+    name = "Explode"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        try:
+            return polars_to_arrow(self.node.apply(arrow_to_polars(table)))
+        except pl.exceptions.PolarsError as exc:
+            raise ExpressionEvaluationError(
+                f"explode({', '.join(map(repr, self.node.columns))}) failed: {str(exc).splitlines()[0]}. "
+                f"Columns exploded together need lists of the same length in each row.") from None
+
+    def describe(self) -> str:
+        return self.node.label()
+
+
+@dataclass(frozen=True, eq=False)
+class UnpivotStep(Operator):
+    """Unpivot each block: its rows, column by column of `on`."""
+
+    node: Unpivot
+    name = "Unpivot"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        carried = tuple(c for c in POSITION_COLUMNS if c in table.column_names)  # only when tracing bad records
+        return polars_to_arrow(self.node.apply(arrow_to_polars(table), carried))
+
+    def describe(self) -> str:
+        return self.node.label()
+
+
+def sample_keeps(rows: pa.Array | pa.ChunkedArray, fraction: float, seed: int) -> np.ndarray:
+    """Which rows a sample keeps, from their row numbers: splitmix64 of (seed, row) under the fraction, so a
+    row's fate depends on nothing but the seed and its position (not on blocks, runners or versions)."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(rows, dtype=np.int64).astype(np.uint64) + np.uint64(
+            (seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) < fraction
+
+
+@dataclass(frozen=True, eq=False)
+class SampleStep(Operator):
+    """Keep the rows a sample picks, by the row numbers its stage's RowNumbering added; drop those numbers."""
+
+    fraction: float
+    seed: int
+    name = "Sample"
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        keep = sample_keeps(table.column(SAMPLE_ROW_COLUMN), self.fraction, self.seed)
+        return table.drop_columns([SAMPLE_ROW_COLUMN]).filter(pa.array(keep, pa.bool_()))
+
+    def describe(self) -> str:
+        return f"Sample {self.fraction:g} seed={self.seed}"
 
 
 WRITTEN_SCHEMA = pa.schema([("path", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64())])
@@ -185,6 +255,30 @@ class GlobalLimit(StreamOp):
 
     def describe(self):
         return f"Limit {self.n}"
+
+
+@dataclass(frozen=True)
+class RowNumbering(StreamOp):
+    """Prepend a column numbering the stream's rows from `offset`. The engine plans it from row counts: each
+    task is told the number of the first row of its block, counted over the blocks before it in stream
+    order, so the numbers do not depend on which task finishes first."""
+
+    name: str
+    offset: int = 0
+
+    def number(self, table: pa.Table, first_row: int) -> pa.Table:
+        start = self.offset + first_row
+        return table.add_column(0, pa.field(self.name, pa.int64()),
+                                pa.array(np.arange(start, start + table.num_rows, dtype=np.int64)))
+
+    def apply(self, blocks):
+        first_row = 0
+        for block in blocks:
+            yield self.number(block, first_row)
+            first_row += block.num_rows
+
+    def describe(self):
+        return f"number rows as {self.name} from {self.offset}"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from ..plan.logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
     Window, Write,
 )
+from ..plan.reshape import SAMPLE_ROW_COLUMN, Explode, RowIndex, Sample, Unpivot
 from .checks import CheckStep
 from .exchange import (
     BlockDistinct, BlockTopK, ConcatReducer, DistinctReducer, FinalAggregate, HashPartitioner, JoinReducer,
@@ -32,7 +33,10 @@ from .exchange import (
     WindowReducer,
 )
 from .fusion import find_fusion
-from .operators import GlobalLimit, LocalLimit, MapBatchesStep, Operator, PolarsStep, Rebatch, WriteStep
+from .operators import (
+    ExplodeStep, GlobalLimit, LocalLimit, MapBatchesStep, Operator, PolarsStep, Rebatch, RowNumbering, SampleStep,
+    UnpivotStep, WriteStep,
+)
 from .stages import (
     ExchangeStage, FusedStage, JoinPlan, JoinStage, PhysicalPlan, ScanStage, ShuffleRead, SortStage, Stage, StreamStage,
     scan_stage,
@@ -106,6 +110,30 @@ def _plan_limit(node: Limit, builder: _Builder) -> Stage:
             isinstance(upstream, ScanStage) and not upstream.operators and upstream.scan.limit == node.n):
         upstream = upstream.with_operator(LocalLimit(node.n))
     return builder.new_stage(StreamStage, inputs=(upstream,), stream_op=GlobalLimit(node.n))
+
+
+@planner(RowIndex)
+def _plan_row_index(node: RowIndex, builder: _Builder) -> Stage:
+    return builder.new_stage(StreamStage, inputs=(builder.plan(node.input),),
+                             stream_op=RowNumbering(node.name, node.offset),
+                             notes=("new stage: row numbers are counted over the ordered stream",))
+
+
+@planner(Sample)
+def _plan_sample(node: Sample, builder: _Builder) -> Stage:
+    return builder.new_stage(StreamStage, inputs=(builder.plan(node.input),), stream_op=RowNumbering(SAMPLE_ROW_COLUMN),
+                             operators=(SampleStep(float(node.fraction), node.seed),),
+                             notes=("new stage: a sample hashes each row's number in the ordered stream",))
+
+
+@planner(Explode)
+def _plan_explode(node: Explode, builder: _Builder) -> Stage:
+    return builder.plan(node.input).with_operator(ExplodeStep(node))
+
+
+@planner(Unpivot)
+def _plan_unpivot(node: Unpivot, builder: _Builder) -> Stage:
+    return builder.plan(node.input).with_operator(UnpivotStep(node))
 
 
 @planner(Union)

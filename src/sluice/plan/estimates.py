@@ -12,6 +12,7 @@ from .logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
     Window, Write,
 )
+from .reshape import RESHAPE_NODES
 
 ROW_WIDTH_GUESS = 64
 
@@ -22,7 +23,7 @@ def estimated_bytes(node: LogicalNode) -> int | None:
         if estimate is not None and node.limit is not None:
             return min(estimate, node.limit * ROW_WIDTH_GUESS)
         return estimate
-    if isinstance(node, (Filter, MapBatches, Distinct, Sort, Repartition, Write, Expect)):
+    if isinstance(node, (Filter, MapBatches, Distinct, Sort, Repartition, Write, Expect, *RESHAPE_NODES)):
         return estimated_bytes(node.input)
     if isinstance(node, (Project, Window)):
         inner = estimated_bytes(node.input)

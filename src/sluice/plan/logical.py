@@ -244,6 +244,12 @@ class MapBatches(SingleInputNode):
     fn_kwargs: tuple[tuple[str, Any], ...] = ()
     declared_schema: pa.Schema | None = None
     options: UdfOptions = UdfOptions()
+    rows: str = "same"  # "same": the function returns one row per input row (checked); "any": it may not
+
+    def __post_init__(self):
+        if self.rows not in ("same", "any"):
+            raise PlanError(f"map_batches(rows={self.rows!r}): use 'same' (one output row per input row, checked) "
+                            f"or 'any' (the function may filter or expand rows).")
 
     @property
     def fn_name(self) -> str:
@@ -264,7 +270,8 @@ class MapBatches(SingleInputNode):
 
     def label(self):
         size = f", batch_size={self.batch_size}" if self.batch_size else ""
-        return f"MapBatches {self.fn_name} (format={self.batch_format}{size}; {self.options.describe()})"
+        rows = ", rows=any" if self.rows == "any" else ""
+        return f"MapBatches {self.fn_name} (format={self.batch_format}{size}{rows}; {self.options.describe()})"
 
     def __reduce__(self):
         """The function travels through user_code (its file name and source lines kept), whoever pickles

@@ -92,3 +92,16 @@ def test_scan_predicate_columns_need_not_be_read_as_output():
     expected = Project(Scan(SOURCE, columns=("b",), predicates=(col("a") > 1,)), (col("b"),))
     assert prune_columns(plan) == expected
     assert sl.Dataset(plan).to_arrow().column("b").to_pylist() == ["y"]
+
+
+def test_reshaping_nodes_read_what_decides_their_rows():
+    from sluice.plan.reshape import Explode, RowIndex, Sample, Unpivot
+    lists = ArrowSource(pa.table({"a": [1], "l": [[1, 2]], "b": ["x"]}))
+    exploded = Project(Explode(Scan(lists), ("l",)), (col("a"),))
+    assert prune_columns(exploded) == Project(Explode(Scan(lists, columns=("a", "l")), ("l",)), (col("a"),))
+    numbered = Project(Sample(RowIndex(SCAN, "i"), 0.5), (col("i"), col("b")))
+    assert prune_columns(numbered) == Project(Sample(RowIndex(Scan(SOURCE, columns=("b",)), "i"), 0.5),
+                                              (col("i"), col("b")))
+    unpivoted = Project(Unpivot(SCAN, ("a", "t"), ("b",)), (col("value"),))
+    assert prune_columns(unpivoted) == Project(Unpivot(Scan(SOURCE, columns=("a", "b", "t")), ("a", "t"), ("b",)),
+                                               (col("value"),))

@@ -7,6 +7,7 @@ import pyarrow as pa
 from sluice import col
 from sluice.io.memory import ArrowSource, RangeSource
 from sluice.plan.logical import Filter, Limit, MapBatches, Project, Scan, Union
+from sluice.plan.reshape import RowIndex, Sample
 from sluice.plan.rules.pushdown_limit import push_limits_down
 
 SOURCE = ArrowSource(pa.table({"a": [1, 2, 3], "b": ["x", "y", None]}))
@@ -85,3 +86,11 @@ def test_limit_into_a_scan_with_predicates_keeps_them():
 
 def test_zero_limit():
     assert push_limits_down(Limit(SCAN, 0)) == Limit(Scan(SOURCE, limit=0), 0)
+
+
+
+def test_limit_moves_below_a_row_index_but_not_below_a_sample():
+    plan = Limit(RowIndex(SCAN, "i"), 2)
+    assert push_limits_down(plan) == RowIndex(Limit(Scan(SOURCE, limit=2), 2), "i")
+    sampled = Limit(Sample(SCAN, 0.5), 2)
+    assert push_limits_down(sampled) == sampled

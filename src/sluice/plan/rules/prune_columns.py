@@ -3,7 +3,8 @@
 Walking down from the root, each node passes on the columns its parent needs plus the ones it
 uses itself. A scan keeps only those, so Parquet reads fewer column chunks; a projection drops
 outputs nobody reads, and a window drops functions nobody reads. `map_batches` needs every
-input column, since user code may read any.
+input column, since user code may read any. An explode always reads its list columns, and an
+unpivot its `on` and index columns, since they decide how many rows come out.
 A join keeps a left column that shares its name with a needed right column, because dropping
 it would change the right column's output name (the suffix is only added on a clash).
 """
@@ -19,6 +20,7 @@ from ..logical import (
     Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
     Window, Write,
 )
+from ..reshape import Explode, RowIndex, Sample, Unpivot
 
 
 def _prune(node: LogicalNode, required: set[str] | None) -> LogicalNode:
@@ -48,6 +50,14 @@ def _prune(node: LogicalNode, required: set[str] | None) -> LogicalNode:
         return _rebuild(node, _prune_join(node, required))
     if isinstance(node, Window):
         return _prune_window(node, required)
+    if isinstance(node, RowIndex):
+        return _rebuild(node, (_prune(node.input, None if required is None else required - {node.name}),))
+    if isinstance(node, Sample):
+        return _rebuild(node, (_prune(node.input, required),))
+    if isinstance(node, Explode):  # the exploded lists decide how many rows there are: always read them
+        return _rebuild(node, (_prune(node.input, None if required is None else required | set(node.columns)),))
+    if isinstance(node, Unpivot):
+        return _rebuild(node, (_prune(node.input, set(node.on) | set(node.index)),))
     uses = _extra_columns(node)
     if isinstance(node, (Filter, Limit, Union, Sort, TopK, Repartition, Distinct, Expect)):
         needed = None if required is None or uses is None else required | uses

@@ -1,6 +1,6 @@
 """Limit pushdown: stop reading once enough rows are produced.
 
-A limit moves below projections (they keep row counts), into each input of a union (each
+A limit moves below projections and row indexes (they keep row counts and order), into each input of a union (each
 needs at most n rows), merges with another limit, and reaches the scan, whose tasks then stop
 after n rows. The original limit stays on top, since each scan task may yield n rows.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..logical import Limit, LogicalNode, Project, Scan, Union, transform_down
+from ..reshape import RowIndex
 
 
 def _push(node: LogicalNode) -> LogicalNode:
@@ -20,6 +21,8 @@ def _push(node: LogicalNode) -> LogicalNode:
         return Limit(child.input, min(node.n, child.n))
     if isinstance(child, Project):
         return Project(Limit(child.input, node.n), child.exprs)
+    if isinstance(child, RowIndex):  # the first n rows keep their numbers
+        return dataclasses.replace(child, input=Limit(child.input, node.n))
     if isinstance(child, Union):
         branches = tuple(b if isinstance(b, Limit) and b.n <= node.n else Limit(b, node.n) for b in child.inputs)
         if any(a is not b for a, b in zip(branches, child.inputs)):
