@@ -79,7 +79,7 @@ def cmd_runs(args) -> int:
     from rich.table import Table
 
     from ..driver.resume import is_alive
-    from ..observe.history import list_runs, run_directory
+    from ..observe.history import crashed_run, list_runs, run_directory
     from ..observe.stats import format_bytes, report_console
     console = report_console()
     runs_dir = _runs_dir(args)
@@ -109,12 +109,15 @@ def cmd_runs(args) -> int:
         table.add_column(column, justify="left" if column in ("run", "status", "started") else "right")
     import datetime
     for run in runs[:args.limit]:
+        crashed = run["status"] == "running" and not is_alive(run)
+        if crashed:  # its run.json is from when it started: its files say how far it got
+            run = crashed_run(os.path.join(runs_dir, run["run_id"]), run)
         started = datetime.datetime.fromtimestamp(run.get("started_at", 0)).strftime("%Y-%m-%d %H:%M:%S")
         rows = max((op["rows_out"] for op in run["operators"] if op["stage_id"] == max(
             o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
         bad = run.get("bad_records", 0)
         status = run["status"]
-        if status == "running" and not is_alive(run):
+        if crashed:
             status = "[bold red]crashed[/] (sluice resume)" if run.get("resumable") else "[bold red]crashed[/]"
         table.add_row(run["run_id"], status, started, f"{run['wall_s']:.2f}", f"{rows:,}",
                       f"[bold red]{bad:,}[/]" if bad else "0", str(run.get("retries", 0)),

@@ -46,7 +46,7 @@ def resume(run_id: str, runs_dir: str | None = None):
     """Finish run `run_id` after a crash; returns its WriteResult. See the module docstring."""
     from .. import config as config_module
     from ..engine.context import RunContext
-    from ..observe.history import run_directory
+    from ..observe.history import attempts_so_far, run_directory
     from .run import write
     config = config_module.current()
     run_dir = run_directory(runs_dir or config.runs_dir, run_id)
@@ -59,10 +59,11 @@ def resume(run_id: str, runs_dir: str | None = None):
     if is_alive(run):
         raise ResumeError(f"Run {run_id} is still running (pid {run.get('pid')} on {run.get('host')}). Wait for it, "
                           f"or stop it, before resuming.")
-    context = RunContext(config, run_id=run_id, resumed=True)
+    context = RunContext(config, run_id=run_id, resumed=True, earlier_attempts=attempts_so_far(run_dir, run))
     store = context.store = RunStore.for_runner(context.store_dir, config.runner)
     plan = store.load_plan()
     check_inputs(store, run_id, plan)
+    context.dead_letters.adopt_earlier()  # the earlier attempts' bad records stay, and count
     return write(plan.input, plan.sink, context)
 
 

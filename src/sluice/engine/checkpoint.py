@@ -73,8 +73,11 @@ class DurableExchange:
                 exchange.samples.append(read_table(f))
         return True
 
-    def restore_into(self, exchange) -> None:
-        """Add the output of the map tasks an earlier attempt logged to `exchange`."""
+    def restore_into(self, exchange, stats=None) -> None:
+        """Add the output of the map tasks an earlier attempt logged to `exchange` (and their statistics to
+        `stats`)."""
+        if stats is not None:
+            self.count_restored(stats)
         pieces: dict[int, list] = {}
         rows, size, stored = [0] * self.partitions, [0] * self.partitions, [0] * self.partitions
         for entry in self.entries:
@@ -92,13 +95,21 @@ class DurableExchange:
 
     # ------------------------------------------------------------ saving
 
-    def record(self, key: str | None, saved: tuple[str | None, list] | None, exchange) -> None:
+    def count_restored(self, stats) -> None:
+        """Count the logged map tasks' operator statistics as this attempt's (rows for the run's totals and
+        its error budget), for the tasks a resumed attempt does not run again."""
+        for entry in self.entries:
+            for op in entry.get("ops", []):
+                stats.record(*op)
+
+    def record(self, key: str | None, saved: tuple[str | None, list] | None, exchange, ops: list = ()) -> None:
         """A map task's output is on disk (`saved`: its file and layout, from the task's report): log it
-        when the task has a key, so a resumed attempt skips it; count its bytes as stored."""
+        (with its operator statistics, `ops`) when the task has a key, so a resumed attempt skips it; count
+        its bytes as stored."""
         name, parts = saved if saved is not None else (None, [])
         if key is None and name is None:
             return
-        entry = {"key": key, "file": name, "parts": parts}
+        entry = {"key": key, "file": name, "parts": parts, "ops": [list(op) for op in ops]}
         self.entries.append(entry)
         for part in parts:
             exchange.stored[part[0]] += part[5]

@@ -17,6 +17,7 @@ of upstream blocks that the next task concatenates.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..crash_points import crash_point
 from ..io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ..observe.events import Sampler, run_sample
 from ..observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
@@ -108,6 +110,7 @@ class StageRun(StageReporting):
         self.maps_to_checkpoint = checkpoint is not None and isinstance(stage, ScanStage)
         self.writes = bool(stage.operators) and isinstance(stage.operators[-1], WriteStep) and \
             context.store is not None
+        self.skipped_writes = 0
 
     def spec(self, **fields) -> ChainSpec:
         fields.setdefault("operators", self.stage.operators)
@@ -158,7 +161,7 @@ class StageRun(StageReporting):
             chain = self.backend.chain(self.spec())
             yield from self.parallel(groups, lambda group, block: self.submit(
                 chain, "blocks", [cut for _, cut in group], [out.handles[0] for out, _ in group], block, {}),
-                group_bytes)
+                group_bytes, lambda group: group_key(stage.id, group))
         finally:
             upstream.close()
 
@@ -206,16 +209,33 @@ class StageRun(StageReporting):
         return Out([self.backend.put(table)], Report(self.stage.id, rows=[table.num_rows], bytes=[table.nbytes]))
 
     def skip_completed(self, items: list, key: Callable[[Any], str]) -> tuple[list, list[Out]]:
-        """A resumed stage's items still to run, and the outputs of those an earlier attempt at this run
-        finished: write tasks whose staged files are logged, map tasks whose output is in the run store
-        (the exchange restores those itself)."""
+        """A resumed map stage's items still to run: those whose output is not in the run store (the exchange
+        restores the others itself). Finished write tasks are skipped as they come up (`parallel`)."""
         if self.maps_to_checkpoint:
             return RunStore.unfinished_maps(items, key, self.checkpoint.completed, self.context.stats,
                                             self.stage.id), []
-        if not self.writes:
-            return items, []
-        todo, skipped = self.context.store.finished_writes(items, key, self.context.stats, self.stage.id)
-        return todo, [self.put(table) for table in skipped]
+        return items, []
+
+    def finished_write(self, key: str | None) -> Out | None:
+        """The output of write task `key` when an earlier attempt at this run finished it (its staged files are
+        logged in the run store), else None: it is not run again."""
+        if not self.writes or key is None:
+            return None
+        written = self.context.store.finished_write(key, self.context.stats, self.stage.id)
+        if written is None:
+            return None
+        self.skipped_writes += 1
+        out = self.put(written)
+        out.identity = key
+        return out
+
+    def log_finished(self, key: str, out: Out) -> None:
+        """A write task finished: log it in the run store, after the bad records it found are on disk, so that
+        a resume that skips it keeps them."""
+        if self.context.has_dead_letters:
+            self.context.dead_letters.flush()
+        self.context.store.log_task(key, self.backend.fetch(out.handles[0]).to_pylist(), out.ops)
+        crash_point("after-write-task")
 
     def parallel(self, items: Iterable[Any], submit: Callable[[Any, str], Pending | Out],
                  estimate: Callable[[Any], int], key: Callable[[Any], str] | None = None) -> Iterator[Out]:
@@ -243,13 +263,21 @@ class StageRun(StageReporting):
                         waiting = next(source, _END)
                         if waiting is _END:
                             break
+                    item_key = key(waiting) if key is not None else None
+                    done = self.finished_write(item_key)
+                    if done is not None:
+                        window.append((waiting, done, 0, 0))
+                        waiting = _END
+                        continue
                     guess = estimate(waiting)
                     reserve = int(guess * scale) * factor
                     if not budget.try_reserve(reserve, force=not window):
                         held_by_memory = True
                         break
-                    window.append((waiting, submit(waiting, f"s{self.stage.id}-t{next(self._numbers)}"), reserve,
-                                   guess))
+                    pending = submit(waiting, f"s{self.stage.id}-t{next(self._numbers)}")
+                    if item_key is not None and isinstance(pending, Pending):
+                        pending.covers = {"key": item_key, **pending.covers}  # names the task in its events
+                    window.append((waiting, pending, reserve, guess))
                     waiting = _END
                     stage_stats.in_flight = len(window)
                     self.context.stats.admitted(self.stage.id, budget.reserved)
@@ -258,6 +286,9 @@ class StageRun(StageReporting):
                 if not window:
                     if self.context.preemption.requested:
                         raise self.context.preemption.error(resumable=self.context.store is not None)
+                    if self.skipped_writes:
+                        self.context.stats.note(f"stage {self.stage.id}: {self.skipped_writes} write task(s) were "
+                                                f"finished by an earlier attempt at this run and were skipped")
                     return
                 item, pending, reserved, guess = window.popleft()
                 stage_stats.in_flight = len(window)
@@ -268,10 +299,11 @@ class StageRun(StageReporting):
                     if guess > 0:
                         scale = max(scale, out.bytes / guess)
                     measured = True
-                    if key is not None and self.maps_to_checkpoint:
-                        out.key = key(item)
-                    if key is not None and self.writes:
-                        self.context.store.log_task(key(item), self.backend.fetch(out.handles[0]).to_pylist())
+                    item_key = key(item) if key is not None else None
+                    if item_key is not None and isinstance(pending, Pending):
+                        out.identity = item_key
+                        if self.maps_to_checkpoint:
+                            out.key = item_key
                     # with its window full, the stage produces nothing more until the consumer asks
                     held = HELD_BY_CONSUMER if len(window) + 1 >= limit else None
                     if held:
@@ -329,8 +361,8 @@ class StageRun(StageReporting):
                 self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
                 self.set_state("")
 
-    def fold(self, report: Report, block: str, covered: dict) -> None:
-        fold_report(self.context, self.stage, report, block, covered)
+    def fold(self, report: Report, block: str, covered: dict, before_end: Callable[[], None] | None = None) -> None:
+        fold_report(self.context, self.stage, report, block, covered, before_end)
 
     def settle(self, pending: Pending) -> Out:
         """Wait for a task; fold its reports into the run, or raise what the task raised."""
@@ -340,10 +372,25 @@ class StageRun(StageReporting):
         except BaseException as error:
             log_failed_task(self.context, self.stage.id, pending.block, pending.covers, error, started)
             raise
+        out = Out(handles, reports[-1], ops=[op for report in reports for op in report.ops])
+        key = pending.covers.get("key")
         for number, report in enumerate(reports):
             block = pending.block if number == 0 else f"{pending.block}-u{number}"
-            self.fold(report, block, pending.covers if number == 0 else {})
-        return Out(handles, reports[-1])
+            log = self.writes and key is not None and number == len(reports) - 1
+            self.fold(report, block, pending.covers if number == 0 else {},
+                      (lambda: self.log_finished(key, out)) if log else None)
+        return out
+
+
+def group_key(stage_id: int, group: list) -> str | None:
+    """A stream task's key: the rows it takes (each upstream task's key and the slice of its output), so it
+    is the same in every attempt at the run that reads the same input; None when an upstream output has none."""
+    parts = []
+    for out, cut in group:
+        if out.identity is None:
+            return None
+        parts.append(f"{out.identity}[{'' if cut is None else '%d:%d' % tuple(cut)}]")
+    return f"s{stage_id}:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
 def group_bytes(group: list) -> int:

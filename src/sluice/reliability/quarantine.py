@@ -20,6 +20,13 @@ its batch should run with on_error="raise".
 budget: `max_bad_records` as a count fails the run as soon as it is exceeded; as a fraction
 of the rows that reached the failing operators, it fails the run when the count clearly
 exceeds it (over 100 bad rows and over the fraction of rows seen so far) and, exactly, at the end.
+
+A run's dead letters outlive its attempts: each attempt writes its own part files, and the
+driver flushes what is pending before it logs a task as finished in the run store, so the
+records of every task a resume skips are on disk. A resumed attempt adopts the earlier
+attempts' records (`adopt_earlier`): they count towards the total and the budget, and a record
+that a re-run task finds again (same stage, operator, source row, error and values) is not
+written twice. The dataset is the union of the attempts' records.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ import json
 import os
 import pickle
 import threading
-import time
 import traceback
+import uuid
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 
 import pyarrow as pa
@@ -173,6 +182,25 @@ def read_row_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
+def read_dead_letters(directory: str, columns: list[str] | None = None) -> pa.Table | None:
+    """A run's dead-letter records (its finished part files; a part a kill cut short is hidden), or None."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".parquet") and not n.startswith("."))
+    except OSError:
+        return None
+    if not names:
+        return None
+    return pa.concat_tables([pq.read_table(os.path.join(directory, n), columns=columns) for n in names])
+
+
+IDENTITY_COLUMNS = ("stage", "operator_id", "source_file", "row_position", "exception_type", "message", "record_json")
+
+
+def record_identity(record: dict) -> tuple:
+    """What makes two dead-letter records the same bad record (found by two attempts at a run)."""
+    return tuple(record[name] for name in IDENTITY_COLUMNS)
+
+
 class DeadLetters:
     """The run's dead-letter dataset and error budget. Thread-safe."""
 
@@ -184,6 +212,8 @@ class DeadLetters:
         self.stats = stats
         self._pending: list[dict] = []
         self._parts = 0
+        self._attempt = uuid.uuid4().hex[:8]  # part files are per attempt: a resume never overwrites earlier ones
+        self._earlier: Counter = Counter()  # identities of records earlier attempts wrote, not yet found again
         self._lock = threading.Lock()
         self._saved_operators: set[str] = set()
         self._failing: set[tuple[int, str]] = set()  # (stage, operator label): whose input rows the budget counts
@@ -191,11 +221,12 @@ class DeadLetters:
         self._first: str | None = None  # the first bad record, for the error that stops the run
 
     def record(self, stage: int, operator, label: str, operator_id: str, block: pa.Table, bad: list[BadRow],
-               positions: pa.Table | None, rows_seen: int) -> None:
-        """Quarantine `bad` rows of `block` that `operator` (`label` in the run's stats) failed on."""
-        self._save_operator(operator, operator_id)
+               positions: pa.Table | None, rows_seen: int) -> int:
+        """Quarantine `bad` rows of `block` that `operator` (`label` in the run's stats) failed on; returns how
+        many are new (not already recorded by an earlier attempt at the run)."""
+        self._save_operator(operator, operator_id, stage, label)
         self._failing.add((stage, label))
-        now = time.time()
+        now = datetime.now(timezone.utc)
         records = []
         for row in bad:
             values = block.slice(row.index, 1)
@@ -211,6 +242,7 @@ class DeadLetters:
                 "recorded_at": now,
             })
         with self._lock:
+            records = [r for r in records if not self._found_again(r)]
             self._pending += records
             self._remember_first(records)
             self.stats.bad_records += len(records)
@@ -219,6 +251,55 @@ class DeadLetters:
             if len(self._pending) >= FLUSH_EVERY:
                 self._flush_locked()
         self._check_budget(total, rows_seen, final=False)
+        return len(records)
+
+    def _found_again(self, record: dict) -> bool:
+        identity = record_identity(record)
+        if self._earlier[identity] <= 0:
+            return False
+        self._earlier[identity] -= 1
+        return True
+
+    def adopt_earlier(self) -> int:
+        """A resumed attempt: count the records earlier attempts at this run wrote, and remember them so that
+        a task run again does not record its bad rows twice. Returns how many there are."""
+        table = read_dead_letters(self.directory, list(IDENTITY_COLUMNS) + ["operator"])
+        if table is None:
+            return 0
+        labels = self._operator_labels()
+        with self._lock:
+            for record in table.to_pylist():
+                stage = record["stage"]
+                if record["operator"] == "Scan":
+                    self._unreadable.setdefault(stage, set()).add(
+                        (record["source_file"], record["row_position"], record["exception_type"], record["message"]))
+                else:
+                    self._earlier[record_identity(record)] += 1
+                    if record["operator_id"] in labels:
+                        self._failing.add((stage, labels[record["operator_id"]]))
+                self.stats.add_bad_records(stage, 1)
+                self._remember_first([record])
+            self.stats.bad_records += table.num_rows
+            if table.num_rows:
+                self.stats.bad_records_path = self.directory
+        return table.num_rows
+
+    def _operator_labels(self) -> dict[str, str]:
+        """operator id -> its label in the run's stats, from the operators an earlier attempt saved."""
+        labels = {}
+        if not os.path.isdir(self.operators_directory):
+            return labels
+        for name in os.listdir(self.operators_directory):
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(self.operators_directory, name)) as f:
+                        described = json.load(f)
+                except (OSError, ValueError):
+                    continue
+                self._saved_operators.add(name[:-len(".json")])
+                if described.get("label"):
+                    labels[name[:-len(".json")]] = described["label"]
+        return labels
 
     def record_unreadable(self, stage: int, source_file: str, line: int | None, text: str | None,
                           error: BaseException) -> None:
@@ -239,7 +320,7 @@ class DeadLetters:
                 "source_file": source_file, "row_position": line, "exception_type": type(error).__name__,
                 "message": str(error), "traceback": None,
                 "record_json": None if text is None else json.dumps({"line": text}, ensure_ascii=False),
-                "record_ipc": None, "recorded_at": time.time(),
+                "record_ipc": None, "recorded_at": datetime.now(timezone.utc),
             })
             self._remember_first(self._pending[-1:])
             self.stats.bad_records += 1
@@ -300,14 +381,14 @@ class DeadLetters:
             return
         os.makedirs(self.directory, exist_ok=True)
         table = pa.Table.from_pylist(self._pending, schema=DEAD_LETTER_SCHEMA)
-        name = f"part-{self._parts:05d}.parquet"
+        name = f"part-{self._attempt}-{self._parts:05d}.parquet"
         staging = os.path.join(self.directory, f".{name}.tmp")  # hidden from readers until renamed
         pq.write_table(table, staging)
         os.replace(staging, os.path.join(self.directory, name))
         self._parts += 1
         self._pending = []
 
-    def _save_operator(self, operator, operator_id: str) -> None:
+    def _save_operator(self, operator, operator_id: str, stage: int, label: str) -> None:
         """Keep what `sluice repro` needs to rebuild the operator: a pickle, and the function's name."""
         with self._lock:
             if operator_id in self._saved_operators:
@@ -317,7 +398,7 @@ class DeadLetters:
         os.makedirs(self.operators_directory, exist_ok=True)
         base = os.path.join(self.operators_directory, operator_id)
         with open(base + ".json", "w") as f:
-            json.dump(describe_operator(operator), f, indent=2)
+            json.dump({**describe_operator(operator), "stage": stage, "label": label}, f, indent=2)
         try:
             data = pickle_operator(operator)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:

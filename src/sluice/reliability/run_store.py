@@ -169,29 +169,28 @@ class RunStore:
 
     # ------------------------------------------------------------ task completion log
 
-    def completed(self) -> dict[str, list[dict]]:
-        """Write tasks finished by earlier attempts: key -> the files they staged."""
+    def completed(self) -> dict[str, dict]:
+        """Write tasks finished by earlier attempts: key -> their log record (the files they staged, "written",
+        and their operator statistics, "ops")."""
         if self._completed is None:
-            self._completed = {record["key"]: record["written"] for record in self.location.json_lines(TASKS_FILE)}
+            self._completed = {record["key"]: record for record in self.location.json_lines(TASKS_FILE)}
         return self._completed
 
-    def finished_writes(self, items: list, key, stats, stage_id: int) -> tuple[list, list]:
-        """Split a write stage's items into those still to run and the outputs (file lists) of those an
-        earlier attempt finished, which are skipped."""
+    def staged(self) -> dict[str, list[dict]]:
+        """Write tasks finished by earlier attempts: key -> the files they staged."""
+        return {key: record["written"] for key, record in self.completed().items()}
+
+    def finished_write(self, key: str | None, stats, stage_id: int):
+        """The output (file list) of the write task `key` when an earlier attempt finished it, else None. Its
+        operator statistics are counted as this attempt's, so the run's totals and error budget cover it."""
         from ..physical.operators import written_table
-        done = self.completed()
-        todo, skipped = [], []
-        for item in items:
-            entries = done.get(key(item))
-            if entries is None:
-                todo.append(item)
-                continue
-            skipped.append(written_table(entries))
-            stats.emit("checkpoint", stage=stage_id, what="task skipped", detail=key(item))
-        if skipped:
-            stats.note(f"stage {stage_id}: {len(skipped)} of {len(items)} write task(s) were finished by an "
-                       f"earlier attempt at this run and were skipped")
-        return todo, skipped
+        record = self.completed().get(key) if key is not None else None
+        if record is None:
+            return None
+        for op in record.get("ops", []):
+            stats.record(*op)
+        stats.emit("checkpoint", stage=stage_id, what="task skipped", detail=key)
+        return written_table(record["written"])
 
     @staticmethod
     def unfinished_maps(items: list, key, completed: set[str], stats, stage_id: int) -> list:
@@ -204,8 +203,8 @@ class RunStore:
                        f"an earlier attempt at this run; their output was read back from the run store")
         return todo
 
-    def log_task(self, key: str, written: list[dict]) -> None:
-        line = json.dumps({"key": key, "written": written}) + "\n"
+    def log_task(self, key: str, written: list[dict], ops: list) -> None:
+        line = json.dumps({"key": key, "written": written, "ops": [list(op) for op in ops]}) + "\n"
         with self._lock:
             self.location.append_line(TASKS_FILE, line)
 
