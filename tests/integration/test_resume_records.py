@@ -204,3 +204,17 @@ def test_a_resumed_run_keeps_the_first_attempts_dead_letters_counts_and_start_ti
     recorded = pq.read_table(os.path.join(run_dir, "bad_records"), columns=["recorded_at"])["recorded_at"]
     now = datetime.datetime.now(datetime.timezone.utc)
     assert all(abs((now - t).total_seconds()) < 3600 for t in recorded.to_pylist())
+
+
+def test_a_run_given_relative_paths_resumes_from_anywhere(csv_lake, tmp_path, runner):
+    work = tmp_path / "work"
+    work.mkdir()
+    os.symlink(csv_lake["source"], work / "in")
+    runs = str(tmp_path / "runs")
+    child = subprocess.run([sys.executable, csv_lake["script"], "in", "out", "0"], cwd=work,
+                           env=_env(runs, SLUICE_TEST_CRASH_AT="before-commit"), capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    result = sl.resume(os.path.basename(_run_dir(runs)), runs_dir=runs)  # from the test's directory, not `work`
+    assert result.rows == FILES * (LINES - 3)
+    assert len(_output(str(work / "out"))) == FILES * (LINES - 3)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import threading
 from dataclasses import dataclass
@@ -249,9 +250,16 @@ def _in_memory_bytes(plan) -> int:
     return sum(s.table.nbytes for s in _sources(plan) if getattr(s, "table", None) is not None)
 
 
+def _absolute(requested, filesystem) -> list[str]:
+    """Local paths as absolute ones (the listing is: a resume from another directory finds the same files)."""
+    if filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem):
+        return list(requested)
+    return [p if "://" in p else os.path.abspath(os.path.expanduser(p)) for p in requested]
+
+
 def input_fingerprints(plan) -> list[dict]:
     """Per file-based source: the paths it was given and each file's size and mtime."""
-    return [{"requested": list(source.files.requested),
+    return [{"requested": _absolute(source.files.requested, source.files.filesystem),
              "files": {f.path: [f.size, f.mtime_ns] for f in source.files.files}}
             for source in _file_sources(plan)]
 
@@ -263,9 +271,12 @@ def check_inputs(store: RunStore, run_id: str, plan) -> None:
     sources = list(_file_sources(plan))
     problems: list[str] = []
     for source, before in zip(sources, recorded):
+        before = dict(before, files=dict(zip(_absolute(before["files"], source.files.filesystem),
+                                             before["files"].values())))
         try:
-            now = resolve_files(before["requested"], source.files.filesystem)
-            current = {f.path: [f.size, f.mtime_ns] for f in now.files}
+            now = resolve_files(_absolute(before["requested"], source.files.filesystem), source.files.filesystem)
+            current = dict(zip(_absolute([f.path for f in now.files], source.files.filesystem),
+                               ([f.size, f.mtime_ns] for f in now.files)))
         except SluiceError as exc:
             problems.append(f"{before['requested']}: {exc}")
             continue
