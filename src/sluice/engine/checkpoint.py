@@ -28,6 +28,7 @@ from pyarrow import ipc
 from pyarrow.parquet import read_table, write_table
 
 from ..crash_points import crash_point
+from ..private_files import make_private, make_private_dir
 from ..reliability.run_store import Location
 
 INDEX_FILE = "index.json"
@@ -51,7 +52,7 @@ class DurableExchange:
         self.entries = [e for e in logged if e.get("key") and (e.get("file") is None or e["file"] in present)]
         self.completed = {e["key"] for e in self.entries}  # keys of map tasks whose output is on disk
         if self.location.local:  # an object store has no directories
-            self.location.fs.create_dir(self.location.root, recursive=True)
+            make_private_dir(self.location.root)
 
     # ------------------------------------------------------------ restoring
 
@@ -123,6 +124,8 @@ class DurableExchange:
         if exchange.samples:
             with self.location.fs.open_output_stream(self.location.path(SAMPLES_FILE)) as f:
                 write_table(pa.concat_tables(exchange.samples, promote_options="permissive"), f)
+            if self.location.local:
+                make_private(self.location.path(SAMPLES_FILE))
         pieces: dict[str, list] = {}
         for entry in self.entries:
             for partition, first, count, *_ in entry["parts"]:
@@ -153,6 +156,8 @@ def write_pieces(location: Location, schema: pa.Schema, outputs: list) -> tuple[
                 parts.append([partition, first, len(batches), piece.num_rows, piece.nbytes])
                 first += len(batches)
         size = sink.tell()
+    if location.local:
+        make_private(location.path(name))
     share_out(parts, size)
     return name, parts
 

@@ -13,13 +13,12 @@ import os
 import socket
 
 from ..errors import SluiceError
+from ..private_files import make_private_dir, open_private
 from .events import EVENTS_FILE
 from .stats import RunStats
 
 RUN_FILE = "run.json"
 DEAD_LETTERS_DIR = "bad_records"
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
 
 
 def record_run(run_dir: str, stats: RunStats, config, resumable: bool = False, earlier: list[dict] = ()) -> None:
@@ -102,19 +101,6 @@ def dead_letter_count(run_dir: str) -> int:
         except (OSError, ValueError):
             continue
     return total
-
-
-def make_private_dir(path: str) -> None:
-    """Create a directory (and its missing parents) that only its user can read: run stores hold raw records."""
-    os.makedirs(path, mode=PRIVATE_DIR, exist_ok=True)
-    if os.stat(path).st_mode & 0o777 != PRIVATE_DIR:
-        os.chmod(path, PRIVATE_DIR)
-
-
-def open_private(path: str, mode: str = "w"):
-    """Open a file for writing that only its user can read (0600)."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_APPEND if "a" in mode else 0),
-                             PRIVATE_FILE), mode)
 
 
 def list_runs(runs_dir: str) -> list[dict]:

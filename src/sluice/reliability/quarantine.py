@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ExpressionEvaluationError, TooManyBadRecordsError, UdfInitError, UdfOutputError, UserCodeError
+from ..private_files import make_private, make_private_dir, open_private
 
 FANOUT = 16
 BROKEN_AFTER = 32  # single rows failing, with no piece of the block succeeding yet
@@ -379,11 +380,12 @@ class DeadLetters:
     def _flush_locked(self) -> None:
         if not self._pending:
             return
-        os.makedirs(self.directory, exist_ok=True)
+        make_private_dir(self.directory)
         table = pa.Table.from_pylist(self._pending, schema=DEAD_LETTER_SCHEMA)
         name = f"part-{self._attempt}-{self._parts:05d}.parquet"
         staging = os.path.join(self.directory, f".{name}.tmp")  # hidden from readers until renamed
         pq.write_table(table, staging)
+        make_private(staging)
         os.replace(staging, os.path.join(self.directory, name))
         self._parts += 1
         self._pending = []
@@ -395,15 +397,15 @@ class DeadLetters:
                 return
             self._saved_operators.add(operator_id)
         from .repro import describe_operator, pickle_operator
-        os.makedirs(self.operators_directory, exist_ok=True)
+        make_private_dir(self.operators_directory)
         base = os.path.join(self.operators_directory, operator_id)
-        with open(base + ".json", "w") as f:
+        with open_private(base + ".json", "w") as f:
             json.dump({**describe_operator(operator), "stage": stage, "label": label}, f, indent=2)
         try:
             data = pickle_operator(operator)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            with open(base + ".unpicklable", "w") as f:
+            with open_private(base + ".unpicklable", "w") as f:
                 f.write(f"{type(exc).__name__}: {exc}\n")
             return
-        with open(base + ".pkl", "wb") as f:
+        with open_private(base + ".pkl", "wb") as f:
             f.write(data)

@@ -35,7 +35,9 @@ from typing import Any, Iterator
 import pyarrow.fs as pafs
 
 from ..errors import ResumeError, SluiceError
+from ..private_files import make_private_dir, open_private
 from ..kernels import user_code
+from .filesystems import dumps_plan, filesystems_given
 
 PLAN_FILE = "plan.pkl"
 INPUTS_FILE = "inputs.json"
@@ -85,19 +87,19 @@ class Location:
         return None if data is None else data.decode()
 
     def write(self, name: str, payload: bytes) -> None:
-        if self.local:
-            self.fs.create_dir(self.root, recursive=True)
-            with self.fs.open_output_stream(self.path(name + ".tmp")) as f:
+        if self.local:  # private to the user (0700 directories, 0600 files): run stores hold raw records
+            make_private_dir(os.path.dirname(self.path(name)))
+            with open_private(self.path(name + ".tmp"), "wb") as f:
                 f.write(payload)
-            self.fs.move(self.path(name + ".tmp"), self.path(name))
+            os.replace(self.path(name + ".tmp"), self.path(name))
         else:
             with self.fs.open_output_stream(self.path(name)) as f:
                 f.write(payload)
 
     def append_line(self, name: str, line: str) -> None:
         if self.local:
-            self.fs.create_dir(self.root, recursive=True)
-            with self.fs.open_append_stream(self.path(name)) as f:
+            make_private_dir(os.path.dirname(self.path(name)))
+            with open_private(self.path(name), "ab") as f:
                 f.write(line.encode())
         else:
             self.write(name, (self.read_bytes(name) or b"") + line.encode())
@@ -152,21 +154,23 @@ class RunStore:
             return (f"it reads {in_memory / 2**20:,.0f} MiB of in-memory data (from_arrow/pandas/polars), which "
                     f"a crashed process takes with it; write the data to Parquet first to make it resumable")
         try:
-            payload = user_code.dumps(plan)
+            payload = dumps_plan(plan)  # never with a filesystem's credentials (filesystems.py)
         except Exception as exc:  # noqa: BLE001 - anything unpicklable in a user's plan
             return f"{type(exc).__name__}: {exc}"
         self.location.write(PLAN_FILE, payload)
         self.location.write(INPUTS_FILE, json.dumps(input_fingerprints(plan), indent=1).encode())
         return None
 
-    def load_plan(self):
+    def load_plan(self, filesystems=()):
+        """The saved plan; `filesystems` replace the plan's filesystems of their types (for their credentials)."""
         payload = self.location.read_bytes(PLAN_FILE)
         if payload is None:
             raise ResumeError(f"The run store {self.run_dir} has no {PLAN_FILE}: only runs that write output "
                               f"(write_parquet/csv/json) with checkpoint=True can be resumed; a run that kept its "
                               f"store under checkpoint_dir is resumed with the same SLUICE_CHECKPOINT_DIR. Run the job "
                               f"again.")
-        return user_code.loads(payload)
+        with filesystems_given(filesystems):
+            return user_code.loads(payload)
 
     # ------------------------------------------------------------ task completion log
 
