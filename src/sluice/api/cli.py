@@ -136,15 +136,15 @@ def _checks_cell(checks: list[dict]) -> str:
 
 def cmd_bad_records(args) -> int:
     import polars as pl
-    import pyarrow.parquet as pq
 
     from ..observe.history import run_directory
+    from ..observe.history import read_dead_letters
     directory = os.path.join(run_directory(_runs_dir(args), args.run), "bad_records")
-    if not os.path.isdir(directory):
+    table = read_dead_letters(directory, ["stage", "operator", "source_file", "row_position", "exception_type",
+                                          "message", "record_json"])
+    if table is None:
         print(f"Run {args.run} quarantined no records.")
         return 0
-    table = pq.read_table(directory, columns=["stage", "operator", "source_file", "row_position", "exception_type",
-                                              "message", "record_json"])
     print(f"{table.num_rows:,} bad record(s) in {directory} (read them with sluice.read_parquet):")
     with pl.Config(tbl_rows=args.limit, fmt_str_lengths=80, tbl_width_chars=200):
         print(pl.from_arrow(table).with_row_index("record"))

@@ -12,6 +12,9 @@ import json
 import os
 import socket
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ..errors import SluiceError
 from ..private_files import make_private_dir, open_private
 from .events import EVENTS_FILE
@@ -86,9 +89,19 @@ def crashed_run(run_dir: str, run: dict) -> dict:
             "bad_records": max(run.get("bad_records") or 0, dead_letter_count(run_dir))}
 
 
+def read_dead_letters(directory: str, columns: list[str] | None = None) -> pa.Table | None:
+    """A run's dead-letter records (its finished part files; a part a kill cut short is hidden), or None."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".parquet") and not n.startswith("."))
+    except OSError:
+        return None
+    if not names:
+        return None
+    return pa.concat_tables([pq.read_table(os.path.join(directory, n), columns=columns) for n in names])
+
+
 def dead_letter_count(run_dir: str) -> int:
     """Records in a run's dead-letter dataset (from the Parquet footers)."""
-    import pyarrow.parquet as pq
     directory = os.path.join(run_dir, DEAD_LETTERS_DIR)
     try:
         names = [n for n in os.listdir(directory) if n.endswith(".parquet") and not n.startswith(".")]

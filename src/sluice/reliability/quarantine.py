@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ExpressionEvaluationError, TooManyBadRecordsError, UdfInitError, UdfOutputError, UserCodeError
+from ..observe.history import read_dead_letters
 from ..private_files import make_private, make_private_dir, open_private
 
 FANOUT = 16
@@ -181,17 +182,6 @@ def row_ipc(row: pa.Table) -> bytes:
 
 def read_row_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
-
-
-def read_dead_letters(directory: str, columns: list[str] | None = None) -> pa.Table | None:
-    """A run's dead-letter records (its finished part files; a part a kill cut short is hidden), or None."""
-    try:
-        names = sorted(n for n in os.listdir(directory) if n.endswith(".parquet") and not n.startswith("."))
-    except OSError:
-        return None
-    if not names:
-        return None
-    return pa.concat_tables([pq.read_table(os.path.join(directory, n), columns=columns) for n in names])
 
 
 IDENTITY_COLUMNS = ("stage", "operator_id", "source_file", "row_position", "exception_type", "message", "record_json")
