@@ -30,21 +30,9 @@ from .api.dataset import Dataset
 from .config import configure
 from .driver.resume import resume
 from .errors import (
-    ColumnNotFoundError,
-    CorruptFileError,
-    ExpressionTypeError,
-    PlanError,
-    ResumeError,
-    RunnerError,
-    SchemaMismatchError,
-    SinkError,
-    SluiceError,
-    SourceError,
-    SourceNotFoundError,
-    TooManyBadRecordsError,
-    TransientError,
-    UdfOutputError,
-    UserCodeError,
+    ColumnNotFoundError, CommitConflictError, CorruptFileError, ExpressionTypeError, PlanError, ResumeError,
+    RunnerError, SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError,
+    TooManyBadRecordsError, TransientError, UdfOutputError, UserCodeError,
 )
 from .expr.tree import Expr, col, count, dense_rank, lit, rank, row_number, when
 from .io.memory import ArrowSource, RangeSource
@@ -126,5 +114,5 @@ __all__ = [
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",
-    "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
+    "CommitConflictError", "TransientError", "TooManyBadRecordsError", "ResumeError", "resume",
 ]

@@ -63,6 +63,10 @@ class Config:
     price_storage_gb: float = 0.0004  # USD per GB read or written (input, shuffle, output)
     ray_address: str | None = None  # runner="ray": the cluster to connect to; None starts or reuses a local Ray
     checkpoint_dir: str | None = None  # where write runs keep their run store: a path or URI; None: the run directory
+    # files an overwrite replaced stay on disk this long, so that readers planned before it read their snapshot
+    # whole; later commits and `sluice gc --dataset` remove them. A day covers a long job planned before the
+    # commit; 0 deletes at once (safe only when nothing reads or writes the dataset meanwhile)
+    snapshot_retention_s: float = 24 * 3600.0
 
     @property
     def broadcast_threshold(self) -> int:
@@ -102,6 +106,8 @@ def _from_environment() -> Config:
         extra["ray_address"] = os.environ["SLUICE_RAY_ADDRESS"]
     if os.environ.get("SLUICE_CHECKPOINT_DIR"):
         extra["checkpoint_dir"] = os.environ["SLUICE_CHECKPOINT_DIR"]
+    if os.environ.get("SLUICE_SNAPSHOT_RETENTION_S"):
+        extra["snapshot_retention_s"] = parse_retention(os.environ["SLUICE_SNAPSHOT_RETENTION_S"])
     if os.environ.get("SLUICE_METRICS_PORT"):
         extra["metrics_port"] = int(os.environ["SLUICE_METRICS_PORT"])
     for key in PRICES:
@@ -118,6 +124,15 @@ def _from_environment() -> Config:
 
 ON_ERROR = ("quarantine", "raise")
 PRICES = ("price_core_hour", "price_gb_hour", "price_storage_gb")
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A number of seconds from environment variable `name`, `default` when it is unset."""
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise SluiceError(f"{name}={value!r}: give a number of seconds, such as {default:g}.") from None
 
 
 def parse_fraction(key: str, value) -> float:
@@ -140,6 +155,17 @@ def parse_price(key: str, value) -> float:
         raise SluiceError(f"{key}={value!r}: give a price in USD as a number >= 0, such as 0.04 "
                           f"(env SLUICE_{key.upper()}).")
     return price
+
+
+def parse_retention(value) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:
+        raise SluiceError(f"snapshot_retention_s={value!r}: give the seconds replaced files stay for readers, as a "
+                          f"number >= 0, such as 3600 (env SLUICE_SNAPSHOT_RETENTION_S).")
+    return seconds
 
 
 def check_on_error(value: str) -> str:
@@ -179,7 +205,8 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
     transient_errors (exception class names retried with backoff), checkpoint (writes keep
     exchange outputs and a task log so `sluice resume` can finish a crashed run), checkpoint_dir
     (where those live: a path or a URI such as s3://bucket/prefix; default the run directory),
-    keep_exchanges (keep a succeeded run's exchange files). Observability:
+    keep_exchanges (keep a succeeded run's exchange files), snapshot_retention_s (how long files that an
+    overwrite replaced stay for readers planned before it; default a day). Observability:
     metrics_port (serve Prometheus metrics on 127.0.0.1:<port>), metrics_host. Cost estimate (USD):
     price_core_hour, price_gb_hour (memory budget), price_storage_gb (bytes read, shuffled, written).
     Ray runner: ray_address (an existing cluster, e.g. "ray://head:10001" or "auto"; env SLUICE_RAY_ADDRESS).
@@ -187,7 +214,8 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
     known = {"adaptive", "target_partition_bytes", "skew_factor", "skew_min_bytes", "broadcast_fraction",
              "fuse_fraction", "spill_dir",
              "on_error", "max_bad_records", "retry_attempts", "retry_backoff_s", "transient_errors", "checkpoint",
-             "keep_exchanges", "metrics_port", "metrics_host", "ray_address", "checkpoint_dir", *PRICES}
+             "keep_exchanges", "metrics_port", "metrics_host", "ray_address", "checkpoint_dir", "snapshot_retention_s",
+             *PRICES}
     unknown = sorted(set(engine) - known)
     if unknown:
         raise SluiceError(f"Unknown setting(s) {unknown}. Known: num_threads, memory_budget, runner, runs_dir, "
@@ -207,6 +235,8 @@ def configure(*, num_threads: int | None = None, memory_budget: int | str | None
             value = parse_price(key, value)
         elif key == "fuse_fraction":
             value = parse_fraction(key, value)
+        elif key == "snapshot_retention_s":
+            value = parse_retention(value)
         _overrides[key] = value
     if num_threads is not None:
         if num_threads < 1:

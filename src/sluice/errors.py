@@ -59,6 +59,10 @@ class SinkError(SluiceError):
     """Output cannot be written where or how it was asked."""
 
 
+class CommitConflictError(SinkError):
+    """Other writers kept committing to the same destination, so this write could not take its turn."""
+
+
 class RunnerError(SluiceError):
     """The requested runner is unknown or unavailable."""
 

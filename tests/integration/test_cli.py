@@ -42,7 +42,35 @@ def test_explain_prints_plans_without_running(script):
     assert result.returncode == 0, result.stderr
     assert "== Optimized plan ==" in result.stdout and "== Physical plan ==" in result.stdout
     assert "COUNT 0" in result.stdout  # the action returned an empty result instead of running
-    assert "dataset `numbers`" in result.stdout  # datasets no action ran on are explained too
+    assert "read no data" in result.stdout and "write nothing" in result.stdout  # it says so before the script
+    assert result.stdout.count("### plan") == 1  # the one dataset an action ran on
+    assert "dataset `numbers`" not in result.stdout  # intermediates only when asked
+    everything = sluice("explain", "--all", str(script))
+    assert "dataset `numbers`" in everything.stdout
+
+
+def test_explain_writes_nothing_and_names_a_single_file_scan(tmp_path, runner):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    source = tmp_path / "lake" / "events.parquet"
+    source.parent.mkdir()
+    pq.write_table(pa.table({"id": list(range(10))}), source)
+    (tmp_path / "job.py").write_text(textwrap.dedent(f"""
+        import sluice as sl
+        from sluice import col
+        staged = sl.read_parquet({str(source)!r}).filter(col("id") > 2)
+        result = staged.write_parquet({str(tmp_path / "out")!r})
+        print("WROTE", result.rows)
+    """))
+    result = sluice("explain", str(tmp_path / "job.py"))
+    assert result.returncode == 0, result.stderr
+    assert f"parquet {source} (1 file)" in result.stdout  # the file, not its folder
+    assert "WROTE 0" in result.stdout and not (tmp_path / "out").exists()
+    assert "dataset `staged`" not in result.stdout
+    nothing = tmp_path / "no_action.py"
+    nothing.write_text(f"import sluice as sl\nstaged = sl.read_parquet({str(source)!r})\n")
+    hint = sluice("explain", str(nothing))
+    assert "runs no action" in hint.stdout and "--all" in hint.stdout
 
 
 def test_missing_script_is_a_clear_error(tmp_path):

@@ -83,3 +83,91 @@ def test_stats_count_the_time_a_stage_is_held_back_and_why(runner):
     wide = sl.range(20_000_000).with_columns(a=col("id") * 2, b=col("id") * 3)
     assert wide.count() == 20_000_000
     assert wide.stats().stages[0].held_s.get(HELD_BY_MEMORY, 0) > 0, wide.stats().stages[0].held_s
+
+
+UDF_PIPELINE = """
+import time, sys
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+import sluice as sl
+from sluice import col
+for i in range(4):
+    pq.write_table(pa.table({"id": np.arange(i * 25_000, (i + 1) * 25_000)}), f"{sys.argv[1]}/part-{i}.parquet")
+
+def slow(batch):
+    time.sleep(0.4)
+    return batch
+
+ds = sl.read_parquet(sys.argv[1]).filter(col("id") % 2 == 0).map_batches(slow, batch_size=5_000, concurrency=2)
+print("ROWS", ds.count())
+sl_stats = ds.stats()
+for stage in sorted(sl_stats.stages.values(), key=lambda s: s.stage_id):
+    print("STAGE", stage.stage_id, stage.rows_done)
+"""
+
+
+def screens_of(script: str, args: list[str], columns: int = 200, rows: int = 50) -> list[str]:
+    """Run `script` on a pseudo-terminal and return the screen (as a terminal would show it) after each read."""
+    import pyte
+    screen = pyte.Screen(columns, rows)
+    stream = pyte.ByteStream(screen)
+    leader, follower = pty.openpty()
+    env = {**os.environ, "SLUICE_PROGRESS": "1", "COLUMNS": str(columns), "LINES": str(rows), "TERM": "xterm"}
+    process = subprocess.Popen([sys.executable, "-c", script, *args], stdin=follower, stdout=follower,
+                               stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+    screens = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        stream.feed(chunk)
+        screens.append("\n".join(line.rstrip() for line in screen.display))
+    process.wait(timeout=120)
+    os.close(leader)
+    assert process.returncode == 0, screens[-1] if screens else ""
+    return screens
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_bars_show_an_estimated_total_rate_eta_and_end_on_the_summarys_rows(runner, tmp_path):
+    import re
+    screens = screens_of(UDF_PIPELINE, [str(tmp_path)])
+    udf_lines = [line for screen in screens for line in screen.splitlines() if "MapBatches" in line and "rows" in line]
+    assert udf_lines, screens[-1]
+    assert any(re.search(r"[\d,]+/~[\d,]+ rows", line) for line in udf_lines)  # an estimate, marked as one
+    assert any("rows/s" in line for line in udf_lines) and all("ETA" in line for line in udf_lines)
+    final = screens[-1]
+    finished = {int(m.group(1)): int(m.group(2).replace(",", "")) for m in re.finditer(
+        r"stage (\d+): .*? ([\d,]+)/[\d,]+ rows", final)}
+    summary = {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"STAGE (\d+) (\d+)", final)}
+    assert "ROWS 50000" in final
+    assert finished and finished == {k: v for k, v in summary.items() if k in finished}, (finished, summary)
+
+
+ONE_BLOCK_UDF = """
+import time, sys
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+import sluice as sl
+pq.write_table(pa.table({"id": np.arange(50_000)}), f"{sys.argv[1]}/one.parquet")
+
+def slow_second_half(batch):
+    time.sleep(0.1 if batch["id"][0].as_py() == 0 else 2.0)
+    return batch
+
+print("ROWS", sl.read_parquet(f"{sys.argv[1]}/one.parquet").map_batches(slow_second_half, concurrency=2).count())
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_udf_stage_counts_the_rows_its_workers_finished_while_its_task_runs(runner, tmp_path):
+    """One block, cut into a slice per worker: the first slice's rows show before the task ends."""
+    import re
+    if runner == "ray":
+        pytest.skip("on Ray a block's UDF runs whole in one Ray task or actor call")
+    screens = screens_of(ONE_BLOCK_UDF, [str(tmp_path)])
+    lines = [line for screen in screens for line in screen.splitlines() if "MapBatches" in line]
+    assert any(re.search(r" 25,000(/~?[\d,]+)? rows .* 0/1 tasks", line) for line in lines), "\n".join(lines)
+    assert "ROWS 50000" in screens[-1]

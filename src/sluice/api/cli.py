@@ -56,6 +56,8 @@ def cmd_explain(args) -> int:
         for stats in session.runs:
             print(analyzed_plan(stats) + "\n")
         return 0
+    print(f"sluice explain runs {args.script} to find its datasets; its actions read no data and its writes "
+          f"write nothing (their results are empty), so anything the script prints about them shows zeros.")
     session.explain_only = True
     try:
         namespace = _run_script(args.script, args.script_args)
@@ -65,9 +67,13 @@ def cmd_explain(args) -> int:
                    if isinstance(value, Dataset) and not name.startswith("_") and value not in session.explained]
     if not session.explained and not unexplained:
         print("The script builds no sluice Dataset.")
-    for name, dataset in unexplained:
-        print(f"\n### dataset `{name}` (no action ran on it)")
-        dataset.explain()
+    elif not session.explained and not args.all:
+        print(f"The script runs no action (to_arrow, count, write_*, ...). `sluice explain --all {args.script}` "
+              f"explains each of the {len(unexplained)} dataset(s) it builds.")
+    if args.all:
+        for name, dataset in unexplained:
+            print(f"\n### dataset `{name}` (no action ran on it)")
+            dataset.explain()
     return 0
 
 
@@ -113,8 +119,10 @@ def cmd_runs(args) -> int:
         if crashed:  # its run.json is from when it started: its files say how far it got
             run = crashed_run(os.path.join(runs_dir, run["run_id"]), run)
         started = datetime.datetime.fromtimestamp(run.get("started_at", 0)).strftime("%Y-%m-%d %H:%M:%S")
-        rows = max((op["rows_out"] for op in run["operators"] if op["stage_id"] == max(
-            o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
+        rows = run.get("output_rows")
+        if rows is None:  # recorded before runs counted their output
+            rows = max((op["rows_out"] for op in run["operators"] if op["stage_id"] == max(
+                o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
         bad = run.get("bad_records", 0)
         status = run["status"]
         if crashed:
@@ -202,9 +210,15 @@ def _duration(text: str) -> float:
 
 def cmd_gc(args) -> int:
     from ..driver.resume import collect_garbage
-    runs_dir = _runs_dir(args)
-    removed = collect_garbage(runs_dir, args.older_than, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
+    if args.dataset:
+        from ..io.commit import collect_dataset_garbage
+        for path in args.dataset:
+            files = collect_dataset_garbage(path, older_than_s=args.older_than, dry_run=args.dry_run)
+            print(f"{verb} {len(files)} replaced or leftover file{'' if len(files) == 1 else 's'} from {path}")
+        return 0
+    runs_dir = _runs_dir(args)
+    removed = collect_garbage(runs_dir, 7 * 86400 if args.older_than is None else args.older_than, args.dry_run)
     print(f"{verb} {len(removed)} run director{'y' if len(removed) == 1 else 'ies'} from {runs_dir}"
           + (": " + ", ".join(removed) if removed else ""))
     return 0
@@ -229,9 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve Prometheus metrics on this port while runs go (default: off; SLUICE_METRICS_PORT)")
     run.add_argument("--metrics-host", default=None, help="address the metrics endpoint binds (default 127.0.0.1)")
     run.set_defaults(fn=cmd_run)
-    explain = commands.add_parser("explain", help="print the plans of a pipeline script without running it")
+    explain = commands.add_parser("explain", help="print the plans of a pipeline script's actions without reading data or writing")
     explain.add_argument("--analyze", action="store_true",
                          help="run the script, then print each run's physical plan with measured figures")
+    explain.add_argument("--all", action="store_true",
+                         help="also explain the datasets the script builds but runs no action on")
     explain.add_argument("script")
     explain.add_argument("script_args", nargs=argparse.REMAINDER)
     explain.set_defaults(fn=cmd_explain)
@@ -262,9 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run")
     resume.add_argument("--runs-dir", default=None)
     resume.set_defaults(fn=cmd_resume)
-    gc = commands.add_parser("gc", help="remove the directories of runs that ended long ago")
-    gc.add_argument("--older-than", type=_duration, default=_duration("7d"),
-                    help="retention: remove runs that ended before this long ago (default 7d; e.g. 12h, 30d)")
+    gc = commands.add_parser("gc", help="remove the directories of runs that ended long ago, or with --dataset the "
+                                        "files a dataset's overwrites replaced")
+    gc.add_argument("--older-than", type=_duration, default=None,
+                    help="retention: remove runs that ended before this long ago (default 7d; e.g. 12h, 30d); with "
+                         "--dataset, files replaced this long ago (default: snapshot_retention_s, a day)")
+    gc.add_argument("--dataset", action="append", default=[], metavar="PATH",
+                    help="a dataset sluice wrote: remove the files its overwrites replaced and the leftovers of "
+                         "crashed writes, once older than --older-than (readers planned before then may fail)")
     gc.add_argument("--dry-run", action="store_true", help="list what would be removed")
     gc.add_argument("--runs-dir", default=None)
     gc.set_defaults(fn=cmd_gc)

@@ -28,21 +28,8 @@ from ..physical.planner import plan_physical
 from ..physical.stages import PhysicalPlan
 from ..plan.checks import Check, Expect
 from ..plan.logical import (
-    Aggregate,
-    Distinct,
-    Filter,
-    Join,
-    Limit,
-    LogicalNode,
-    MapBatches,
-    Project,
-    Repartition,
-    Scan,
-    Sort,
-    SortSpec,
-    UdfOptions,
-    Union,
-    Write,
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, SortSpec,
+    UdfOptions, Union, Write,
 )
 from ..plan.optimizer import optimize
 from ..plan.windows import extract_windows, has_window, over_every_row

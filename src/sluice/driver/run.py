@@ -42,7 +42,9 @@ def run_blocks(plan: LogicalNode, context: RunContext,
                         threads=config.num_threads, memory_budget=config.memory_budget, runner=config.runner)
     error = None
     try:
-        yield from execute(physical, context, backend)
+        for block in execute(physical, context, backend):
+            context.stats.output_rows += block.num_rows
+            yield block
         if commit is not None:
             commit()
         context.stats.status = "succeeded"
@@ -101,6 +103,7 @@ def write(plan: LogicalNode, sink: FileSink, context: RunContext) -> WriteResult
 
     def commit() -> None:
         results.append(sink.commit(written))
+        context.stats.output_rows = sum(rows for _, rows, _ in written)
         context.stats.output_bytes = sum(size for _, _, size in written)
         if context.store is not None:
             context.store.finish(context.config.keep_exchanges)

@@ -37,7 +37,7 @@ class Out:
 
     @property
     def rows(self) -> int:
-        return sum(self.report.rows)
+        return self.report.output_rows
 
     @property
     def bytes(self) -> int:

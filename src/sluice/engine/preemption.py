@@ -12,24 +12,20 @@ SIGTERM, or the grace period running out, stops waiting for the running tasks.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
 from typing import Iterator
 
-from ..errors import PreemptedError, SluiceError
+from ..config import seconds_from_env
+from ..errors import PreemptedError
 
 GRACE_ENV = "SLUICE_GRACE_S"
 DEFAULT_GRACE_S = 30.0
 
 
 def grace_s() -> float:
-    value = os.environ.get(GRACE_ENV)
-    try:
-        return float(value) if value else DEFAULT_GRACE_S
-    except ValueError:
-        raise SluiceError(f"{GRACE_ENV}={value!r}: give a number of seconds, such as 30.") from None
+    return seconds_from_env(GRACE_ENV, DEFAULT_GRACE_S)
 
 
 class Preemption:

@@ -57,7 +57,7 @@ def fold_report(context: RunContext, stage: Stage, report: Report, block: str, c
         if before_end is not None:
             before_end()
         context.events.emit("task_end", ts=report.ended, **{k: task[k] for k in ("stage", "block", "attempt")},
-                            status="ok", rows=sum(report.rows), bytes=sum(report.bytes),
+                            status="ok", rows=report.output_rows, bytes=sum(report.bytes),
                             wall_s=report.ended - report.started)
     finally:
         set_current_block(None, None)
@@ -104,6 +104,7 @@ class StageReporting:
         finally:
             progress = stats.stages[stage.id]
             progress.ended_at = time.time()
+            self.context.progress.end_stage(stage.id)
             self.context.events.emit("stage_end", stage=stage.id, rows=progress.rows_done, tasks=progress.tasks_done)
 
     def _counted(self, outputs: Iterable[T]) -> Iterator[T]:
@@ -115,8 +116,10 @@ class StageReporting:
             progress.advance(stage_id, rows)
             yield output
 
-    def _start(self, tasks_total: int | None) -> None:
-        self.context.progress.start_stage(self.stage.id, self.stage.name, tasks_total)
+    def _start(self, tasks_total: int | None, known_rows: int | None = None) -> None:
+        """`known_rows`: the rows a scan's read tasks cover, where the source knows them all."""
+        self.context.progress.start_stage(self.stage.id, self.stage.name, tasks_total,
+                                          tuple(s.id for s in self.stage.upstreams), known_rows)
         self.context.events.emit("stage_start", stage=self.stage.id, name=self.stage.name, tasks_total=tasks_total)
 
     def set_state(self, state: str) -> None:

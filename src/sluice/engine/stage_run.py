@@ -88,6 +88,15 @@ def judge_checks(context: RunContext) -> None:
         raise error
 
 
+def known_rows(tasks) -> int | None:
+    """The rows read tasks cover, if each says (a row range of every piece); else None."""
+    ranges = [piece for task in tasks for piece in task.rows]
+    if not tasks or any(not task.rows for task in tasks) or any(first is None or end is None
+                                                                 for _, first, end in ranges):
+        return None
+    return sum(end - first for _, first, end in ranges)
+
+
 @dataclass
 class Pending:
     ticket: Any  # the backend's
@@ -137,7 +146,7 @@ class StageRun(StageReporting):
                           on_bad_input=None if config.on_error == "raise" else BadInputSink())
         tasks = stage.scan.source.plan_tasks(request)
         self.context.stats.stages[stage.id].tasks_total = len(tasks)
-        self._start(len(tasks))
+        self._start(len(tasks), known_rows(tasks))
 
         def key(task) -> str:
             return f"s{stage.id}:{task.description}"
@@ -227,6 +236,7 @@ class StageRun(StageReporting):
         self.skipped_writes += 1
         out = self.put(written)
         out.identity = key
+        out.report.written_rows, out.report.files = sum(written["rows"].to_pylist()), written.num_rows
         return out
 
     def log_finished(self, key: str, out: Out) -> None:

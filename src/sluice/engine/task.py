@@ -38,7 +38,7 @@ from ..observe.events import set_current_block
 from ..physical import holistic_split
 from ..physical.checks import CheckStep
 from ..physical.exchange import PartialAggregate, Partitioner, Reducer, sample_keys
-from ..physical.operators import MapBatchesStep, Operator, PolarsStep, normalize_block
+from ..physical.operators import MapBatchesStep, Operator, PolarsStep, WriteStep, normalize_block
 from ..reliability.quarantine import empty_output, error_text, is_row_error, isolate, replay_positions
 from .checkpoint import Location, write_pieces
 
@@ -84,8 +84,11 @@ class UdfRunner(Protocol):
     def runs(self, step: MapBatchesStep) -> bool:
         """Whether this runner takes `step` (else the task calls the function itself)."""
 
-    def run(self, step: MapBatchesStep, table: pa.Table) -> pa.Table:
-        """The step's function over one block (row positions already set aside)."""
+    def run(self, step: MapBatchesStep, table: pa.Table, stage_id: int) -> pa.Table:
+        """The step's function over one block (row positions already set aside), in stage `stage_id`."""
+
+    def take_worker_cpu_s(self) -> float:
+        """The CPU time other processes spent on this thread's `run` calls since the last take."""
 
 
 @dataclass
@@ -134,13 +137,20 @@ class Report:
     slice_rows: list[int] = field(default_factory=list)  # a holistic split's rows per slice
     saved: tuple | None = None  # a durable exchange's map task: (its file, [partition, first batch, ...] per piece)
     checks: list = field(default_factory=list)  # data-quality checks' partials (physical/checks.py)
+    written_rows: int = 0  # a write task's: rows it wrote into `files` files
+    files: int = 0
+
+    @property
+    def output_rows(self) -> int:
+        """The rows the task produced: a write task's are the rows it wrote (its block lists the files)."""
+        return self.written_rows if self.files else sum(self.rows)
 
     @classmethod
     def started_now(cls, stage_id: int) -> Report:
         return cls(stage_id, **worker_identity(), thread=threading.current_thread().name, started=time.time())
 
-    def record(self, stage_id, name, rows_in, rows_out, bytes_in, bytes_out, wall_s, cpu_s) -> None:
-        self.ops.append((stage_id, name, rows_in, rows_out, bytes_in, bytes_out, wall_s, cpu_s))
+    def record(self, stage_id, name, rows_in, rows_out, bytes_in, bytes_out, wall_s, cpu_s, files=0) -> None:
+        self.ops.append((stage_id, name, rows_in, rows_out, bytes_in, bytes_out, wall_s, cpu_s, files))
 
     def add_retry(self, error: BaseException) -> None:
         self.retries.append(portable(error))
@@ -327,25 +337,42 @@ def _finish(spec: ChainSpec, block: pa.Table, report: Report, prepared: bool = F
 
 # ---------------------------------------------------------------- operators and quarantine
 
-def measured(report: Report, stage_id: int, name: str, rows_in: int, bytes_in: int, action, rows_out, bytes_out):
+def measured(report: Report, stage_id: int, name: str, rows_in: int, bytes_in: int, action, rows_out, bytes_out,
+             worker_cpu_s: Callable[[], float] | None = None):
     started, cpu_started = time.perf_counter(), time.thread_time()
     result = action()
+    cpu_s = time.thread_time() - cpu_started + (worker_cpu_s() if worker_cpu_s is not None else 0.0)
     report.record(stage_id, name, rows_in, rows_out(result), bytes_in, bytes_out(result),
-                  time.perf_counter() - started, time.thread_time() - cpu_started)
+                  time.perf_counter() - started, cpu_s)
     return result
 
 
 def timed(report: Report, stage_id: int, operator, block: pa.Table, label: str | None = None,
-          apply: Callable[[pa.Table], pa.Table] | None = None) -> pa.Table:
+          apply: Callable[[pa.Table], pa.Table] | None = None,
+          worker_cpu_s: Callable[[], float] | None = None) -> pa.Table:
     apply = apply or operator.apply
+    if isinstance(operator, WriteStep):
+        return _timed_write(report, stage_id, operator, block, label, apply)
     return measured(report, stage_id, label or operator.name, block.num_rows, block.nbytes, lambda: apply(block),
-                    lambda t: t.num_rows, lambda t: t.nbytes)
+                    lambda t: t.num_rows, lambda t: t.nbytes, worker_cpu_s)
 
 
-def operator_call(operator: Operator, udfs: UdfRunner | None) -> Callable[[pa.Table], pa.Table]:
+def _timed_write(report: Report, stage_id: int, operator, block: pa.Table, label: str | None, apply) -> pa.Table:
+    """A write's figures are what it wrote: rows and file bytes, and how many files (its output is one row a file)."""
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    written = apply(block)
+    rows, size = sum(written.column("rows").to_pylist()), sum(written.column("bytes").to_pylist())
+    report.record(stage_id, label or operator.name, block.num_rows, rows, block.nbytes, size,
+                  time.perf_counter() - started, time.thread_time() - cpu_started, written.num_rows)
+    report.written_rows += rows
+    report.files += written.num_rows
+    return written
+
+
+def operator_call(operator: Operator, udfs: UdfRunner | None, stage_id: int) -> Callable[[pa.Table], pa.Table]:
     """How this task applies `operator`: in the task, or through the backend's UdfRunner."""
     if udfs is not None and isinstance(operator, MapBatchesStep) and udfs.runs(operator):
-        return lambda table: operator.apply_with(table, lambda t: udfs.run(operator, t))
+        return lambda table: operator.apply_with(table, lambda t: udfs.run(operator, t, stage_id))
     return operator.apply
 
 
@@ -357,9 +384,11 @@ def process(spec: ChainSpec, block: pa.Table, report: Report, task=None, udfs: U
         if isinstance(operator, CheckStep):
             block = _check(spec, report, offset, operator, block, task)
             continue
-        apply = operator_call(operator, udfs)
+        apply = operator_call(operator, udfs, spec.stage_id)
+        in_workers = udfs is not None and isinstance(operator, MapBatchesStep) and udfs.runs(operator)
         try:
-            block = timed(report, spec.stage_id, operator, block, spec.labels[offset], apply)
+            block = timed(report, spec.stage_id, operator, block, spec.labels[offset], apply,
+                          udfs.take_worker_cpu_s if in_workers else None)
         except Exception as exc:
             if not (is_row_error(exc) and spec.config.on_error == "quarantine"):
                 raise

@@ -15,18 +15,7 @@ import pyarrow as pa
 
 from ..errors import ExpressionTypeError, column_not_found, format_schema
 from .tree import (
-    COMPARISON_OPS,
-    Alias,
-    BinaryOp,
-    Call,
-    Column,
-    Expr,
-    Literal,
-    UnaryOp,
-    When,
-    columns_of,
-    transform,
-    walk,
+    COMPARISON_OPS, Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, columns_of, transform, walk,
 )
 
 NUMERIC, STRING, BOOL, TEMPORAL, NULL, OTHER = "numeric", "string", "boolean", "temporal", "null", "other"

@@ -221,6 +221,33 @@ def without_view_types(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_type(_without_views(f.type)) for f in schema], metadata=schema.metadata)
 
 
+def _with_small_offsets(dtype: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(dtype):
+        return pa.string()
+    if pa.types.is_large_binary(dtype):
+        return pa.binary()
+    if pa.types.is_large_list(dtype) or pa.types.is_list(dtype):
+        return pa.list_(dtype.value_field.with_type(_with_small_offsets(dtype.value_type)))
+    if pa.types.is_struct(dtype):
+        return pa.struct([f.with_type(_with_small_offsets(f.type)) for f in dtype])
+    if pa.types.is_map(dtype):
+        return pa.map_(_with_small_offsets(dtype.key_type), _with_small_offsets(dtype.item_type))
+    return dtype
+
+
+def with_small_offsets(table: pa.Table) -> pa.Table:
+    """`table` with string, binary and list columns in their 32-bit-offset forms where the data fits, as files
+    written by most tools hold them: blocks use the large forms (Polars' types), which other readers would
+    otherwise get back from sluice's files."""
+    schema = pa.schema([f.with_type(_with_small_offsets(f.type)) for f in table.schema], metadata=table.schema.metadata)
+    if schema == table.schema:
+        return table
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table  # over 2 GiB of values in one chunk: the large forms it needs
+
+
 def narrowest_column(schema: pa.Schema) -> str:
     """The cheapest column to read when only row counts matter (fixed width, fewest bytes)."""
     def width(field):

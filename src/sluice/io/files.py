@@ -7,7 +7,9 @@ or a list of any of these. A path that matches nothing is an error that names it
 A directory that sluice wrote holds a commit log (`_sluice_manifest_*.json` files, see
 `io/manifest.py`); its data is then exactly the files the committed manifests list,
 so files staged or half-published by a crashed write are never read. That also holds when a
-hive partition directory under such a root is read directly. Listing is retried on
+hive partition directory under such a root is read directly. The log also records the types of
+the partition columns, so `key=value` directories parse back to the values written (without a
+log, types are inferred from the values: integers, then floats, then strings). Listing is retried on
 transient errors (`io/retry.py`).
 """
 
@@ -43,6 +45,7 @@ class ResolvedFiles:
     files: tuple[FileEntry, ...]
     base_dir: str | None  # the common root, where hive partition directories start
     requested: tuple[str, ...] = ()  # the paths, directories and globs as given, to list them again
+    partition_types: pa.Schema | None = None  # the partition columns' types, as the commit log recorded them
 
     @property
     def paths(self) -> list[str]:
@@ -51,6 +54,18 @@ class ResolvedFiles:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def count(self) -> str:
+        return f"{len(self.files)} file" + ("" if len(self.files) == 1 else "s")
+
+    @property
+    def location(self) -> str:
+        """Where the files are, as explain() and progress show it: a path given alone as it was given, else
+        the root the files share."""
+        if len(self.requested) == 1:
+            return self.requested[0]
+        return self.base_dir or (self.files[0].path if self.files else ", ".join(self.requested))
 
 
 def filesystem_for(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
@@ -69,19 +84,28 @@ def _entry(info: pafs.FileInfo) -> FileEntry:
     return FileEntry(info.path, info.size or 0, info.mtime_ns)
 
 
-def _list_directory(fs: pafs.FileSystem, directory: str, shown: str) -> list[FileEntry]:
-    infos = retrying(lambda: fs.get_file_info(pafs.FileSelector(directory, recursive=True)),
-                     what=f"listing {shown!r}")
+def _list_directory(fs: pafs.FileSystem, directory: str, shown: str) -> tuple[list[FileEntry], pa.Schema | None]:
+    """The directory's data files, and the partition types its commit log recorded (None without a log)."""
+    def listing():
+        return retrying(lambda: fs.get_file_info(pafs.FileSelector(directory, recursive=True)),
+                        what=f"listing {shown!r}")
+
+    infos = listing()
     prefix = directory.rstrip("/") + "/"
-    if has_log(infos, directory):
-        return _committed_files(directory, infos, read_log(fs, directory, infos), "", shown)
-    root = _managed_root(fs, directory)
-    if root is not None:
-        return _committed_files(root, infos, read_log(fs, root), directory[len(root) + 1:].rstrip("/"), shown)
-    return [
-        _entry(info) for info in infos
-        if info.type == pafs.FileType.File and not is_hidden(info.path[len(prefix):])
-    ]
+    root = directory if has_log(infos, directory) else _managed_root(fs, directory)
+    if root is None:
+        return [
+            _entry(info) for info in infos
+            if info.type == pafs.FileType.File and not is_hidden(info.path[len(prefix):])
+        ], None
+    under = "" if root == directory else directory[len(root) + 1:].rstrip("/")
+    log = read_log(fs, root, infos if root == directory else None)
+    try:
+        return _committed_files(root, infos, log, under, shown), log.partition_schema
+    except SourceError:  # a commit (and its garbage collection) came between the listing and the log: look again
+        infos = listing()
+        log = read_log(fs, root, infos if root == directory else None)
+        return _committed_files(root, infos, log, under, shown), log.partition_schema
 
 
 def _managed_root(fs: pafs.FileSystem, directory: str) -> str | None:
@@ -152,6 +176,7 @@ def resolve_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
     fs, _ = filesystem_for(paths[0], filesystem)
     entries: list[FileEntry] = []
     roots: list[str] = []
+    typed: list[pa.Field] = []
     for shown in paths:
         _, path = filesystem_for(shown, filesystem)
         if any(c in path for c in GLOB_CHARS):
@@ -165,7 +190,8 @@ def resolve_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
         if info.type == pafs.FileType.NotFound:
             raise _not_found(fs, path, shown)
         if info.type == pafs.FileType.Directory:
-            found = _list_directory(fs, path, shown)
+            found, partition_types = _list_directory(fs, path, shown)
+            typed += [f for f in partition_types or () if f.name not in {t.name for t in typed}]
             if not found:
                 raise SourceNotFoundError(f"The directory {shown!r} contains no data files.")
             entries += found
@@ -175,28 +201,39 @@ def resolve_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
             roots.append(path.rsplit("/", 1)[0])
     unique = {e.path: e for e in entries}
     base = posixpath.commonpath(roots) if roots else None
-    return ResolvedFiles(fs, tuple(unique[p] for p in sorted(unique)), base, tuple(paths))
+    return ResolvedFiles(fs, tuple(unique[p] for p in sorted(unique)), base, tuple(paths),
+                         pa.schema(typed) if typed else None)
 
 
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 
 def _partition_segments(path: str, base_dir: str) -> list[tuple[str, str]]:
+    """(column name, raw value) for each `key=value` directory of `path`; names decoded as sluice encodes them."""
     relative = path[len(base_dir):].lstrip("/")
-    return [tuple(segment.split("=", 1)) for segment in posixpath.dirname(relative).split("/") if "=" in segment]
+    return [(unquote(name), value) for name, value in
+            (segment.split("=", 1) for segment in posixpath.dirname(relative).split("/") if "=" in segment)]
 
 
-def hive_partition_schema(files: ResolvedFiles) -> pa.Schema | None:
-    """The `key=value` directory columns under the base directory, typed from their values."""
+def hive_partition_schema(files: ResolvedFiles, file_columns: Sequence[str] = ()) -> pa.Schema | None:
+    """The `key=value` directory columns under the base directory, typed as the commit log recorded them, else
+    from their values. A key that is also a column in the files is left out: the files' column is kept."""
     if files.base_dir is None:
         return None
     values: dict[str, list[str]] = {}
     for path in files.paths:
         for name, value in _partition_segments(path, files.base_dir):
             values.setdefault(name, []).append(value)
-    if not values:
-        return None
-    return pa.schema([pa.field(name, _infer_partition_type(v)) for name, v in values.items()])
+    recorded = {f.name: f.type for f in files.partition_types or () if _parses_from_path(f.type)}
+    fields = [pa.field(name, recorded.get(name) or _infer_partition_type(v)) for name, v in values.items()
+              if name not in set(file_columns)]
+    return pa.schema(fields) if fields else None
+
+
+def _parses_from_path(dtype: pa.DataType) -> bool:
+    """Types whose values sluice writes into a directory name in a form that parses back exactly."""
+    return (pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_integer(dtype)
+            or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype) or pa.types.is_date(dtype))
 
 
 def partition_values(path: str, base_dir: str, schema: pa.Schema) -> dict:
@@ -207,10 +244,14 @@ def partition_values(path: str, base_dir: str, schema: pa.Schema) -> dict:
         raw = found.get(field.name)
         if raw is None or raw == NULL_PARTITION:
             result[field.name] = None
+        elif pa.types.is_integer(field.type):
+            result[field.name] = int(unquote(raw))
+        elif pa.types.is_floating(field.type):
+            result[field.name] = float(unquote(raw))
+        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            result[field.name] = unquote(raw)
         else:
-            text = unquote(raw)
-            result[field.name] = int(text) if pa.types.is_integer(field.type) else (
-                float(text) if pa.types.is_floating(field.type) else text)
+            result[field.name] = pa.array([unquote(raw)]).cast(field.type)[0].as_py()
     return result
 
 

@@ -13,12 +13,7 @@ import pyarrow as pa
 
 from ..expr.types import without_view_types
 from .source import (
-    TARGET_TASK_BYTES,
-    ReadTask,
-    ScanRequest,
-    Source,
-    apply_request_in_memory,
-    apply_request_keeping_positions,
+    TARGET_TASK_BYTES, ReadTask, ScanRequest, Source, apply_request_in_memory, apply_request_keeping_positions,
     with_positions,
 )
 

@@ -32,9 +32,21 @@ SAMPLE_ROWS = 16_384  # rows of the first file decoded to learn each column's in
 SCHEMA_PROBES = 16  # files tried for the schema when the first file is corrupt
 
 
-def _hive_partitioning(files: ResolvedFiles) -> ds.Partitioning | None:
-    schema = hive_partition_schema(files)
+def _hive_partitioning(files: ResolvedFiles, stored: pa.Schema | None) -> ds.Partitioning | None:
+    """The hive partitioning of `files`; a key the files also hold as a column (`stored`: the first file's
+    columns) stays the files' column, as Spark reads it, so a value in the data never gives way to the path's."""
+    schema = hive_partition_schema(files, stored.names if stored is not None else ())
     return None if schema is None else ds.partitioning(schema, flavor="hive")
+
+
+def _first_file_schema(files: ResolvedFiles) -> pa.Schema | None:
+    """The first file's schema (its footer); None if it cannot be read (the scan reports that file)."""
+    first = files.paths[0]
+    try:
+        return retrying(lambda: pq.read_schema(first, filesystem=files.filesystem),
+                        what=f"reading the Parquet footer of {first!r}")
+    except (pa.ArrowInvalid, OSError, SluiceError):
+        return None
 
 
 class ParquetSource(Source):
@@ -43,8 +55,11 @@ class ParquetSource(Source):
         self.files = resolve_files(paths, filesystem)
         self._sizes = {f.path: f.size for f in self.files.files}
         self._user_schema = schema
-        self._partitioning = _hive_partitioning(self.files) if partitioning == "hive" else None
-        self._location = self.files.base_dir or self.files.paths[0]
+        self._first_schema: pa.Schema | None = None  # read here only for hive partitions, to see their overlap
+        self._partitioning = None
+        if partitioning == "hive" and hive_partition_schema(self.files) is not None:
+            self._first_schema = _first_file_schema(self.files)
+            self._partitioning = _hive_partitioning(self.files, self._first_schema)
         self._measured_expansion: float | None = None
         self._column_bytes: dict[str, float] = {}  # in-memory bytes per row, by column (_bytes_per_row)
         self._row_density: float | None = None  # rows per file byte, from the first file read
@@ -109,9 +124,11 @@ class ParquetSource(Source):
         return None
 
     def _full_user_schema(self) -> pa.Schema | None:
-        if self._user_schema is None:
+        """The schema to open the dataset with: the user's, else the first file's when it was read already (so
+        opening does not read that footer again), each with the partition columns; None: pyarrow discovers it."""
+        schema = self._user_schema if self._user_schema is not None else self._first_schema
+        if schema is None:
             return None
-        schema = self._user_schema
         if self._partitioning is not None:
             for f in self._partitioning.schema:
                 if f.name not in schema.names:
@@ -127,7 +144,7 @@ class ParquetSource(Source):
         return [] if self._partitioning is None else list(self._partitioning.schema.names)
 
     def describe(self) -> str:
-        return f"parquet {self._location} ({len(self.files.files)} files)"
+        return f"parquet {self.files.location} ({self.files.count})"
 
     def _expansion(self, fragments) -> float:
         """Decoded bytes per file byte, measured once on the footer of a file the scan opens anyway."""
@@ -458,8 +475,11 @@ class ParquetSource(Source):
 
     @staticmethod
     def _vanished(path: str) -> SourceError:
-        return SourceError(f"The file {path!r} was listed when the plan was made but is gone now. "
-                           f"Re-run once the input is stable.")
+        return SourceError(f"The file {path!r} was listed when the plan was made but is gone now. If a sluice "
+                           f"overwrite replaced it, the replaced files stay for snapshot_retention_s (sluice.configure"
+                           f" or SLUICE_SNAPSHOT_RETENTION_S) after that commit, or until `sluice gc --dataset`: keep "
+                           f"them longer than this read takes. Else something deleted it; re-run once the input is "
+                           f"stable.")
 
     def _check_file_schema(self, fragment, columns: list[str]) -> None:
         """Name both files when this one lacks one of the (file) columns or has another type for it."""

@@ -18,11 +18,14 @@ resuming a run must never duplicate rows. The protocol:
    c. an intent file `_sluice_pending_<run id>.json` marks the directory as managed;
    d. the staged files move to `part-<position>-<run id>.<ext>`, numbered in block order
       (deterministic, so committing one run twice yields the same names);
-   e. the manifest is written in one atomic step: this is the commit point. Until then
+   e. the writer claims the log's next sequence (put-if-absent, `io/commit.py`), checking its
+      mode again against a fresh view of the log if it lost a claim to another writer, and
+      writes its manifest there in one atomic step: this is the commit point. Until then
       readers see the previous state; after it, the new one;
-   f. the intent file goes, `_SUCCESS` is (re)written;
-   g. `overwrite` and `overwrite-partitions` delete the files they superseded (best effort:
-      a leftover is invisible to sluice's readers, which read what the log lists);
+   f. the claim and the intent file go, `_SUCCESS` is (re)written;
+   g. `overwrite` and `overwrite-partitions` delete what commits replaced longer than
+      `snapshot_retention_s` ago: only files that committed manifests list, never another
+      writer's uncommitted ones (best effort: a leftover is invisible to sluice's readers);
    h. the staging area is removed.
 
 Modes: `error` (fail if the destination holds data), `overwrite`, `append`, and
@@ -51,19 +54,14 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from .. import config as config_module
 from ..crash_points import crash_point
 from ..errors import SinkError, SluiceError, column_not_found
-from ..expr.types import arrow_to_polars
+from ..expr.types import arrow_to_polars, with_small_offsets
+from .commit import COMMIT_ATTEMPTS, claim_sequence, collect_garbage, conflict, pause_before_retry, release_claim
 from .files import filesystem_for, is_hidden
 from .manifest import (
-    STAGING_DIR,
-    SUCCESS_MARKER,
-    Manifest,
-    ManifestFile,
-    ManifestLog,
-    is_log_file,
-    pending_name,
-    read_log,
+    STAGING_DIR, SUCCESS_MARKER, Manifest, ManifestFile, ManifestLog, is_log_file, pending_name, read_log,
 )
 from .retry import retrying
 
@@ -114,13 +112,15 @@ class FileSink:
         self._config = None
         self._stats = None
         self._made_dirs: set[str] = set()  # destination directories the commit created
+        self._partition_schema: pa.Schema | None = None  # the partition columns' types, for the manifest
+        self._created_root = False  # prepare() made the destination directory: a failed first write removes it
 
     def __getstate__(self) -> dict:
         """Pickled into a run's plan (for resume) as configured, before any run used it."""
         state = self.__dict__.copy()
         for name in ("_counter", "_lock", "_config", "_stats"):
             state.pop(name, None)
-        state.update(_run_id="", _made_dirs=set())
+        state.update(_run_id="", _made_dirs=set(), _created_root=False)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -146,6 +146,8 @@ class FileSink:
         for name in self.partition_by:
             if name not in schema.names:
                 raise column_not_found(name, schema, "partition_by")
+        if self.partition_by:
+            self._partition_schema = pa.schema([schema.field(name) for name in self.partition_by])
         if self.partition_by and len(self.partition_by) == len(schema):
             raise SinkError("partition_by names every column, so the files would hold no data. "
                             "Leave at least one column out of partition_by.")
@@ -177,7 +179,6 @@ class FileSink:
         `context` (a RunContext) gives the retry settings and the stats that record retries;
         without it the settings are the current configuration's and retries go unrecorded.
         """
-        from .. import config as config_module
         self._run_id = run_id
         self._config = context.config if context is not None else config_module.current()
         self._stats = context.stats if context is not None else None
@@ -189,6 +190,7 @@ class FileSink:
             log = self._read_log()
             if log.find(run_id) is None:
                 self._check_mode(log)
+        self._created_root = info.type == pafs.FileType.NotFound
         self._retry(lambda: self.filesystem.create_dir(self.staging_dir, recursive=True),
                     f"creating the staging directory {self.staging_dir!r}")
 
@@ -215,6 +217,8 @@ class FileSink:
             return []
         if not self.partition_by:
             return [self._write_file("", table)]
+        if self._partition_schema is None:
+            self._partition_schema = pa.schema([table.schema.field(name) for name in self.partition_by])
         frame = arrow_to_polars(table)
         written = []
         for key, group in frame.partition_by(list(self.partition_by), as_dict=True, maintain_order=True).items():
@@ -286,27 +290,24 @@ class FileSink:
         log = self._read_log()
         done = log.find(self._run_id)
         if done is not None:
+            self._best_effort(lambda: release_claim(self.filesystem, self.path, done.sequence, self._run_id,
+                                                    self._retry), "removing the commit's claim")
             self._finish_commit()
             return self._result(done)
         crash_point("before-commit")
-        if self.mode == "error" and log.committed:
-            self.abort()
-            raise SinkError(f"Another job wrote to {self.shown_path!r} while this one ran, so mode='error' "
-                            f"stops here; nothing was published. Re-run with mode='append' or 'overwrite'.")
         try:
-            self._check_mode(log)
+            self._check_still_writable(log)
         except SinkError:
             self.abort()
             raise
-        sequence = log.next_sequence
         if not log.managed:
-            sequence = self._adopt_existing(sequence)
+            self._adopt_existing()
         files, moves = self._plan_publication(written)
         published: list[str] = []
         manifest: Manifest | None = None
         try:
             self._put_atomic(f"{self.path}/{pending_name(self._run_id)}",
-                             Manifest(sequence, self._run_id, self.mode, files, self.format_name,
+                             Manifest(log.next_sequence, self._run_id, self.mode, files, self.format_name,
                                       self.partition_by).to_json())
             for staged, final in moves:
                 self._publish(staged, final)
@@ -314,12 +315,11 @@ class FileSink:
                 if len(published) == 1:
                     crash_point("mid-publish")
             crash_point("before-manifest")
-            latest = self._read_log()
             replaced = tuple(sorted({posixpath.dirname(f.path) for f in files})) \
                 if self.mode == "overwrite-partitions" else ()
-            manifest = Manifest(max(sequence, latest.next_sequence), self._run_id, self.mode, files,
-                                self.format_name, self.partition_by, replaced)
-            self._put_atomic(f"{self.path}/{manifest.name}", manifest.to_json())
+            manifest = self._take_turn(lambda sequence: Manifest(
+                sequence, self._run_id, self.mode, files, self.format_name, self.partition_by, replaced,
+                self._partition_schema))
         except BaseException:
             if manifest is None or not self._landed(manifest):
                 self._roll_back(published)
@@ -330,9 +330,48 @@ class FileSink:
                           "removing the commit intent file")
         self._retry(lambda: self._write_bytes(f"{self.path}/{SUCCESS_MARKER}", b""), "writing the _SUCCESS marker")
         if self.mode in ("overwrite", "overwrite-partitions"):
-            self._best_effort(lambda: self._collect_garbage(latest, manifest), "removing superseded files")
+            self._best_effort(self.collect_garbage, "removing superseded files")
         self._remove_staging()
         return self._result(manifest)
+
+    def _check_still_writable(self, log: ManifestLog) -> None:
+        """The mode checks of prepare(), again on a newer view of the log (other jobs may have committed)."""
+        others = [m for m in log.committed if m.run_id not in (self._run_id, f"adopted-{self._run_id}")]
+        if self.mode == "error" and others:
+            raise SinkError(f"Another job wrote to {self.shown_path!r} while this one ran, so mode='error' "
+                            f"stops here; nothing was published. Re-run with mode='append' or 'overwrite'.")
+        self._check_mode(log)
+
+    def _take_turn(self, build: Callable[[int], Manifest]) -> Manifest:
+        """Claim the log's next sequence (put-if-absent, io/commit.py) and write `build(sequence)` there.
+
+        Each try takes a fresh view of the log: the write's mode must still hold against what other jobs
+        committed meanwhile (else SinkError); then it claims the next free sequence.
+        """
+        for attempt in range(COMMIT_ATTEMPTS):
+            latest = self._read_log()
+            self._check_still_writable(latest)
+            sequence = latest.next_sequence
+            if claim_sequence(self.filesystem, self.path, sequence, self._run_id, self._retry):
+                manifest = build(sequence)
+                self._put_atomic(f"{self.path}/{manifest.name}", manifest.to_json())
+                # the manifest keeps the sequence taken now (a claim loses to a manifest at or after it)
+                self._best_effort(lambda taken=sequence: release_claim(self.filesystem, self.path, taken, self._run_id,
+                                                                       self._retry), "removing the commit's claim")
+                return manifest
+            pause_before_retry(attempt)
+        raise conflict(self.shown_path)
+
+    def collect_garbage(self) -> None:
+        """Delete what commits here replaced longer than snapshot_retention_s ago (io/commit.py)."""
+        def noted(path: str, exc: BaseException) -> None:
+            if self._stats is not None:
+                self._stats.notes.append(f"{self.shown_path}: removing the superseded file {path!r} failed "
+                                         f"({type(exc).__name__}: {exc}); the leftover is not part of the dataset")
+
+        retention = self._config.snapshot_retention_s if self._config is not None else \
+            config_module.current().snapshot_retention_s
+        collect_garbage(self.filesystem, self.path, retention, self._retry, noted)
 
     def _plan_publication(self, written) -> tuple[tuple[ManifestFile, ...], list[tuple[str, str]]]:
         files, moves = [], []
@@ -345,17 +384,15 @@ class FileSink:
             moves.append((f"{self.staging_dir}/{relative}", f"{self.path}/{final}"))
         return tuple(files), moves
 
-    def _adopt_existing(self, sequence: int) -> int:
+    def _adopt_existing(self) -> None:
         """Record files written before sluice managed this directory, so they stay part of it."""
         prefix = self.path + "/"
         adopted = tuple(
             ManifestFile(i.path[len(prefix):], 0, i.size or 0) for i in self._listing(self.path, recursive=True)
             if i.type == pafs.FileType.File and not is_hidden(i.path[len(prefix):]))
-        if not adopted:
-            return sequence
-        manifest = Manifest(sequence, f"adopted-{self._run_id}", "adopt", tuple(sorted(adopted, key=lambda f: f.path)))
-        self._put_atomic(f"{self.path}/{manifest.name}", manifest.to_json())
-        return sequence + 1
+        if adopted:
+            self._take_turn(lambda sequence: Manifest(sequence, f"adopted-{self._run_id}", "adopt",
+                                                      tuple(sorted(adopted, key=lambda f: f.path))))
 
     def _publish(self, staged: str, final: str) -> None:
         fs = self.filesystem
@@ -368,6 +405,7 @@ class FileSink:
                     self._made_dirs.add(directory)
                 fs.move(staged, final)
             except OSError:
+                self._made_dirs.discard(directory)  # a garbage collection may have removed it, empty
                 # an earlier try may have moved it and lost the reply
                 if fs.get_file_info(staged).type == pafs.FileType.NotFound and \
                         fs.get_file_info(final).type == pafs.FileType.File:
@@ -400,33 +438,6 @@ class FileSink:
             self._best_effort(lambda path=path: self.filesystem.delete_file(path), f"removing {path!r}")
         self._remove_staging()
 
-    def _collect_garbage(self, log: ManifestLog, manifest: Manifest) -> None:
-        """Delete the files (and, after an overwrite, the manifests) that this commit superseded."""
-        live = set(ManifestLog(log.root, log.committed + (manifest,)).live())
-        prefix = self.path + "/"
-        if self.mode == "overwrite":
-            scopes = [""]
-            for old in log.committed:
-                if (old.sequence, old.run_id) < (manifest.sequence, manifest.run_id):
-                    self._best_effort(lambda name=old.name: self.filesystem.delete_file(f"{self.path}/{name}"),
-                                      "removing a superseded manifest")
-        else:
-            scopes = [p + "/" for p in manifest.replaced_partitions]
-        live_dirs = {posixpath.dirname(p) for p in live}
-        live_dirs |= {d.rsplit("/", k)[0] for d in list(live_dirs) for k in range(1, d.count("/") + 1)}
-        directories = []
-        for info in self._listing(self.path, recursive=True):
-            relative = info.path[len(prefix):]
-            if _special(relative.split("/", 1)[0]) or not any(relative.startswith(s) for s in scopes):
-                continue
-            if info.type == pafs.FileType.File and relative not in live:
-                self._best_effort(lambda path=info.path: self.filesystem.delete_file(path),
-                                  f"removing the superseded file {info.path!r}")
-            elif info.type == pafs.FileType.Directory and relative not in live_dirs:
-                directories.append(info.path)
-        for directory in sorted(directories, key=lambda d: -d.count("/")):
-            self._best_effort(lambda d=directory: self.filesystem.delete_dir(d), f"removing {directory!r}")
-
     def _best_effort(self, action: Callable[[], None], what: str) -> None:
         """Cleanup after the commit point: a failure leaves an invisible leftover, noted in the stats."""
         try:
@@ -444,9 +455,16 @@ class FileSink:
                            manifest.rows, manifest.bytes)
 
     def abort(self) -> None:
-        """Remove this run's staged files after a failure; the destination is left as it was."""
+        """Remove this run's staged files after a failure; the destination is left as it was (a directory this
+        run created goes too, if nothing else came into it meanwhile)."""
         if self._run_id:
             self._remove_staging()
+            if self._created_root:
+                try:
+                    if not self.filesystem.get_file_info(pafs.FileSelector(self.path, allow_not_found=True)):
+                        self.filesystem.delete_dir(self.path)
+                except OSError:
+                    pass
 
     def _remove_staging(self) -> None:
         fs = self.filesystem
@@ -473,7 +491,7 @@ class ParquetSink(FileSink):
 
     def _encode(self, table: pa.Table) -> bytes:
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression=self.compression)
+        pq.write_table(with_small_offsets(table), buffer, compression=self.compression)
         return buffer.getvalue()
 
 

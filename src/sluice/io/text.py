@@ -14,6 +14,14 @@ number and text, and the other lines go on; without it the read fails naming the
 line and what was wrong. When no line of a file parses (its first 32 all fail), the file does
 not match the schema: that is an error either way, not bad data.
 
+Text must be UTF-8. Arrow's JSON reader copies invalid bytes into string columns, and its CSV
+inference turns a column holding them into binary, so strings are validated, a CSV column is never
+inferred as binary, and a line with invalid UTF-8 is a bad line whose reason names the byte (its
+offset in the decompressed file and in the line; the line's text shows such bytes as \\xff escapes).
+A CSV schema is inferred by io/csv_inference.py: a column gets the type all but a few lines fit,
+within the error budget, and those lines are bad lines. A line longer than Arrow's block (1 MiB) is
+read with blocks grown to hold it.
+
 Line numbers are 1-based lines of the file (a CSV header is line 1; blank lines count, and a
 record spanning lines is numbered by its first). They are also the row positions that
 `read_positions` gives rows of these files, so every bad record from a text file, whether a
@@ -35,16 +43,11 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 
 from ..errors import CorruptFileError, format_schema
+from .csv_inference import majority_schema
 from .files import hive_partition_schema, partition_values, resolve_files
 from .retry import is_transient, retrying
 from .source import (
-    FILE_COLUMN,
-    ROW_COLUMN,
-    ReadTask,
-    ScanRequest,
-    Source,
-    apply_request_in_memory,
-    apply_request_keeping_positions,
+    FILE_COLUMN, ROW_COLUMN, ReadTask, ScanRequest, Source, apply_request_in_memory, apply_request_keeping_positions,
     scale_estimate,
 )
 
@@ -53,6 +56,29 @@ SCHEMA_SAMPLE_BYTES = 4 * 1024 * 1024
 FANOUT = 16  # a failing group of records is split this many ways
 BROKEN_AFTER = 32  # records failing alone, with none parsed yet: the file does not fit the schema
 MAX_LINE_TEXT = 100_000  # characters of a bad line kept in the dead-letter record
+ARROW_BLOCK_BYTES = 1 << 20  # Arrow's default block size
+MAX_BLOCK_BYTES = 1 << 30  # Arrow's block size is a 32-bit count; a line up to this long reads
+
+
+def _growing_blocks(read: Callable[[int], object], block_size: int):
+    """`read(block_size)`, again with 4 times larger blocks while Arrow finds a line longer than a block
+    (its "straddling object straddles two block boundaries")."""
+    while True:
+        try:
+            return read(block_size)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block_size >= MAX_BLOCK_BYTES:
+                raise
+            block_size = min(MAX_BLOCK_BYTES, block_size * 4)
+
+
+def _utf8_problem(raw: bytes, offset: int) -> str | None:
+    """Where `raw`, found at byte `offset` of the (decompressed) file, stops being UTF-8; None if it is."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {offset + exc.start} (byte {exc.start} of the line)"
+    return None
 
 
 def _compression(path: str) -> str | None:
@@ -79,8 +105,17 @@ class _Records:
         return self.data[self.starts[i]:self.ends[j - 1]]
 
     def text(self, i: int) -> str:
-        text = self.raw(i, i + 1).decode("utf-8", errors="replace").rstrip("\r")
+        """The record as text; bytes that are not UTF-8 are shown as escapes (\\xff)."""
+        text = self.raw(i, i + 1).decode("utf-8", errors="backslashreplace").rstrip("\r")
         return text if len(text) <= MAX_LINE_TEXT else text[:MAX_LINE_TEXT] + "...[truncated]"
+
+    def utf8_problem(self, i: int) -> str | None:
+        return _utf8_problem(self.raw(i, i + 1), int(self.starts[i]))
+
+    def block_size(self, i: int, j: int, extra: int = 0) -> int:
+        """An Arrow block size that holds the longest of records i..j-1 (and `extra` bytes more)."""
+        longest = int((self.ends[i:j] - self.starts[i:j]).max()) + extra
+        return min(MAX_BLOCK_BYTES, max(ARROW_BLOCK_BYTES, longest + 2))
 
 
 def _split_records(data: bytes, quote: int | None = None, delimiter: int | None = None) -> _Records:
@@ -186,16 +221,19 @@ class TextSource(Source):
                         what=f"reading the start of {first!r}")
 
     @cached_property
+    def _path_columns(self) -> list[pa.Field]:
+        """The partition columns taken from the path: a key that the files hold as a column keeps the files'."""
+        return [f for f in self._partition_schema or [] if f.name not in self.file_schema.names]
+
+    @cached_property
     def schema(self) -> pa.Schema:
         schema = self.file_schema
-        for field in self._partition_schema or []:
-            if field.name not in schema.names:
-                schema = schema.append(field)
+        for field in self._path_columns:
+            schema = schema.append(field)
         return schema
 
     def describe(self) -> str:
-        where = self.files.base_dir or self.files.paths[0]
-        return f"{self.format_name} {where} ({len(self.files.files)} files)"
+        return f"{self.format_name} {self.files.location} ({self.files.count})"
 
     def estimated_bytes(self, columns=None, predicates=()) -> int:
         return scale_estimate(self.files.total_bytes * TEXT_EXPANSION, self.schema,
@@ -213,9 +251,9 @@ class TextSource(Source):
 
     def _read(self, path: str, request: ScanRequest, positions: bool = False) -> Iterator[pa.Table]:
         table, lines = retrying(lambda: self._read_table(path, request, positions), what=f"reading {path!r}")
-        if self._partition_schema is not None:
-            values = partition_values(path, self.files.base_dir or "", self._partition_schema)
-            for field in self._partition_schema:
+        if self._path_columns:
+            values = partition_values(path, self.files.base_dir or "", pa.schema(self._path_columns))
+            for field in self._path_columns:
                 table = table.append_column(field, pa.array([values[field.name]] * table.num_rows, field.type))
         if positions:
             table = table.append_column(FILE_COLUMN, pa.array([path] * table.num_rows, pa.string()))
@@ -259,7 +297,9 @@ class TextSource(Source):
                 raise CorruptFileError(
                     f"Cannot parse line {bad.line} of {path!r} as {self.format_name}: {bad.reason}. The line reads: "
                     f"{bad.text[:200]!r}. Fix or remove the line, or set on_error=\"quarantine\" (sluice.configure "
-                    f"or SLUICE_ON_ERROR) to set unparsable lines aside in the dead-letter dataset and go on.")
+                    f"or SLUICE_ON_ERROR) to set unparsable lines aside in the dead-letter dataset and go on"
+                    + ("." if self._user_schema is not None else
+                       f", or pass schema= (the column types were inferred from {self.files.paths[0]!r})."))
             held.append(bad)
             if not isolation.good_rows:
                 if len(held) >= BROKEN_AFTER:
@@ -328,28 +368,48 @@ class CsvSource(TextSource):
         return pacsv.ConvertOptions(**kwargs)
 
     def _read_options(self, block_size: int | None = None) -> pacsv.ReadOptions:
-        kwargs = {"autogenerate_column_names": not self._has_header}
-        if block_size:
-            kwargs["block_size"] = block_size
         if self._user_schema is not None and not self._has_header:
             kwargs = {"column_names": self.file_schema.names}
+        else:
+            kwargs = {"autogenerate_column_names": not self._has_header}
+        if block_size:
+            kwargs["block_size"] = block_size
         return pacsv.ReadOptions(**kwargs)
 
     def _infer_schema(self, path: str) -> pa.Schema:
+        sample = self._sample(path)
+        read_options = self._read_options(min(MAX_BLOCK_BYTES, len(sample) + 1))
+        read_options.use_threads = False
         # rows with the wrong number of columns are left out of the guess; reading sets them aside
         parse = pacsv.ParseOptions(delimiter=self._parse.delimiter, invalid_row_handler=lambda row: "skip")
+        guess = pacsv.read_csv(pa.BufferReader(sample), read_options=read_options, parse_options=parse,
+                               convert_options=self._convert_options())
+        return majority_schema(guess, self._null_values)
+
+    def _sample(self, path: str) -> bytes:
+        """The start of the file that types are guessed from: SCHEMA_SAMPLE_BYTES or more, up to the end
+        of its last whole record (and of at least one record past the header)."""
+        quote, delimiter = ord('"'), ord(self._parse.delimiter)
+        sample = b""
         with self._open(path) as stream:
-            reader = pacsv.open_csv(stream, read_options=self._read_options(SCHEMA_SAMPLE_BYTES),
-                                    parse_options=parse, convert_options=self._convert_options())
-            return reader.schema
+            while more := stream.read(SCHEMA_SAMPLE_BYTES):
+                sample += more
+                if len(sample) >= SCHEMA_SAMPLE_BYTES:
+                    records = _split_records(sample, quote, delimiter)
+                    if len(records) > 1 + self._has_header:
+                        return sample[:records.ends[-2]] + b"\n"  # the last record may be cut short
+        return sample  # the whole file
 
     def _column_types(self) -> dict[str, pa.DataType]:
         return dict(zip(self.file_schema.names, self.file_schema.types))
 
     def _read_file(self, path: str) -> pa.Table:
-        with self._open(path) as stream:
-            return pacsv.read_csv(stream, read_options=self._read_options(), parse_options=self._parse,
-                                  convert_options=self._convert_options(self._column_types()))
+        def read(block_size: int) -> pa.Table:
+            with self._open(path) as stream:
+                return pacsv.read_csv(stream, read_options=self._read_options(block_size), parse_options=self._parse,
+                                      convert_options=self._convert_options(self._column_types()))
+
+        return _growing_blocks(read, ARROW_BLOCK_BYTES)
 
     def _line_parser(self, data: bytes):
         records = _split_records(data, quote=ord('"'), delimiter=ord(self._parse.delimiter))
@@ -358,6 +418,7 @@ class CsvSource(TextSource):
         read_options = self._read_options()
         read_options.use_threads = False  # Arrow numbers rejected rows only when it reads in order
         convert_options = self._convert_options(self._column_types())
+        header_bytes = 0 if header is None else len(header) + 1
 
         def parse(i: int, j: int):
             rejected = []
@@ -367,10 +428,18 @@ class CsvSource(TextSource):
                 return "skip"
 
             body = records.raw(i, j)
-            table = pacsv.read_csv(pa.BufferReader(body if header is None else header + b"\n" + body),
-                                   read_options=read_options, convert_options=convert_options,
-                                   parse_options=pacsv.ParseOptions(delimiter=self._parse.delimiter,
-                                                                    invalid_row_handler=reject))
+            read_options.block_size = records.block_size(i, j, header_bytes)  # blocks hold whole lines
+            try:
+                table = pacsv.read_csv(pa.BufferReader(body if header is None else header + b"\n" + body),
+                                       read_options=read_options, convert_options=convert_options,
+                                       parse_options=pacsv.ParseOptions(delimiter=self._parse.delimiter,
+                                                                        invalid_row_handler=reject))
+            except pa.ArrowInvalid as exc:
+                problem = records.utf8_problem(i) if j - i == 1 and "invalid UTF8" in str(exc) else None
+                if problem is None:
+                    raise
+                # "In CSV column #1: CSV conversion error to string: invalid UTF8 data": say which byte
+                raise pa.ArrowInvalid(re.sub(r"CSV conversion error to .*", problem, str(exc))) from None
             # Arrow numbers rows from 1, counting the header
             return table, [(None if row.number is None else row.number - first - 1,
                             f"expected {row.expected_columns} columns, got {row.actual_columns}") for row in rejected]
@@ -403,18 +472,21 @@ class JsonSource(TextSource):
     format_name = "ndjson"
 
     def _infer_schema(self, path: str) -> pa.Schema:
-        with self._open(path) as stream:
-            sample = stream.read(SCHEMA_SAMPLE_BYTES)
-        if len(sample) == SCHEMA_SAMPLE_BYTES:
-            sample = sample[: sample.rfind(b"\n") + 1]
+        sample = b""
+        with self._open(path) as stream:  # SCHEMA_SAMPLE_BYTES or more, to the end of a line, or the whole file
+            while more := stream.read(SCHEMA_SAMPLE_BYTES):
+                sample += more
+                if len(sample) >= SCHEMA_SAMPLE_BYTES and b"\n" in more:
+                    sample = sample[: sample.rfind(b"\n") + 1]
+                    break
+        options = pajson.ReadOptions(use_threads=False, block_size=min(MAX_BLOCK_BYTES, max(1 << 20, len(sample) + 1)))
         try:
-            return pajson.read_json(pa.BufferReader(sample)).schema
+            return pajson.read_json(pa.BufferReader(sample), read_options=options).schema
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             error = exc
         # Guess from the lines that parse, dropping each line whose types disagree with the lines
         # before it (Arrow names its row); reading sets those lines aside as bad records.
         objects = [line for line in sample.split(b"\n") if _is_json_object(line)]
-        options = pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, len(sample) + 1))
         for _ in range(BROKEN_AFTER):
             if not objects:
                 break
@@ -431,19 +503,30 @@ class JsonSource(TextSource):
         return pajson.ParseOptions(explicit_schema=self.file_schema, unexpected_field_behavior="ignore")
 
     def _read_file(self, path: str) -> pa.Table:
-        with self._open(path) as stream:
-            return pajson.read_json(stream, parse_options=self._parse_options())
+        def read(block_size: int) -> pa.Table:
+            with self._open(path) as stream:
+                return pajson.read_json(stream, read_options=pajson.ReadOptions(block_size=block_size),
+                                        parse_options=self._parse_options())
+
+        table = _growing_blocks(read, ARROW_BLOCK_BYTES)
+        table.validate(full=True)  # Arrow's JSON reader copies invalid UTF-8 into strings: find those lines
+        return table
 
     def _line_parser(self, data: bytes):
         records = _split_records(data)
         parse_options = self._parse_options()
 
         def parse(i: int, j: int):
-            longest = int((records.ends[i:j] - records.starts[i:j]).max())
             # a block must hold the longest line, or Arrow rejects it as straddling two blocks
-            read_options = pajson.ReadOptions(use_threads=False, block_size=min(1 << 30, max(1 << 20, longest + 2)))
-            return pajson.read_json(pa.BufferReader(records.raw(i, j)), read_options=read_options,
-                                    parse_options=parse_options), []
+            read_options = pajson.ReadOptions(use_threads=False, block_size=records.block_size(i, j))
+            table = pajson.read_json(pa.BufferReader(records.raw(i, j)), read_options=read_options,
+                                     parse_options=parse_options)
+            try:
+                table.validate(full=True)
+            except pa.ArrowInvalid:
+                raise pa.ArrowInvalid((records.utf8_problem(i) if j - i == 1 else None)
+                                      or "invalid UTF-8 in a string value") from None
+            return table, []
 
         def explain(error: Exception) -> str:
             return re.sub(r" in row \d+$", "", str(error).splitlines()[0])

@@ -25,33 +25,8 @@ from ..errors import SluiceError
 from .events import EVENTS_FILE, read_events
 from .history import RUN_FILE
 from .report_svg import (
-    AXIS_H,
-    FAILED,
-    LEFT,
-    MUTED,
-    RIGHT,
-    TOP,
-    WIDTH,
-    Bar,
-    BarRow,
-    Scale,
-    Series,
-    color,
-    column_chart,
-    esc,
-    fmt_bytes,
-    fmt_count,
-    fmt_seconds,
-    hbar_chart,
-    legend,
-    line,
-    line_chart,
-    rect,
-    row_label,
-    short,
-    svg,
-    time_ticks,
-    x_axis,
+    AXIS_H, FAILED, LEFT, MUTED, RIGHT, TOP, WIDTH, Bar, BarRow, Scale, Series, color, column_chart, esc, fmt_bytes,
+    fmt_count, fmt_seconds, hbar_chart, legend, line, line_chart, rect, row_label, short, svg, time_ticks, x_axis,
 )
 
 REPORT_FILE = "report.html"

@@ -26,6 +26,7 @@ class OperatorStats:
     bytes_out: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    files: int = 0  # a write's: the files it wrote
 
 
 @dataclass
@@ -61,6 +62,7 @@ class RunStats:
     peak_reserved_bytes: int = 0
     input_bytes: int = 0  # bytes of the input files read (their size on disk, or the part read)
     output_bytes: int = 0  # bytes of the files written
+    output_rows: int = 0  # rows the run handed to its consumer, or wrote
     shuffle_bytes_written: int = 0
     shuffle_bytes_read: int = 0
     spilled_bytes: int = 0  # in-memory size of the blocks spilled
@@ -130,7 +132,7 @@ class RunStats:
             self.reduce_tasks.setdefault(stage_id, []).append(rows)
 
     def record(self, stage_id: int, name: str, rows_in: int, rows_out: int, bytes_in: int, bytes_out: int,
-               wall_s: float, cpu_s: float) -> None:
+               wall_s: float, cpu_s: float, files: int = 0) -> None:
         with self._lock:
             op = self.operators.get((stage_id, name))
             if op is None:
@@ -142,6 +144,7 @@ class RunStats:
             op.bytes_out += bytes_out
             op.wall_s += wall_s
             op.cpu_s += cpu_s
+            op.files += files
 
     def stage(self, stage_id: int, name: str) -> StageStats:
         with self._lock:
@@ -193,7 +196,8 @@ class RunStats:
             "reduce_tasks": self.reduce_tasks, "notes": self.notes, "retries": self.retries,
             "retry_errors": self.retry_errors, "bad_records": self.bad_records,
             "bad_records_path": self.bad_records_path, "checks": self.checks,
-            "input_bytes": self.input_bytes, "output_bytes": self.output_bytes, "bytes_processed": self.bytes_processed,
+            "input_bytes": self.input_bytes, "output_bytes": self.output_bytes, "output_rows": self.output_rows,
+            "bytes_processed": self.bytes_processed,
             "cost": cost.to_dict() if (cost := self.cost()) is not None else None,
         }
 
@@ -227,7 +231,8 @@ class RunStats:
         for column in ("stage", "operator", "blocks", "rows in", "rows out", "bytes in", "bytes out", "wall s", "cpu s"):
             table.add_column(column, justify="left" if column in ("stage", "operator") else "right")
         for op in self.operator_list():
-            table.add_row(str(op.stage_id), op.name, f"{op.blocks:,}", f"{op.rows_in:,}", f"{op.rows_out:,}",
+            name = f"{op.name} ({op.files:,} file{'' if op.files == 1 else 's'})" if op.files else op.name
+            table.add_row(str(op.stage_id), name, f"{op.blocks:,}", f"{op.rows_in:,}", f"{op.rows_out:,}",
                           format_bytes(op.bytes_in), format_bytes(op.bytes_out), f"{op.wall_s:.2f}", f"{op.cpu_s:.2f}")
         return table
 

@@ -36,21 +36,8 @@ from ..observe.stats import format_bytes
 from ..plan.checks import Expect
 from ..plan.estimates import estimated_bytes
 from ..plan.logical import (
-    Aggregate,
-    Distinct,
-    Filter,
-    Join,
-    Limit,
-    LogicalNode,
-    MapBatches,
-    Project,
-    Repartition,
-    Scan,
-    Sort,
-    TopK,
-    Union,
-    Window,
-    Write,
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
+    Window, Write,
 )
 
 WIDE = (Aggregate, Join, Distinct, Sort, TopK, Window)  # what fusion saves an exchange for

@@ -22,53 +22,19 @@ from ..observe.stats import format_bytes
 from ..plan.checks import Expect
 from ..plan.estimates import estimated_bytes
 from ..plan.logical import (
-    Aggregate,
-    Distinct,
-    Filter,
-    Join,
-    Limit,
-    LogicalNode,
-    MapBatches,
-    Project,
-    Repartition,
-    Scan,
-    Sort,
-    TopK,
-    Union,
-    Window,
-    Write,
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
+    Window, Write,
 )
 from .checks import CheckStep
 from .exchange import (
-    BlockDistinct,
-    BlockTopK,
-    ConcatReducer,
-    DistinctReducer,
-    FinalAggregate,
-    HashPartitioner,
-    JoinReducer,
-    PartialAggregate,
-    Partitioner,
-    RangePartitioner,
-    Reducer,
-    RoundRobinPartitioner,
-    SinglePartitioner,
-    SortReducer,
+    BlockDistinct, BlockTopK, ConcatReducer, DistinctReducer, FinalAggregate, HashPartitioner, JoinReducer,
+    PartialAggregate, Partitioner, RangePartitioner, Reducer, RoundRobinPartitioner, SinglePartitioner, SortReducer,
     WindowReducer,
 )
 from .fusion import find_fusion
 from .operators import GlobalLimit, LocalLimit, MapBatchesStep, Operator, PolarsStep, Rebatch, WriteStep
 from .stages import (
-    ExchangeStage,
-    FusedStage,
-    JoinPlan,
-    JoinStage,
-    PhysicalPlan,
-    ScanStage,
-    ShuffleRead,
-    SortStage,
-    Stage,
-    StreamStage,
+    ExchangeStage, FusedStage, JoinPlan, JoinStage, PhysicalPlan, ScanStage, ShuffleRead, SortStage, Stage, StreamStage,
     scan_stage,
 )
 

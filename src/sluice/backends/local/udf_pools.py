@@ -46,6 +46,7 @@ class UdfPools:
         self._names: dict[str, str] = {}
         self._committed = 0  # memory the run's pools may use at once: per-task need x max workers, summed
         self._lock = threading.Lock()
+        self._calls = threading.local()  # per task thread: the workers' CPU time of its calls, not yet taken
         prewarm()  # the fork server boots while the run plans and reads its first blocks
 
     def pool_for(self, step, input_schema: pa.Schema) -> tuple[WorkerPool, str]:
@@ -102,14 +103,27 @@ class UdfPools:
         """The task's UdfRunner: map_batches steps with compute="processes" run in this run's pools."""
         return step.in_processes
 
-    def run(self, step, table: pa.Table) -> pa.Table:
+    def run(self, step, table: pa.Table, stage_id: int) -> pa.Table:
         pool, key = self.pool_for(step, table.schema)
+        progress, counted = self.context.progress, []
+
+        def slice_done(rows: int) -> None:  # the stage's bar moves as workers finish slices of the block
+            counted.append(rows)
+            progress.advance_partial(stage_id, rows)
+
         try:
-            result = pool.run(table)
+            result = pool.run(table, on_slice_done=slice_done)
         except WorkerCrashedError as exc:
             raise crashed_error(step.node.fn_name, exc) from exc
+        finally:
+            progress.advance_partial(stage_id, -sum(counted))  # the task reports its rows whole when it ends
         self.record(key, result)
+        self._calls.worker_cpu_s = getattr(self._calls, "worker_cpu_s", 0.0) + result.cpu_s
         return result.table
+
+    def take_worker_cpu_s(self) -> float:
+        taken, self._calls.worker_cpu_s = getattr(self._calls, "worker_cpu_s", 0.0), 0.0
+        return taken
 
     def record(self, key: str, result) -> None:
         growth = max(0, result.peak_rss_bytes - result.rss_before_bytes)

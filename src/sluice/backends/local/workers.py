@@ -187,12 +187,14 @@ class WorkerPool:
             self._spawn_thread(slot, None)
         return future
 
-    def run(self, table: pa.Table | pa.RecordBatch) -> TaskResult:
+    def run(self, table: pa.Table | pa.RecordBatch,
+            on_slice_done: Callable[[int], None] | None = None) -> TaskResult:
         """submit() and wait: the form for a thread that has nothing else to do meanwhile.
 
         With split_blocks, a large block runs as slices on all the workers (module docstring);
         the TaskResult then covers them all: its table is theirs in order, its figures add up,
-        and its memory figures are those of the slice whose worker grew the most.
+        and its memory figures are those of the slice whose worker grew the most. `on_slice_done`
+        hears the input rows of each slice that finished while others still run.
         """
         table = _as_table(table, "run")
         size = self._slice_rows(table)
@@ -200,6 +202,10 @@ class WorkerPool:
             return self._submit(table).result()
         rows = table.num_rows
         futures = [self._submit(table.slice(offset, size), offset, rows) for offset in range(0, rows, size)]
+        if on_slice_done is not None:
+            for offset, future in zip(range(0, rows, size), futures):
+                future.add_done_callback(lambda f, n=min(size, rows - offset): (
+                    None if f.cancelled() or f.exception() is not None else on_slice_done(n)))
         started = time.perf_counter()
         try:
             results = [future.result() for future in futures]

@@ -27,8 +27,9 @@ import time
 
 import pyarrow as pa
 
+from ...config import seconds_from_env
 from ...engine.task import worker_identity
-from ...errors import RunnerError, SluiceError
+from ...errors import RunnerError
 from ...kernels.udf import apply_function
 from ...observe.stats import format_bytes
 from ...physical.operators import MapBatchesStep
@@ -39,11 +40,7 @@ DEFAULT_POOL_TIMEOUT_S = 300.0
 
 
 def pool_timeout_s() -> float:
-    value = os.environ.get(POOL_TIMEOUT_ENV)
-    try:
-        return float(value) if value else DEFAULT_POOL_TIMEOUT_S
-    except ValueError:
-        raise SluiceError(f"{POOL_TIMEOUT_ENV}={value!r}: give a number of seconds, such as 300.") from None
+    return seconds_from_env(POOL_TIMEOUT_ENV, DEFAULT_POOL_TIMEOUT_S)
 
 
 class UdfActor:
@@ -96,9 +93,12 @@ class InstanceRunner:
     def runs(self, step) -> bool:
         return step.node.is_class
 
-    def run(self, step, table: pa.Table) -> pa.Table:
+    def run(self, step, table: pa.Table, stage_id: int) -> pa.Table:
         node = step.node
         return apply_function(self.instance, table, node.batch_format, dict(node.fn_kwargs), node.fn_name)
+
+    def take_worker_cpu_s(self) -> float:
+        return 0.0  # the instance runs in the actor's own task thread, whose CPU time is measured already
 
 
 class ActorPool:

@@ -16,21 +16,8 @@ from ...expr.tree import columns_of
 from ...expr.types import narrowest_column
 from ..checks import Expect
 from ..logical import (
-    Aggregate,
-    Distinct,
-    Filter,
-    Join,
-    Limit,
-    LogicalNode,
-    MapBatches,
-    Project,
-    Repartition,
-    Scan,
-    Sort,
-    TopK,
-    Union,
-    Window,
-    Write,
+    Aggregate, Distinct, Filter, Join, Limit, LogicalNode, MapBatches, Project, Repartition, Scan, Sort, TopK, Union,
+    Window, Write,
 )
 
 

@@ -18,18 +18,7 @@ import dataclasses
 
 from ...expr.tree import Column, Expr, columns_of, conjoin, split_conjuncts, transform, unalias
 from ..logical import (
-    Aggregate,
-    Distinct,
-    Filter,
-    Join,
-    LogicalNode,
-    Project,
-    Repartition,
-    Scan,
-    Sort,
-    Union,
-    Window,
-    transform_down,
+    Aggregate, Distinct, Filter, Join, LogicalNode, Project, Repartition, Scan, Sort, Union, Window, transform_down,
 )
 
 
