@@ -176,10 +176,13 @@ def test_sigkill_at_random_points_then_resume_keeps_output_dead_letters_and_fini
     assert mid_write >= 1  # some kills came after write tasks had finished
 
 
-def test_a_resumed_run_keeps_the_first_attempts_dead_letters_counts_and_start_time(csv_lake, tmp_path, runner):
+@pytest.mark.parametrize("point", ["after-write-task:2", "before-commit"])
+def test_a_resumed_run_keeps_the_first_attempts_dead_letters_counts_and_start_time(csv_lake, tmp_path, runner,
+                                                                                  point):
     out, runs = str(tmp_path / "out"), str(tmp_path / "runs")
-    # no batch_size: one write task per file, each with three unparsable lines; killed once two were logged
-    child = _start(csv_lake, out, runs, 0, SLUICE_TEST_CRASH_AT="after-write-task:2")
+    # no batch_size: one write task per file, each with three unparsable lines; killed once two were logged,
+    # or once all were, before the commit (the resume then runs no task at all)
+    child = _start(csv_lake, out, runs, 0, SLUICE_TEST_CRASH_AT=point)
     assert child.wait(timeout=120) == -signal.SIGKILL, child.stderr.read()
     run_dir = _run_dir(runs)
     run_id = os.path.basename(run_dir)
