@@ -75,7 +75,7 @@ def test_credentials_never_reach_the_run_store_and_a_resume_asks_for_them(tmp_pa
                    SLUICE_TEST_CRASH_AT="before-commit")
         child = subprocess.run([sys.executable, str(script), str(source), endpoint, SECRETS["access_key"],
                                 SECRETS["secret_key"], SECRETS["session_token"], out_key], env=env, capture_output=True,
-                               text=True, timeout=120)
+                               text=True, timeout=120, check=False)
         assert child.returncode == -signal.SIGKILL, child.stderr
         (run_id,) = [n for n in os.listdir(runs) if not n.startswith("_")]
         run_dir = os.path.join(runs, run_id)
@@ -116,7 +116,7 @@ def test_a_resume_takes_the_credentials_from_the_environment(tmp_path, runner, n
                    SLUICE_TEST_CRASH_AT="before-commit")
         child = subprocess.run([sys.executable, str(script), str(source), endpoint, SECRETS["access_key"],
                                 SECRETS["secret_key"], SECRETS["session_token"], out_key], env=env, capture_output=True,
-                               text=True, timeout=120)
+                               text=True, timeout=120, check=False)
         assert child.returncode == -signal.SIGKILL, child.stderr
         (run_id,) = [n for n in os.listdir(runs) if not n.startswith("_")]
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-environment")

@@ -145,8 +145,7 @@ def _checks_cell(checks: list[dict]) -> str:
 def cmd_bad_records(args) -> int:
     import polars as pl
 
-    from ..observe.history import run_directory
-    from ..observe.history import read_dead_letters
+    from ..observe.history import read_dead_letters, run_directory
     directory = os.path.join(run_directory(_runs_dir(args), args.run), "bad_records")
     table = read_dead_letters(directory, ["stage", "operator", "source_file", "row_position", "exception_type",
                                           "message", "record_json"])

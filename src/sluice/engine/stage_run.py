@@ -399,7 +399,7 @@ def group_key(stage_id: int, group: list) -> str | None:
     for out, cut in group:
         if out.identity is None:
             return None
-        parts.append(f"{out.identity}[{'' if cut is None else '%d:%d' % tuple(cut)}]")
+        parts.append(f"{out.identity}[{'' if cut is None else f'{cut[0]}:{cut[1]}'}]")
     return f"s{stage_id}:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 

@@ -14,7 +14,9 @@ provide, or the caller hands the filesystem over again (`sluice.resume(run_id, f
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import pickle
 import threading
 
 import pyarrow.fs as pafs
@@ -49,7 +51,7 @@ def without_secrets(options: dict) -> tuple[dict, list[str]]:
 def secretless_reduction(fs: pafs.FileSystem):
     """How to pickle `fs` without its credentials, or None when it has no options to hide."""
     try:
-        rebuild, args = fs.__reduce__()[:2]
+        _, args = fs.__reduce__()[:2]
     except Exception:  # noqa: BLE001 - a filesystem that does not pickle: cloudpickle says so itself
         return None
     if len(args) != 1 or not isinstance(args[0], dict):
@@ -70,15 +72,14 @@ class PlanPickler(user_code.SourceKeepingPickler):
 
 
 def dumps_plan(plan) -> bytes:
-    import io
-    import pickle
+    """Pickle a plan for the run store (user_code.dumps, with filesystems saved without secrets)."""
     buffer = io.BytesIO()
     PlanPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(plan)
     return buffer.getvalue()
 
 
 @contextlib.contextmanager
-def filesystems_given(filesystems) -> None:
+def filesystems_given(filesystems):
     """While a saved plan loads: filesystems the caller handed over, used in place of those of their type."""
     _given.by_type = {type(fs).__name__: fs for fs in filesystems or ()}
     try:

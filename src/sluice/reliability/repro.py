@@ -46,7 +46,7 @@ def importable_name(fn) -> str | None:
 
 def defining_script(fn) -> str | None:
     """The absolute path of the file that defines `fn` (a function, or a class by its __call__), if any."""
-    target = getattr(fn, "__call__", None) if isinstance(fn, type) else fn
+    target = vars(fn).get("__call__") if isinstance(fn, type) else fn
     code = getattr(target, "__code__", None)
     if code is None or code.co_filename.startswith("<"):
         return None
@@ -207,7 +207,7 @@ def load_current_definition(script: str, qualname: str, pickled):
             tree = ast.parse(f.read(), script)
         kept = [node for node in tree.body if _is_definition(node)]
         namespace = {"__name__": "__sluice_repro__", "__file__": script}
-        exec(compile(ast.Module(kept, type_ignores=[]), script, "exec"), namespace)
+        exec(compile(ast.Module(kept, type_ignores=[]), script, "exec"), namespace)  # noqa: S102 - the user's own code
         target = namespace
         for number, part in enumerate(qualname.split(".")):
             target = target[part] if number == 0 else getattr(target, part)
