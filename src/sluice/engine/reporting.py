@@ -23,10 +23,10 @@ T = TypeVar("T")
 
 
 def fold_report(context: RunContext, stage: Stage, report: Report, block: str, covers: dict,
-                before_end: Callable[[], None] | None = None) -> None:
+                before_end: Callable[[], None] | None = None, task_key: str | None = None) -> None:
     """Fold a task's report into the run: statistics, events, retries, quarantined rows. `before_end` runs
     before the task_end event (a write task is logged as finished in the run store first, so every task the
-    events say ended ok is one a resume skips)."""
+    events say ended ok is one a resume skips). `task_key`: the task's key, kept with its bad records."""
     stats = context.stats
     set_current_block(report.stage, block)
     try:
@@ -50,7 +50,7 @@ def fold_report(context: RunContext, stage: Stage, report: Report, block: str, c
             seen = stats.operators[(report.stage, label)].rows_in
             new = context.dead_letters.record(report.stage, operator, label, f"stage{report.stage}-op{batch.op_index}",
                                               batch.rows, [BadRow(i, e) for i, e in enumerate(batch.errors)],
-                                              batch.positions, seen)
+                                              batch.positions, seen, task_key)
             if new:  # a resumed run's task that ran again finds the rows an earlier attempt recorded
                 stats.add_bad_records(report.stage, new)
                 stats.emit("bad_records", stage=report.stage, operator=label, block=block, count=new)

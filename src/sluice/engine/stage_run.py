@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..crash_points import crash_point
+from ..errors import ResumeError
 from ..io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ..observe.events import Sampler, run_sample
 from ..observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
@@ -108,8 +109,12 @@ class StageRun(StageReporting):
     """One stage's stream of finished task outputs, in order; `finish` hands them to an exchange."""
 
     def __init__(self, context: RunContext, backend: Backend, stage: Stage, finish: MapSpec | None = None,
-                 checkpoint=None):
+                 checkpoint=None, consumed: dict[str, dict] | None = None):
         self.context = context
+        # a resumed run: outputs of this stage's tasks that finished write tasks downstream took whole (task key ->
+        # rows and statistics), which need not be made again
+        self.consumed = consumed or {}
+        self._groups: dict[str, list] = {}  # a write stream task's key -> the upstream slices it takes
         self.backend = backend
         self.stage = stage
         self.finish = finish
@@ -131,8 +136,9 @@ class StageRun(StageReporting):
     def outputs(self) -> Iterator[Out]:
         return self._reported(self._counted(self._outputs()))
 
-    def upstream(self, stage: Stage, finish: MapSpec | None = None, checkpoint=None) -> Iterator[Out]:
-        return StageRun(self.context, self.backend, stage, finish, checkpoint).outputs()
+    def upstream(self, stage: Stage, finish: MapSpec | None = None, checkpoint=None,
+                 consumed: dict[str, dict] | None = None) -> Iterator[Out]:
+        return StageRun(self.context, self.backend, stage, finish, checkpoint, consumed).outputs()
 
     def _outputs(self) -> Iterator[Out]:
         return STAGE_RUNNERS[type(self.stage)](self)
@@ -160,7 +166,8 @@ class StageRun(StageReporting):
     def stream(self) -> Iterator[Out]:
         stage = self.stage
         self._start(None)
-        upstream = concat_streams([self.upstream(s) for s in stage.inputs])
+        consumed = self.consumed_upstream() if self.writes and self.context.resumed else None
+        upstream = concat_streams([self.upstream(s, consumed=consumed) for s in stage.inputs])
         try:
             planner = STREAM_PLANS.get(type(stage.stream_op)) if stage.stream_op is not None else None
             groups = planner(stage.stream_op, upstream) if planner else ([(out, None)] for out in upstream)
@@ -168,9 +175,8 @@ class StageRun(StageReporting):
                 yield from self._pass_through(groups)
                 return
             chain = self.backend.chain(self.spec())
-            yield from self.parallel(groups, lambda group, block: self.submit(
-                chain, "blocks", [cut for _, cut in group], [out.handles[0] for out, _ in group], block, {}),
-                group_bytes, lambda group: group_key(stage.id, group))
+            yield from self.parallel(groups, lambda group, block: self.submit_group(chain, group, block),
+                                     group_bytes, self.stream_key)
         finally:
             upstream.close()
 
@@ -225,6 +231,48 @@ class StageRun(StageReporting):
                                             self.stage.id), []
         return items, []
 
+    def stream_key(self, group: list) -> str | None:
+        """A stream task's key (`group_key`); a write task's slices are kept until it is logged."""
+        key = group_key(self.stage.id, group)
+        if key is not None and self.writes:
+            self._groups[key] = group
+        return key
+
+    def submit_group(self, chain, group: list, block: str) -> Pending:
+        if any(out.handles[0] is None for out, _ in group):  # an upstream output a resume did not make again
+            raise ResumeError(f"Cannot resume run {self.context.run_id}: stage {self.stage.id} regroups its input "
+                              f"differently from the attempt that was killed. Run the job again from the start.")
+        inputs = [out.identity for out, _ in group if out.identity is not None]
+        return self.submit(chain, "blocks", [cut for _, cut in group], [out.handles[0] for out, _ in group], block,
+                           {"inputs": inputs} if inputs else {})
+
+    def consumed_upstream(self) -> dict[str, dict]:
+        """Upstream task outputs that this write stage's finished tasks (earlier attempts) took whole: each
+        one's rows and operator statistics. A resume does not run those upstream tasks again."""
+        taken: dict[str, int] = {}
+        rows: dict[str, int] = {}
+        ops: dict[str, list] = {}
+        for key, record in self.context.store.completed().items():
+            if not key.startswith(f"s{self.stage.id}:"):
+                continue
+            for identity, _, count, total in record.get("takes", []):
+                taken[identity] = taken.get(identity, 0) + count
+                rows[identity] = total
+            ops.update(record.get("upstream_ops", {}))
+        return {identity: {"rows": rows[identity], "ops": ops[identity]} for identity in taken
+                if taken[identity] == rows[identity] > 0 and identity in ops}
+
+    def consumed_output(self, key: str | None) -> Out | None:
+        """Stands in for the output of upstream task `key` when finished write tasks took it whole: its rows,
+        for regrouping, and no data (no task that is run reads it)."""
+        info = self.consumed.get(key) if key is not None else None
+        if info is None:
+            return None
+        for op in info["ops"]:
+            self.context.stats.record(*op)
+        self.context.stats.emit("checkpoint", stage=self.stage.id, what="read skipped", detail=key)
+        return Out([None], Report(self.stage.id, rows=[info["rows"]], bytes=[0]), identity=key)
+
     def finished_write(self, key: str | None) -> Out | None:
         """The output of write task `key` when an earlier attempt at this run finished it (its staged files are
         logged in the run store), else None: it is not run again."""
@@ -244,7 +292,13 @@ class StageRun(StageReporting):
         a resume that skips it keeps them."""
         if self.context.has_dead_letters:
             self.context.dead_letters.flush()
-        self.context.store.log_task(key, self.backend.fetch(out.handles[0]).to_pylist(), out.ops)
+        extra = {}
+        group = self._groups.pop(key, None)
+        if group is not None:  # a stream task: what it took of each upstream output, and their statistics
+            extra["takes"] = [[o.identity, *(cut if cut is not None else (0, o.rows)), o.rows] for o, cut in group]
+            extra["upstream_ops"] = {o.identity: [list(op) for op in o.ops] for o, cut in group
+                                     if (cut is None or cut[0] == 0) and o.ops}
+        self.context.store.log_task(key, self.backend.fetch(out.handles[0]).to_pylist(), out.ops, **extra)
         crash_point("after-write-task")
 
     def parallel(self, items: Iterable[Any], submit: Callable[[Any, str], Pending | Out],
@@ -274,7 +328,7 @@ class StageRun(StageReporting):
                         if waiting is _END:
                             break
                     item_key = key(waiting) if key is not None else None
-                    done = self.finished_write(item_key)
+                    done = self.finished_write(item_key) or self.consumed_output(item_key)
                     if done is not None:
                         window.append((waiting, done, 0, 0))
                         waiting = _END
@@ -371,8 +425,9 @@ class StageRun(StageReporting):
                 self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
                 self.set_state("")
 
-    def fold(self, report: Report, block: str, covered: dict, before_end: Callable[[], None] | None = None) -> None:
-        fold_report(self.context, self.stage, report, block, covered, before_end)
+    def fold(self, report: Report, block: str, covered: dict, before_end: Callable[[], None] | None = None,
+             task_key: str | None = None) -> None:
+        fold_report(self.context, self.stage, report, block, covered, before_end, task_key)
 
     def settle(self, pending: Pending) -> Out:
         """Wait for a task; fold its reports into the run, or raise what the task raised."""
@@ -388,7 +443,7 @@ class StageRun(StageReporting):
             block = pending.block if number == 0 else f"{pending.block}-u{number}"
             log = self.writes and key is not None and number == len(reports) - 1
             self.fold(report, block, pending.covers if number == 0 else {},
-                      (lambda: self.log_finished(key, out)) if log else None)
+                      (lambda: self.log_finished(key, out)) if log else None, key)
         return out
 
 

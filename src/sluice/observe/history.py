@@ -97,7 +97,9 @@ def read_dead_letters(directory: str, columns: list[str] | None = None) -> pa.Ta
         return None
     if not names:
         return None
-    return pa.concat_tables([pq.read_table(os.path.join(directory, n), columns=columns) for n in names])
+    tables = [pq.read_table(os.path.join(directory, n)) for n in names]
+    table = pa.concat_tables(tables, promote_options="default")  # parts written before a column was added
+    return table.select(columns) if columns else table
 
 
 def dead_letter_count(run_dir: str) -> int:

@@ -60,6 +60,7 @@ DEAD_LETTER_SCHEMA = pa.schema([
     ("source_file", pa.string()), ("row_position", pa.int64()), ("exception_type", pa.string()),
     ("message", pa.string()), ("traceback", pa.string()), ("record_json", pa.string()), ("record_ipc", pa.binary()),
     ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ("task", pa.string()),  # the key of the task that found it (the same in every attempt at the run), if it has one
 ])
 
 
@@ -184,12 +185,13 @@ def read_row_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
-IDENTITY_COLUMNS = ("stage", "operator_id", "source_file", "row_position", "exception_type", "message", "record_json")
+IDENTITY_COLUMNS = ("stage", "operator_id", "source_file", "row_position", "exception_type", "message", "record_json",
+                    "task")
 
 
 def record_identity(record: dict) -> tuple:
     """What makes two dead-letter records the same bad record (found by two attempts at a run)."""
-    return tuple(record[name] for name in IDENTITY_COLUMNS)
+    return tuple(record.get(name) for name in IDENTITY_COLUMNS)
 
 
 class DeadLetters:
@@ -212,7 +214,7 @@ class DeadLetters:
         self._first: str | None = None  # the first bad record, for the error that stops the run
 
     def record(self, stage: int, operator, label: str, operator_id: str, block: pa.Table, bad: list[BadRow],
-               positions: pa.Table | None, rows_seen: int) -> int:
+               positions: pa.Table | None, rows_seen: int, task: str | None = None) -> int:
         """Quarantine `bad` rows of `block` that `operator` (`label` in the run's stats) failed on; returns how
         many are new (not already recorded by an earlier attempt at the run)."""
         self._save_operator(operator, operator_id, stage, label)
@@ -230,7 +232,7 @@ class DeadLetters:
                 "run_id": self.run_id, "stage": stage, "operator": operator.describe(), "operator_id": operator_id,
                 "source_file": source_file, "row_position": position, "exception_type": kind, "message": message,
                 "traceback": trace, "record_json": row_json(values), "record_ipc": row_ipc(values),
-                "recorded_at": now,
+                "recorded_at": now, "task": task,
             })
         with self._lock:
             records = [r for r in records if not self._found_again(r)]
@@ -254,7 +256,7 @@ class DeadLetters:
     def adopt_earlier(self) -> int:
         """A resumed attempt: count the records earlier attempts at this run wrote, and remember them so that
         a task run again does not record its bad rows twice. Returns how many there are."""
-        table = read_dead_letters(self.directory, list(IDENTITY_COLUMNS) + ["operator"])
+        table = read_dead_letters(self.directory)
         if table is None:
             return 0
         labels = self._operator_labels()

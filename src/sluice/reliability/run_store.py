@@ -208,8 +208,10 @@ class RunStore:
                        f"an earlier attempt at this run; their output was read back from the run store")
         return todo
 
-    def log_task(self, key: str, written: list[dict], ops: list) -> None:
-        line = json.dumps({"key": key, "written": written, "ops": [list(op) for op in ops]}) + "\n"
+    def log_task(self, key: str, written: list[dict], ops: list, **extra) -> None:
+        """Log a finished write task: its key, the files it staged, its operator statistics, and `extra` (what a
+        stream task took of its upstream's outputs, stage_run.py)."""
+        line = json.dumps({"key": key, "written": written, "ops": [list(op) for op in ops], **extra}) + "\n"
         with self._lock:
             self.location.append_line(TASKS_FILE, line)
 
