@@ -14,6 +14,7 @@ import threading
 CRASH_POINTS = (
     "mid-exchange",  # a map task's output saved, the exchange not complete
     "after-exchange",  # an exchange persisted, before any reduce task ran
+    "after-write-task",  # a write task logged as finished in the run store, the run not done
     "before-commit", "mid-publish", "before-manifest", "after-manifest",  # the commit (io/sinks.py)
 )
 

@@ -21,7 +21,7 @@ LAYERS = [
     ("io", ["io"]),
     ("expressions", ["expr"]),
     ("observe", ["observe"]),
-    ("foundation", ["errors", "config", "crash_points"]),
+    ("foundation", ["errors", "config", "crash_points", "private_files"]),
 ]
 
 

@@ -85,7 +85,7 @@ def cmd_runs(args) -> int:
     from rich.table import Table
 
     from ..driver.resume import is_alive
-    from ..observe.history import list_runs, run_directory
+    from ..observe.history import crashed_run, list_runs, run_directory
     from ..observe.stats import format_bytes, report_console
     console = report_console()
     runs_dir = _runs_dir(args)
@@ -115,6 +115,9 @@ def cmd_runs(args) -> int:
         table.add_column(column, justify="left" if column in ("run", "status", "started") else "right")
     import datetime
     for run in runs[:args.limit]:
+        crashed = run["status"] == "running" and not is_alive(run)
+        if crashed:  # its run.json is from when it started: its files say how far it got
+            run = crashed_run(os.path.join(runs_dir, run["run_id"]), run)
         started = datetime.datetime.fromtimestamp(run.get("started_at", 0)).strftime("%Y-%m-%d %H:%M:%S")
         rows = run.get("output_rows")
         if rows is None:  # recorded before runs counted their output
@@ -122,7 +125,7 @@ def cmd_runs(args) -> int:
                 o["stage_id"] for o in run["operators"])), default=0) if run["operators"] else 0
         bad = run.get("bad_records", 0)
         status = run["status"]
-        if status == "running" and not is_alive(run):
+        if crashed:
             status = "[bold red]crashed[/] (sluice resume)" if run.get("resumable") else "[bold red]crashed[/]"
         table.add_row(run["run_id"], status, started, f"{run['wall_s']:.2f}", f"{rows:,}",
                       f"[bold red]{bad:,}[/]" if bad else "0", str(run.get("retries", 0)),
@@ -141,15 +144,14 @@ def _checks_cell(checks: list[dict]) -> str:
 
 def cmd_bad_records(args) -> int:
     import polars as pl
-    import pyarrow.parquet as pq
 
-    from ..observe.history import run_directory
+    from ..observe.history import read_dead_letters, run_directory
     directory = os.path.join(run_directory(_runs_dir(args), args.run), "bad_records")
-    if not os.path.isdir(directory):
+    table = read_dead_letters(directory, ["stage", "operator", "source_file", "row_position", "exception_type",
+                                          "message", "record_json"])
+    if table is None:
         print(f"Run {args.run} quarantined no records.")
         return 0
-    table = pq.read_table(directory, columns=["stage", "operator", "source_file", "row_position", "exception_type",
-                                              "message", "record_json"])
     print(f"{table.num_rows:,} bad record(s) in {directory} (read them with sluice.read_parquet):")
     with pl.Config(tbl_rows=args.limit, fmt_str_lengths=80, tbl_width_chars=200):
         print(pl.from_arrow(table).with_row_index("record"))

@@ -42,11 +42,14 @@ def is_alive(run: dict) -> bool:
     return bool(pid) and pid != os.getpid() and psutil.pid_exists(pid)
 
 
-def resume(run_id: str, runs_dir: str | None = None):
-    """Finish run `run_id` after a crash; returns its WriteResult. See the module docstring."""
+def resume(run_id: str, runs_dir: str | None = None, filesystems=()):
+    """Finish run `run_id` after a crash; returns its WriteResult. See the module docstring.
+
+    `filesystems`: pyarrow filesystems to use in place of the run's own of the same type (S3FileSystem...),
+    whose credentials the run store does not keep; without them they take credentials from the environment."""
     from .. import config as config_module
     from ..engine.context import RunContext
-    from ..observe.history import run_directory
+    from ..observe.history import attempts_so_far, run_directory
     from .run import write
     config = config_module.current()
     run_dir = run_directory(runs_dir or config.runs_dir, run_id)
@@ -59,10 +62,11 @@ def resume(run_id: str, runs_dir: str | None = None):
     if is_alive(run):
         raise ResumeError(f"Run {run_id} is still running (pid {run.get('pid')} on {run.get('host')}). Wait for it, "
                           f"or stop it, before resuming.")
-    context = RunContext(config, run_id=run_id, resumed=True)
+    context = RunContext(config, run_id=run_id, resumed=True, earlier_attempts=attempts_so_far(run_dir, run))
     store = context.store = RunStore.for_runner(context.store_dir, config.runner)
-    plan = store.load_plan()
+    plan = store.load_plan(filesystems)
     check_inputs(store, run_id, plan)
+    context.dead_letters.adopt_earlier()  # the earlier attempts' bad records stay, and count
     return write(plan.input, plan.sink, context)
 
 

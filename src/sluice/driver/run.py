@@ -67,7 +67,8 @@ def record_run(context: RunContext) -> None:
     """Write the run's run.json (a failure to is a note, never the run's failure)."""
     stats = context.stats
     try:
-        record_in_history(context.run_dir, stats, context.config, resumable=context.store is not None)
+        record_in_history(context.run_dir, stats, context.config, resumable=context.store is not None,
+                          earlier=context.earlier_attempts)
     except OSError as exc:
         stats.notes.append(f"could not record the run in {context.run_dir}: {exc}")
     if stats.bad_records:
@@ -88,7 +89,7 @@ def write(plan: LogicalNode, sink: FileSink, context: RunContext) -> WriteResult
             context.store.finish()
             record_run(context)
             return result
-        context.store.forget_tasks(sink.recover(context.run_id, context.store.completed()))
+        context.store.forget_tasks(sink.recover(context.run_id, context.store.staged()))
     elif context.config.checkpoint:
         store = RunStore.for_runner(context.store_dir, context.config.runner)
         problem = store.save_plan(plan)

@@ -15,7 +15,7 @@ one) locally, an ObjectRef on Ray. The engine passes handles between tasks and o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -33,6 +33,8 @@ class Out:
     report: Report
     key: str | None = None  # a map task that feeds a durable exchange: what it read, for the task log
     skipped: bool = False  # a write task an earlier attempt at this run finished: handed on, not run again
+    identity: str | None = None  # what the task computed, the same in every attempt at the run (task keys)
+    ops: list = field(default_factory=list)  # every part's operator statistics, logged with a finished write
 
     @property
     def rows(self) -> int:

@@ -28,6 +28,7 @@ from pyarrow import ipc
 from pyarrow.parquet import read_table, write_table
 
 from ..crash_points import crash_point
+from ..private_files import make_private, make_private_dir
 from ..reliability.run_store import Location
 
 INDEX_FILE = "index.json"
@@ -51,7 +52,7 @@ class DurableExchange:
         self.entries = [e for e in logged if e.get("key") and (e.get("file") is None or e["file"] in present)]
         self.completed = {e["key"] for e in self.entries}  # keys of map tasks whose output is on disk
         if self.location.local:  # an object store has no directories
-            self.location.fs.create_dir(self.location.root, recursive=True)
+            make_private_dir(self.location.root)
 
     # ------------------------------------------------------------ restoring
 
@@ -73,8 +74,11 @@ class DurableExchange:
                 exchange.samples.append(read_table(f))
         return True
 
-    def restore_into(self, exchange) -> None:
-        """Add the output of the map tasks an earlier attempt logged to `exchange`."""
+    def restore_into(self, exchange, stats=None) -> None:
+        """Add the output of the map tasks an earlier attempt logged to `exchange` (and their statistics to
+        `stats`)."""
+        if stats is not None:
+            self.count_restored(stats)
         pieces: dict[int, list] = {}
         rows, size, stored = [0] * self.partitions, [0] * self.partitions, [0] * self.partitions
         for entry in self.entries:
@@ -92,13 +96,21 @@ class DurableExchange:
 
     # ------------------------------------------------------------ saving
 
-    def record(self, key: str | None, saved: tuple[str | None, list] | None, exchange) -> None:
+    def count_restored(self, stats) -> None:
+        """Count the logged map tasks' operator statistics as this attempt's (rows for the run's totals and
+        its error budget), for the tasks a resumed attempt does not run again."""
+        for entry in self.entries:
+            for op in entry.get("ops", []):
+                stats.record(*op)
+
+    def record(self, key: str | None, saved: tuple[str | None, list] | None, exchange, ops: list = ()) -> None:
         """A map task's output is on disk (`saved`: its file and layout, from the task's report): log it
-        when the task has a key, so a resumed attempt skips it; count its bytes as stored."""
+        (with its operator statistics, `ops`) when the task has a key, so a resumed attempt skips it; count
+        its bytes as stored."""
         name, parts = saved if saved is not None else (None, [])
         if key is None and name is None:
             return
-        entry = {"key": key, "file": name, "parts": parts}
+        entry = {"key": key, "file": name, "parts": parts, "ops": [list(op) for op in ops]}
         self.entries.append(entry)
         for part in parts:
             exchange.stored[part[0]] += part[5]
@@ -112,6 +124,8 @@ class DurableExchange:
         if exchange.samples:
             with self.location.fs.open_output_stream(self.location.path(SAMPLES_FILE)) as f:
                 write_table(pa.concat_tables(exchange.samples, promote_options="permissive"), f)
+            if self.location.local:
+                make_private(self.location.path(SAMPLES_FILE))
         pieces: dict[str, list] = {}
         for entry in self.entries:
             for partition, first, count, *_ in entry["parts"]:
@@ -142,6 +156,8 @@ def write_pieces(location: Location, schema: pa.Schema, outputs: list) -> tuple[
                 parts.append([partition, first, len(batches), piece.num_rows, piece.nbytes])
                 first += len(batches)
         size = sink.tell()
+    if location.local:
+        make_private(location.path(name))
     share_out(parts, size)
     return name, parts
 

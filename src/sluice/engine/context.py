@@ -33,6 +33,7 @@ class RunContext:
     progress: Progress = field(default_factory=Progress)
     store: RunStore | None = None  # a resumable run's checkpoints (write runs with checkpoint=True)
     resumed: bool = False  # this is a later attempt at an earlier run, by `sluice resume`
+    earlier_attempts: list = field(default_factory=list)  # a resumed run's attempts before this one (run.json)
 
     def __post_init__(self):
         self.stats = RunStats(self.run_id)

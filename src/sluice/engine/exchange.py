@@ -129,6 +129,7 @@ class ExchangeRun:
         checkpoint = DurableExchange(directory, read.schema, partitions)
         restored = self._new_exchange(read.schema, partitions)
         if checkpoint.restore_complete(restored, samples):
+            checkpoint.count_restored(self.stats)
             rows = sum(restored.rows)
             self.stats.emit("checkpoint", stage=self.stage.id, what="exchange restored",
                             detail=f"{rows:,} rows from stage {read.upstream.id}, {directory}")
@@ -150,11 +151,13 @@ class ExchangeRun:
                          checkpoint.location if checkpoint else None, read.schema)
         exchange = exchange or self._new_exchange(read.schema, partitions)
         if checkpoint is not None:
-            checkpoint.restore_into(exchange)
+            checkpoint.restore_into(exchange, self.stats)
         for out in self.owner.upstream(read.upstream, finish, checkpoint):
             exchange.add(out)
             if checkpoint is not None:
-                checkpoint.record(out.key, out.report.saved, exchange)
+                if out.key is not None and self.owner.context.has_dead_letters:
+                    self.owner.context.dead_letters.flush()  # a resume that restores this task keeps its bad records
+                checkpoint.record(out.key, out.report.saved, exchange, out.ops)
         if checkpoint is None:
             self.stats.add_shuffle(written=exchange.total_bytes)
         return exchange

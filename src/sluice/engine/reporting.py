@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from ..observe.events import set_current_block
@@ -24,8 +24,11 @@ from .task import Report
 T = TypeVar("T")
 
 
-def fold_report(context: RunContext, stage: Stage, report: Report, block: str, covers: dict) -> None:
-    """Fold a task's report into the run: statistics, events, retries, quarantined rows."""
+def fold_report(context: RunContext, stage: Stage, report: Report, block: str, covers: dict,
+                before_end: Callable[[], None] | None = None, task_key: str | None = None) -> None:
+    """Fold a task's report into the run: statistics, events, retries, quarantined rows. `before_end` runs
+    before the task_end event (a write task is logged as finished in the run store first, so every task the
+    events say ended ok is one a resume skips). `task_key`: the task's key, kept with its bad records."""
     stats = context.stats
     set_current_block(report.stage, block)
     try:
@@ -42,19 +45,22 @@ def fold_report(context: RunContext, stage: Stage, report: Report, block: str, c
         task = {"stage": report.stage, "block": block, "attempt": 1, "pid": report.pid, "host": report.host,
                 "node": report.node, "thread": report.thread}
         context.events.emit("task_start", ts=report.started, **task, **covers)
-        context.events.emit("task_end", ts=report.ended, **{k: task[k] for k in ("stage", "block", "attempt")},
-                            status="ok", rows=report.output_rows, bytes=sum(report.bytes),
-                            wall_s=report.ended - report.started)
         for bad in report.unreadable:
             context.dead_letters.record_unreadable(report.stage, *bad)
         for batch in report.bad:
             operator, label = stage.operators[batch.op_index], stage.operator_labels[batch.op_index]
             seen = stats.operators[(report.stage, label)].rows_in
-            context.dead_letters.record(report.stage, operator, label, f"stage{report.stage}-op{batch.op_index}",
-                                        batch.rows, [BadRow(i, e) for i, e in enumerate(batch.errors)],
-                                        batch.positions, seen)
-            stats.add_bad_records(report.stage, len(batch.errors))
-            stats.emit("bad_records", stage=report.stage, operator=label, block=block, count=len(batch.errors))
+            new = context.dead_letters.record(report.stage, operator, label, f"stage{report.stage}-op{batch.op_index}",
+                                              batch.rows, [BadRow(i, e) for i, e in enumerate(batch.errors)],
+                                              batch.positions, seen, task_key)
+            if new:  # a resumed run's task that ran again finds the rows an earlier attempt recorded
+                stats.add_bad_records(report.stage, new)
+                stats.emit("bad_records", stage=report.stage, operator=label, block=block, count=new)
+        if before_end is not None:
+            before_end()
+        context.events.emit("task_end", ts=report.ended, **{k: task[k] for k in ("stage", "block", "attempt")},
+                            status="ok", rows=report.output_rows, bytes=sum(report.bytes),
+                            wall_s=report.ended - report.started)
     finally:
         set_current_block(None, None)
 

@@ -17,6 +17,7 @@ of upstream blocks that the next task concatenates.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections import deque
@@ -26,6 +27,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..crash_points import crash_point
+from ..errors import ResumeError
 from ..io.source import MIN_TASK_BYTES, TARGET_TASK_BYTES, ReadTask
 from ..observe.events import Sampler, run_sample
 from ..observe.stats import HELD_BY_CONSUMER, HELD_BY_MEMORY
@@ -106,8 +109,12 @@ class StageRun(StageReporting):
     """One stage's stream of finished task outputs, in order; `finish` hands them to an exchange."""
 
     def __init__(self, context: RunContext, backend: Backend, stage: Stage, finish: MapSpec | None = None,
-                 checkpoint=None):
+                 checkpoint=None, consumed: dict[str, dict] | None = None):
         self.context = context
+        # a resumed run: outputs of this stage's tasks that finished write tasks downstream took whole (task key ->
+        # rows and statistics), which need not be made again
+        self.consumed = consumed or {}
+        self._groups: dict[str, list] = {}  # a write stream task's key -> the upstream slices it takes
         self.backend = backend
         self.stage = stage
         self.finish = finish
@@ -117,6 +124,7 @@ class StageRun(StageReporting):
         self.maps_to_checkpoint = checkpoint is not None and isinstance(stage, ScanStage)
         self.writes = bool(stage.operators) and isinstance(stage.operators[-1], WriteStep) and \
             context.store is not None
+        self.skipped_writes = 0
 
     def spec(self, **fields) -> ChainSpec:
         fields.setdefault("operators", self.stage.operators)
@@ -128,8 +136,9 @@ class StageRun(StageReporting):
     def outputs(self) -> Iterator[Out]:
         return self._reported(self._counted(self._outputs()))
 
-    def upstream(self, stage: Stage, finish: MapSpec | None = None, checkpoint=None) -> Iterator[Out]:
-        return StageRun(self.context, self.backend, stage, finish, checkpoint).outputs()
+    def upstream(self, stage: Stage, finish: MapSpec | None = None, checkpoint=None,
+                 consumed: dict[str, dict] | None = None) -> Iterator[Out]:
+        return StageRun(self.context, self.backend, stage, finish, checkpoint, consumed).outputs()
 
     def _outputs(self) -> Iterator[Out]:
         return STAGE_RUNNERS[type(self.stage)](self)
@@ -157,7 +166,8 @@ class StageRun(StageReporting):
     def stream(self) -> Iterator[Out]:
         stage = self.stage
         self._start(None)
-        upstream = concat_streams([self.upstream(s) for s in stage.inputs])
+        consumed = self.consumed_upstream() if self.writes and self.context.resumed else None
+        upstream = concat_streams([self.upstream(s, consumed=consumed) for s in stage.inputs])
         try:
             planner = STREAM_PLANS.get(type(stage.stream_op)) if stage.stream_op is not None else None
             groups = planner(stage.stream_op, upstream) if planner else ([(out, None)] for out in upstream)
@@ -171,9 +181,8 @@ class StageRun(StageReporting):
                     chain, "numbered", ([cut for _, cut in item[1]], item[0], numbering),
                     [out.handles[0] for out, _ in item[1]], block, {}), lambda item: group_bytes(item[1]))
                 return
-            yield from self.parallel(groups, lambda group, block: self.submit(
-                chain, "blocks", [cut for _, cut in group], [out.handles[0] for out, _ in group], block, {}),
-                group_bytes)
+            yield from self.parallel(groups, lambda group, block: self.submit_group(chain, group, block),
+                                     group_bytes, self.stream_key)
         finally:
             upstream.close()
 
@@ -222,16 +231,82 @@ class StageRun(StageReporting):
                    skipped=skipped)
 
     def skip_completed(self, items: list, key: Callable[[Any], str]) -> tuple[list, list[Out]]:
-        """A resumed stage's items still to run, and the outputs of those an earlier attempt at this run
-        finished: write tasks whose staged files are logged, map tasks whose output is in the run store
-        (the exchange restores those itself)."""
+        """A resumed map stage's items still to run: those whose output is not in the run store (the exchange
+        restores the others itself). Finished write tasks are skipped as they come up (`parallel`)."""
         if self.maps_to_checkpoint:
             return RunStore.unfinished_maps(items, key, self.checkpoint.completed, self.context.stats,
                                             self.stage.id), []
-        if not self.writes:
-            return items, []
-        todo, skipped = self.context.store.finished_writes(items, key, self.context.stats, self.stage.id)
-        return todo, [self.put(table, skipped=True) for table in skipped]
+        return items, []
+
+    def stream_key(self, group: list) -> str | None:
+        """A stream task's key (`group_key`); a write task's slices are kept until it is logged."""
+        key = group_key(self.stage.id, group)
+        if key is not None and self.writes:
+            self._groups[key] = group
+        return key
+
+    def submit_group(self, chain, group: list, block: str) -> Pending:
+        if any(out.handles[0] is None for out, _ in group):  # an upstream output a resume did not make again
+            raise ResumeError(f"Cannot resume run {self.context.run_id}: stage {self.stage.id} regroups its input "
+                              f"differently from the attempt that was killed. Run the job again from the start.")
+        inputs = [out.identity for out, _ in group if out.identity is not None]
+        return self.submit(chain, "blocks", [cut for _, cut in group], [out.handles[0] for out, _ in group], block,
+                           {"inputs": inputs} if inputs else {})
+
+    def consumed_upstream(self) -> dict[str, dict]:
+        """Upstream task outputs that this write stage's finished tasks (earlier attempts) took whole: each
+        one's rows and operator statistics. A resume does not run those upstream tasks again."""
+        taken: dict[str, int] = {}
+        rows: dict[str, int] = {}
+        ops: dict[str, list] = {}
+        for key, record in self.context.store.completed().items():
+            if not key.startswith(f"s{self.stage.id}:"):
+                continue
+            for identity, _, count, total in record.get("takes", []):
+                taken[identity] = taken.get(identity, 0) + count
+                rows[identity] = total
+            ops.update(record.get("upstream_ops", {}))
+        return {identity: {"rows": rows[identity], "ops": ops[identity]} for identity in taken
+                if taken[identity] == rows[identity] > 0 and identity in ops}
+
+    def consumed_output(self, key: str | None) -> Out | None:
+        """Stands in for the output of upstream task `key` when finished write tasks took it whole: its rows,
+        for regrouping, and no data (no task that is run reads it)."""
+        info = self.consumed.get(key) if key is not None else None
+        if info is None:
+            return None
+        for op in info["ops"]:
+            self.context.stats.record(*op)
+        self.context.stats.emit("checkpoint", stage=self.stage.id, what="read skipped", detail=key)
+        return Out([None], Report(self.stage.id, rows=[info["rows"]], bytes=[0]), identity=key)
+
+    def finished_write(self, key: str | None) -> Out | None:
+        """The output of write task `key` when an earlier attempt at this run finished it (its staged files are
+        logged in the run store), else None: it is not run again."""
+        if not self.writes or key is None:
+            return None
+        written = self.context.store.finished_write(key, self.context.stats, self.stage.id)
+        if written is None:
+            return None
+        self.skipped_writes += 1
+        out = self.put(written, skipped=True)
+        out.identity = key
+        out.report.written_rows, out.report.files = sum(written["rows"].to_pylist()), written.num_rows
+        return out
+
+    def log_finished(self, key: str, out: Out) -> None:
+        """A write task finished: log it in the run store, after the bad records it found are on disk, so that
+        a resume that skips it keeps them."""
+        if self.context.has_dead_letters:
+            self.context.dead_letters.flush()
+        extra = {}
+        group = self._groups.pop(key, None)
+        if group is not None:  # a stream task: what it took of each upstream output, and their statistics
+            extra["takes"] = [[o.identity, *(cut if cut is not None else (0, o.rows)), o.rows] for o, cut in group]
+            extra["upstream_ops"] = {o.identity: [list(op) for op in o.ops] for o, cut in group
+                                     if (cut is None or cut[0] == 0) and o.ops}
+        self.context.store.log_task(key, self.backend.fetch(out.handles[0]).to_pylist(), out.ops, **extra)
+        crash_point("after-write-task")
 
     def parallel(self, items: Iterable[Any], submit: Callable[[Any, str], Pending | Out],
                  estimate: Callable[[Any], int], key: Callable[[Any], str] | None = None) -> Iterator[Out]:
@@ -259,13 +334,21 @@ class StageRun(StageReporting):
                         waiting = next(source, _END)
                         if waiting is _END:
                             break
+                    item_key = key(waiting) if key is not None else None
+                    done = self.finished_write(item_key) or self.consumed_output(item_key)
+                    if done is not None:
+                        window.append((waiting, done, 0, 0))
+                        waiting = _END
+                        continue
                     guess = estimate(waiting)
                     reserve = int(guess * scale) * factor
                     if not budget.try_reserve(reserve, force=not window):
                         held_by_memory = True
                         break
-                    window.append((waiting, submit(waiting, f"s{self.stage.id}-t{next(self._numbers)}"), reserve,
-                                   guess))
+                    pending = submit(waiting, f"s{self.stage.id}-t{next(self._numbers)}")
+                    if item_key is not None and isinstance(pending, Pending):
+                        pending.covers = {"key": item_key, **pending.covers}  # names the task in its events
+                    window.append((waiting, pending, reserve, guess))
                     waiting = _END
                     stage_stats.in_flight = len(window)
                     self.context.stats.admitted(self.stage.id, budget.reserved)
@@ -274,6 +357,9 @@ class StageRun(StageReporting):
                 if not window:
                     if self.context.preemption.requested:
                         raise self.context.preemption.error(resumable=self.context.store is not None)
+                    if self.skipped_writes:
+                        self.context.stats.note(f"stage {self.stage.id}: {self.skipped_writes} write task(s) were "
+                                                f"finished by an earlier attempt at this run and were skipped")
                     return
                 item, pending, reserved, guess = window.popleft()
                 stage_stats.in_flight = len(window)
@@ -284,10 +370,11 @@ class StageRun(StageReporting):
                     if guess > 0:
                         scale = max(scale, out.bytes / guess)
                     measured = True
-                    if key is not None and self.maps_to_checkpoint:
-                        out.key = key(item)
-                    if key is not None and self.writes:
-                        self.context.store.log_task(key(item), self.backend.fetch(out.handles[0]).to_pylist())
+                    item_key = key(item) if key is not None else None
+                    if item_key is not None and isinstance(pending, Pending):
+                        out.identity = item_key
+                        if self.maps_to_checkpoint:
+                            out.key = item_key
                     # with its window full, the stage produces nothing more until the consumer asks
                     held = HELD_BY_CONSUMER if len(window) + 1 >= limit else None
                     if held:
@@ -345,8 +432,9 @@ class StageRun(StageReporting):
                 self.context.stats.add_held(self.stage.id, held, time.perf_counter() - started)
                 self.set_state("")
 
-    def fold(self, report: Report, block: str, covered: dict) -> None:
-        fold_report(self.context, self.stage, report, block, covered)
+    def fold(self, report: Report, block: str, covered: dict, before_end: Callable[[], None] | None = None,
+             task_key: str | None = None) -> None:
+        fold_report(self.context, self.stage, report, block, covered, before_end, task_key)
 
     def settle(self, pending: Pending) -> Out:
         """Wait for a task; fold its reports into the run, or raise what the task raised."""
@@ -356,10 +444,25 @@ class StageRun(StageReporting):
         except BaseException as error:
             log_failed_task(self.context, self.stage.id, pending.block, pending.covers, error, started)
             raise
+        out = Out(handles, reports[-1], ops=[op for report in reports for op in report.ops])
+        key = pending.covers.get("key")
         for number, report in enumerate(reports):
             block = pending.block if number == 0 else f"{pending.block}-u{number}"
-            self.fold(report, block, pending.covers if number == 0 else {})
-        return Out(handles, reports[-1])
+            log = self.writes and key is not None and number == len(reports) - 1
+            self.fold(report, block, pending.covers if number == 0 else {},
+                      (lambda: self.log_finished(key, out)) if log else None, key)
+        return out
+
+
+def group_key(stage_id: int, group: list) -> str | None:
+    """A stream task's key: the rows it takes (each upstream task's key and the slice of its output), so it
+    is the same in every attempt at the run that reads the same input; None when an upstream output has none."""
+    parts = []
+    for out, cut in group:
+        if out.identity is None:
+            return None
+        parts.append(f"{out.identity}[{'' if cut is None else f'{cut[0]}:{cut[1]}'}]")
+    return f"s{stage_id}:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
 def group_bytes(group: list) -> int:

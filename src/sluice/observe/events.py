@@ -39,6 +39,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from ..private_files import make_private_dir, open_private
+
 EVENTS_FILE = "events.jsonl"
 SAMPLE_INTERVAL_S = 0.5
 
@@ -77,8 +79,8 @@ class EventLog:
             if self.path is not None:
                 if self._file is None:
                     try:
-                        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                        self._file = open(self.path, "a", buffering=1)
+                        make_private_dir(os.path.dirname(self.path))
+                        self._file = open_private(self.path, "a", buffering=1)
                     except OSError:
                         self.path = None  # an unwritable runs directory must not fail the run
                 if self._file is not None:

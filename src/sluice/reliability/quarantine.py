@@ -20,6 +20,13 @@ its batch should run with on_error="raise".
 budget: `max_bad_records` as a count fails the run as soon as it is exceeded; as a fraction
 of the rows that reached the failing operators, it fails the run when the count clearly
 exceeds it (over 100 bad rows and over the fraction of rows seen so far) and, exactly, at the end.
+
+A run's dead letters outlive its attempts: each attempt writes its own part files, and the
+driver flushes what is pending before it logs a task as finished in the run store, so the
+records of every task a resume skips are on disk. A resumed attempt adopts the earlier
+attempts' records (`adopt_earlier`): they count towards the total and the budget, and a record
+that a re-run task finds again (same stage, operator, source row, error and values) is not
+written twice. The dataset is the union of the attempts' records.
 """
 
 from __future__ import annotations
@@ -29,15 +36,19 @@ import json
 import os
 import pickle
 import threading
-import time
 import traceback
+import uuid
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ExpressionEvaluationError, TooManyBadRecordsError, UdfInitError, UdfOutputError, UserCodeError
+from ..observe.history import read_dead_letters
+from ..private_files import make_private, make_private_dir, open_private
 
 FANOUT = 16
 BROKEN_AFTER = 32  # single rows failing, with no piece of the block succeeding yet
@@ -49,6 +60,7 @@ DEAD_LETTER_SCHEMA = pa.schema([
     ("source_file", pa.string()), ("row_position", pa.int64()), ("exception_type", pa.string()),
     ("message", pa.string()), ("traceback", pa.string()), ("record_json", pa.string()), ("record_ipc", pa.binary()),
     ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ("task", pa.string()),  # the key of the task that found it (the same in every attempt at the run), if it has one
 ])
 
 
@@ -173,6 +185,15 @@ def read_row_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
+IDENTITY_COLUMNS = ("stage", "operator_id", "source_file", "row_position", "exception_type", "message", "record_json",
+                    "task")
+
+
+def record_identity(record: dict) -> tuple:
+    """What makes two dead-letter records the same bad record (found by two attempts at a run)."""
+    return tuple(record.get(name) for name in IDENTITY_COLUMNS)
+
+
 class DeadLetters:
     """The run's dead-letter dataset and error budget. Thread-safe."""
 
@@ -184,6 +205,8 @@ class DeadLetters:
         self.stats = stats
         self._pending: list[dict] = []
         self._parts = 0
+        self._attempt = uuid.uuid4().hex[:8]  # part files are per attempt: a resume never overwrites earlier ones
+        self._earlier: Counter = Counter()  # identities of records earlier attempts wrote, not yet found again
         self._lock = threading.Lock()
         self._saved_operators: set[str] = set()
         self._failing: set[tuple[int, str]] = set()  # (stage, operator label): whose input rows the budget counts
@@ -191,11 +214,12 @@ class DeadLetters:
         self._first: str | None = None  # the first bad record, for the error that stops the run
 
     def record(self, stage: int, operator, label: str, operator_id: str, block: pa.Table, bad: list[BadRow],
-               positions: pa.Table | None, rows_seen: int) -> None:
-        """Quarantine `bad` rows of `block` that `operator` (`label` in the run's stats) failed on."""
-        self._save_operator(operator, operator_id)
+               positions: pa.Table | None, rows_seen: int, task: str | None = None) -> int:
+        """Quarantine `bad` rows of `block` that `operator` (`label` in the run's stats) failed on; returns how
+        many are new (not already recorded by an earlier attempt at the run)."""
+        self._save_operator(operator, operator_id, stage, label)
         self._failing.add((stage, label))
-        now = time.time()
+        now = datetime.now(timezone.utc)
         records = []
         for row in bad:
             values = block.slice(row.index, 1)
@@ -208,9 +232,10 @@ class DeadLetters:
                 "run_id": self.run_id, "stage": stage, "operator": operator.describe(), "operator_id": operator_id,
                 "source_file": source_file, "row_position": position, "exception_type": kind, "message": message,
                 "traceback": trace, "record_json": row_json(values), "record_ipc": row_ipc(values),
-                "recorded_at": now,
+                "recorded_at": now, "task": task,
             })
         with self._lock:
+            records = [r for r in records if not self._found_again(r)]
             self._pending += records
             self._remember_first(records)
             self.stats.bad_records += len(records)
@@ -219,6 +244,55 @@ class DeadLetters:
             if len(self._pending) >= FLUSH_EVERY:
                 self._flush_locked()
         self._check_budget(total, rows_seen, final=False)
+        return len(records)
+
+    def _found_again(self, record: dict) -> bool:
+        identity = record_identity(record)
+        if self._earlier[identity] <= 0:
+            return False
+        self._earlier[identity] -= 1
+        return True
+
+    def adopt_earlier(self) -> int:
+        """A resumed attempt: count the records earlier attempts at this run wrote, and remember them so that
+        a task run again does not record its bad rows twice. Returns how many there are."""
+        table = read_dead_letters(self.directory)
+        if table is None:
+            return 0
+        labels = self._operator_labels()
+        with self._lock:
+            for record in table.to_pylist():
+                stage = record["stage"]
+                if record["operator"] == "Scan":
+                    self._unreadable.setdefault(stage, set()).add(
+                        (record["source_file"], record["row_position"], record["exception_type"], record["message"]))
+                else:
+                    self._earlier[record_identity(record)] += 1
+                    if record["operator_id"] in labels:
+                        self._failing.add((stage, labels[record["operator_id"]]))
+                self.stats.add_bad_records(stage, 1)
+                self._remember_first([record])
+            self.stats.bad_records += table.num_rows
+            if table.num_rows:
+                self.stats.bad_records_path = self.directory
+        return table.num_rows
+
+    def _operator_labels(self) -> dict[str, str]:
+        """operator id -> its label in the run's stats, from the operators an earlier attempt saved."""
+        labels = {}
+        if not os.path.isdir(self.operators_directory):
+            return labels
+        for name in os.listdir(self.operators_directory):
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(self.operators_directory, name)) as f:
+                        described = json.load(f)
+                except (OSError, ValueError):
+                    continue
+                self._saved_operators.add(name[:-len(".json")])
+                if described.get("label"):
+                    labels[name[:-len(".json")]] = described["label"]
+        return labels
 
     def record_unreadable(self, stage: int, source_file: str, line: int | None, text: str | None,
                           error: BaseException) -> None:
@@ -239,7 +313,7 @@ class DeadLetters:
                 "source_file": source_file, "row_position": line, "exception_type": type(error).__name__,
                 "message": str(error), "traceback": None,
                 "record_json": None if text is None else json.dumps({"line": text}, ensure_ascii=False),
-                "record_ipc": None, "recorded_at": time.time(),
+                "record_ipc": None, "recorded_at": datetime.now(timezone.utc),
             })
             self._remember_first(self._pending[-1:])
             self.stats.bad_records += 1
@@ -298,31 +372,32 @@ class DeadLetters:
     def _flush_locked(self) -> None:
         if not self._pending:
             return
-        os.makedirs(self.directory, exist_ok=True)
+        make_private_dir(self.directory)
         table = pa.Table.from_pylist(self._pending, schema=DEAD_LETTER_SCHEMA)
-        name = f"part-{self._parts:05d}.parquet"
+        name = f"part-{self._attempt}-{self._parts:05d}.parquet"
         staging = os.path.join(self.directory, f".{name}.tmp")  # hidden from readers until renamed
         pq.write_table(table, staging)
+        make_private(staging)
         os.replace(staging, os.path.join(self.directory, name))
         self._parts += 1
         self._pending = []
 
-    def _save_operator(self, operator, operator_id: str) -> None:
+    def _save_operator(self, operator, operator_id: str, stage: int, label: str) -> None:
         """Keep what `sluice repro` needs to rebuild the operator: a pickle, and the function's name."""
         with self._lock:
             if operator_id in self._saved_operators:
                 return
             self._saved_operators.add(operator_id)
         from .repro import describe_operator, pickle_operator
-        os.makedirs(self.operators_directory, exist_ok=True)
+        make_private_dir(self.operators_directory)
         base = os.path.join(self.operators_directory, operator_id)
-        with open(base + ".json", "w") as f:
-            json.dump(describe_operator(operator), f, indent=2)
+        with open_private(base + ".json", "w") as f:
+            json.dump({**describe_operator(operator), "stage": stage, "label": label}, f, indent=2)
         try:
             data = pickle_operator(operator)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            with open(base + ".unpicklable", "w") as f:
+            with open_private(base + ".unpicklable", "w") as f:
                 f.write(f"{type(exc).__name__}: {exc}\n")
             return
-        with open(base + ".pkl", "wb") as f:
+        with open_private(base + ".pkl", "wb") as f:
             f.write(data)

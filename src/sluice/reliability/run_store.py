@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import threading
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ from typing import Any, Iterator
 import pyarrow.fs as pafs
 
 from ..errors import ResumeError, SluiceError
+from ..private_files import make_private_dir, open_private
 from ..kernels import user_code
+from .filesystems import dumps_plan, filesystems_given
 
 PLAN_FILE = "plan.pkl"
 INPUTS_FILE = "inputs.json"
@@ -84,19 +87,19 @@ class Location:
         return None if data is None else data.decode()
 
     def write(self, name: str, payload: bytes) -> None:
-        if self.local:
-            self.fs.create_dir(self.root, recursive=True)
-            with self.fs.open_output_stream(self.path(name + ".tmp")) as f:
+        if self.local:  # private to the user (0700 directories, 0600 files): run stores hold raw records
+            make_private_dir(os.path.dirname(self.path(name)))
+            with open_private(self.path(name + ".tmp"), "wb") as f:
                 f.write(payload)
-            self.fs.move(self.path(name + ".tmp"), self.path(name))
+            os.replace(self.path(name + ".tmp"), self.path(name))
         else:
             with self.fs.open_output_stream(self.path(name)) as f:
                 f.write(payload)
 
     def append_line(self, name: str, line: str) -> None:
         if self.local:
-            self.fs.create_dir(self.root, recursive=True)
-            with self.fs.open_append_stream(self.path(name)) as f:
+            make_private_dir(os.path.dirname(self.path(name)))
+            with open_private(self.path(name), "ab") as f:
                 f.write(line.encode())
         else:
             self.write(name, (self.read_bytes(name) or b"") + line.encode())
@@ -151,47 +154,48 @@ class RunStore:
             return (f"it reads {in_memory / 2**20:,.0f} MiB of in-memory data (from_arrow/pandas/polars), which "
                     f"a crashed process takes with it; write the data to Parquet first to make it resumable")
         try:
-            payload = user_code.dumps(plan)
+            payload = dumps_plan(plan)  # never with a filesystem's credentials (filesystems.py)
         except Exception as exc:  # noqa: BLE001 - anything unpicklable in a user's plan
             return f"{type(exc).__name__}: {exc}"
         self.location.write(PLAN_FILE, payload)
         self.location.write(INPUTS_FILE, json.dumps(input_fingerprints(plan), indent=1).encode())
         return None
 
-    def load_plan(self):
+    def load_plan(self, filesystems=()):
+        """The saved plan; `filesystems` replace the plan's filesystems of their types (for their credentials)."""
         payload = self.location.read_bytes(PLAN_FILE)
         if payload is None:
             raise ResumeError(f"The run store {self.run_dir} has no {PLAN_FILE}: only runs that write output "
                               f"(write_parquet/csv/json) with checkpoint=True can be resumed; a run that kept its "
                               f"store under checkpoint_dir is resumed with the same SLUICE_CHECKPOINT_DIR. Run the job "
                               f"again.")
-        return user_code.loads(payload)
+        with filesystems_given(filesystems):
+            return user_code.loads(payload)
 
     # ------------------------------------------------------------ task completion log
 
-    def completed(self) -> dict[str, list[dict]]:
-        """Write tasks finished by earlier attempts: key -> the files they staged."""
+    def completed(self) -> dict[str, dict]:
+        """Write tasks finished by earlier attempts: key -> their log record (the files they staged, "written",
+        and their operator statistics, "ops")."""
         if self._completed is None:
-            self._completed = {record["key"]: record["written"] for record in self.location.json_lines(TASKS_FILE)}
+            self._completed = {record["key"]: record for record in self.location.json_lines(TASKS_FILE)}
         return self._completed
 
-    def finished_writes(self, items: list, key, stats, stage_id: int) -> tuple[list, list]:
-        """Split a write stage's items into those still to run and the outputs (file lists) of those an
-        earlier attempt finished, which are skipped."""
+    def staged(self) -> dict[str, list[dict]]:
+        """Write tasks finished by earlier attempts: key -> the files they staged."""
+        return {key: record["written"] for key, record in self.completed().items()}
+
+    def finished_write(self, key: str | None, stats, stage_id: int):
+        """The output (file list) of the write task `key` when an earlier attempt finished it, else None. Its
+        operator statistics are counted as this attempt's, so the run's totals and error budget cover it."""
         from ..physical.operators import written_table
-        done = self.completed()
-        todo, skipped = [], []
-        for item in items:
-            entries = done.get(key(item))
-            if entries is None:
-                todo.append(item)
-                continue
-            skipped.append(written_table(entries))
-            stats.emit("checkpoint", stage=stage_id, what="task skipped", detail=key(item))
-        if skipped:
-            stats.note(f"stage {stage_id}: {len(skipped)} of {len(items)} write task(s) were finished by an "
-                       f"earlier attempt at this run and were skipped")
-        return todo, skipped
+        record = self.completed().get(key) if key is not None else None
+        if record is None:
+            return None
+        for op in record.get("ops", []):
+            stats.record(*op)
+        stats.emit("checkpoint", stage=stage_id, what="task skipped", detail=key)
+        return written_table(record["written"])
 
     @staticmethod
     def unfinished_maps(items: list, key, completed: set[str], stats, stage_id: int) -> list:
@@ -204,8 +208,10 @@ class RunStore:
                        f"an earlier attempt at this run; their output was read back from the run store")
         return todo
 
-    def log_task(self, key: str, written: list[dict]) -> None:
-        line = json.dumps({"key": key, "written": written}) + "\n"
+    def log_task(self, key: str, written: list[dict], ops: list, **extra) -> None:
+        """Log a finished write task: its key, the files it staged, its operator statistics, and `extra` (what a
+        stream task took of its upstream's outputs, stage_run.py)."""
+        line = json.dumps({"key": key, "written": written, "ops": [list(op) for op in ops], **extra}) + "\n"
         with self._lock:
             self.location.append_line(TASKS_FILE, line)
 
@@ -250,9 +256,16 @@ def _in_memory_bytes(plan) -> int:
     return sum(s.table.nbytes for s in _sources(plan) if getattr(s, "table", None) is not None)
 
 
+def _absolute(requested, filesystem) -> list[str]:
+    """Local paths as absolute ones (the listing is: a resume from another directory finds the same files)."""
+    if filesystem is not None and not isinstance(filesystem, pafs.LocalFileSystem):
+        return list(requested)
+    return [p if "://" in p else os.path.abspath(os.path.expanduser(p)) for p in requested]
+
+
 def input_fingerprints(plan) -> list[dict]:
     """Per file-based source: the paths it was given and each file's size and mtime."""
-    return [{"requested": list(source.files.requested),
+    return [{"requested": _absolute(source.files.requested, source.files.filesystem),
              "files": {f.path: [f.size, f.mtime_ns] for f in source.files.files}}
             for source in _file_sources(plan)]
 
@@ -264,9 +277,12 @@ def check_inputs(store: RunStore, run_id: str, plan) -> None:
     sources = list(_file_sources(plan))
     problems: list[str] = []
     for source, before in zip(sources, recorded):
+        before = dict(before, files=dict(zip(_absolute(before["files"], source.files.filesystem),
+                                             before["files"].values())))
         try:
-            now = resolve_files(before["requested"], source.files.filesystem)
-            current = {f.path: [f.size, f.mtime_ns] for f in now.files}
+            now = resolve_files(_absolute(before["requested"], source.files.filesystem), source.files.filesystem)
+            current = dict(zip(_absolute([f.path for f in now.files], source.files.filesystem),
+                               ([f.size, f.mtime_ns] for f in now.files)))
         except SluiceError as exc:
             problems.append(f"{before['requested']}: {exc}")
             continue

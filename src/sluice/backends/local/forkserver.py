@@ -492,7 +492,10 @@ def start_worker(sock: socket.socket, env: dict[str, str], shm_root: str) -> Wor
 if __name__ == "__sluice_worker_start__":
     _mode, _fd = sys.argv[1], int(sys.argv[2])
     if _mode == "--server":
-        _server_main(_fd)
+        try:
+            _server_main(_fd)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the sluice process went away (its run ended before the server was up): nothing to serve
         sys.exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(child_main(_fd))
