@@ -99,7 +99,7 @@ def _write_tasks_run_again(run_dir: str, total: int) -> tuple[int, int]:
     """(write tasks that ended ok before the resume, how many of them started again after it): by task key,
     and by count (the resume starts no more write tasks than the `total` less those that had finished). A kill
     during the commit is the exception: the commit had moved the staged files of the tasks that run again."""
-    events = _events(run_dir)
+    events = [e for e in _events(run_dir) if not e.get("driver")]  # blocks handed on by the driver ran no task
     resumed_at = [e["ts"] for e in events if e["event"] == "run_start"][-1]  # the killed one may have logged none
     write_stage = max(e["stage"] for e in events if e["event"] == "task_start")
     first = [e for e in events if e["ts"] < resumed_at]
