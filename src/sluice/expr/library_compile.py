@@ -1,0 +1,119 @@
+"""The Polars lowering of each function in `library` (`compile.to_polars` looks them up in LIBRARY_POLARS_CALLS).
+
+Each entry takes the compiled expression arguments, then the call's plain parameters. Where Polars'
+own function differs from the SQL semantics `library` promises, the lowering adds what it takes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import polars as pl
+
+from .types import to_polars_type
+
+
+def _sql_list_sum(a: pl.Expr) -> pl.Expr:
+    """Null for a list with no non-null elements (SQL list_sum); Polars gives 0."""
+    return pl.when(a.list.drop_nulls().list.len() > 0).then(a.list.sum())
+
+
+def _clip(a: pl.Expr, *bounds_then_flags) -> pl.Expr:
+    *bounds, has_lower, has_upper = bounds_then_flags
+    given = iter(bounds)
+    lower = next(given) if has_lower else None
+    upper = next(given) if has_upper else None
+    return a.clip(lower, upper)
+
+
+def _strptime(a: pl.Expr, dtype, format: str | None, strict: bool) -> pl.Expr:
+    target = to_polars_type(dtype)
+    if isinstance(target, pl.Datetime) and target.time_zone is not None:
+        # Zone-less text is wall-clock time in the zone; text with %z is converted to it
+        naive = a.str.strptime(pl.Datetime(target.time_unit), format, strict=strict) \
+            if format is None or "%z" not in format else None
+        if naive is not None:
+            return naive.dt.replace_time_zone(target.time_zone)
+        return a.str.strptime(pl.Datetime(target.time_unit, "UTC"), format, strict=strict) \
+            .dt.convert_time_zone(target.time_zone)
+    return a.str.strptime(target, format, strict=strict)
+
+
+LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
+    # math
+    "floor": lambda a: a.floor(),
+    "ceil": lambda a: a.ceil(),
+    "sqrt": lambda a: a.sqrt(),
+    "cbrt": lambda a: a.cbrt(),
+    "exp": lambda a: a.exp(),
+    "log": lambda a, base: a.log(base),
+    "log10": lambda a: a.log10(),
+    "log1p": lambda a: a.log1p(),
+    "pow": lambda a, exponent: a.cast(pl.Float64).pow(exponent),
+    "sign": lambda a: a.sign(),
+    "clip": _clip,
+    "sin": lambda a: a.sin(), "cos": lambda a: a.cos(), "tan": lambda a: a.tan(), "cot": lambda a: a.cot(),
+    "arcsin": lambda a: a.arcsin(), "arccos": lambda a: a.arccos(), "arctan": lambda a: a.arctan(),
+    "sinh": lambda a: a.sinh(), "cosh": lambda a: a.cosh(), "tanh": lambda a: a.tanh(),
+    "arcsinh": lambda a: a.arcsinh(), "arccosh": lambda a: a.arccosh(), "arctanh": lambda a: a.arctanh(),
+    "degrees": lambda a: a.degrees(), "radians": lambda a: a.radians(),
+    # NaN and null handling
+    "is_nan": lambda a: a.is_nan(),
+    "is_not_nan": lambda a: a.is_not_nan(),
+    "is_finite": lambda a: a.is_finite(),
+    "is_infinite": lambda a: a.is_infinite(),
+    "fill_nan": lambda a, value: a.fill_nan(value),
+    "coalesce": lambda *values: pl.coalesce(list(values)),
+    # strings
+    "str.strip_chars": lambda a, chars: a.str.strip_chars(chars),
+    "str.strip_chars_start": lambda a, chars: a.str.strip_chars_start(chars),
+    "str.strip_chars_end": lambda a, chars: a.str.strip_chars_end(chars),
+    "str.strip_prefix": lambda a, prefix: a.str.strip_prefix(prefix),
+    "str.strip_suffix": lambda a, suffix: a.str.strip_suffix(suffix),
+    "str.pad_start": lambda a, length, fill: a.str.pad_start(length, fill),
+    "str.pad_end": lambda a, length, fill: a.str.pad_end(length, fill),
+    "str.zfill": lambda a, length: a.str.zfill(length),
+    "str.split": lambda a, by: a.str.split(by),
+    "str.extract": lambda a, pattern, group: a.str.extract(pattern, group),
+    "str.extract_all": lambda a, pattern: a.str.extract_all(pattern),
+    "str.count_matches": lambda a, pattern, literal: a.str.count_matches(pattern, literal=literal).cast(pl.Int64),
+    "str.reverse": lambda a: a.str.reverse(),
+    "str.len_bytes": lambda a: a.str.len_bytes().cast(pl.Int64),
+    "str.head": lambda a, n: a.str.head(n),
+    "str.tail": lambda a, n: a.str.tail(n),
+    "str.strptime": _strptime,
+    # temporal
+    "dt.weekday": lambda a: a.dt.weekday().cast(pl.Int64),
+    "dt.week": lambda a: a.dt.week().cast(pl.Int64),
+    "dt.iso_year": lambda a: a.dt.iso_year().cast(pl.Int64),
+    "dt.quarter": lambda a: a.dt.quarter().cast(pl.Int64),
+    "dt.ordinal_day": lambda a: a.dt.ordinal_day().cast(pl.Int64),
+    "dt.minute": lambda a: a.dt.minute().cast(pl.Int64),
+    "dt.second": lambda a: a.dt.second().cast(pl.Int64),
+    "dt.millisecond": lambda a: a.dt.millisecond().cast(pl.Int64),
+    "dt.microsecond": lambda a: a.dt.microsecond().cast(pl.Int64),
+    "dt.is_leap_year": lambda a: a.dt.is_leap_year(),
+    "dt.epoch": lambda a, unit: a.dt.epoch(unit).cast(pl.Int64),
+    "dt.date": lambda a: a.dt.date(),
+    "dt.month_start": lambda a: a.dt.month_start(),
+    "dt.month_end": lambda a: a.dt.month_end(),
+    "dt.strftime": lambda a, format: a.dt.to_string(format),
+    "dt.convert_time_zone": lambda a, zone: a.dt.convert_time_zone(zone),
+    "dt.replace_time_zone": lambda a, zone: a.dt.replace_time_zone(zone),
+    "dt.total_days": lambda a: a.dt.total_days().cast(pl.Int64),
+    "dt.total_hours": lambda a: a.dt.total_hours().cast(pl.Int64),
+    "dt.total_minutes": lambda a: a.dt.total_minutes().cast(pl.Int64),
+    "dt.total_seconds": lambda a: a.dt.total_seconds().cast(pl.Int64),
+    "dt.total_milliseconds": lambda a: a.dt.total_milliseconds().cast(pl.Int64),
+    # lists
+    "list.len": lambda a: a.list.len().cast(pl.Int64),
+    "list.get": lambda a, index: a.list.get(index, null_on_oob=True),
+    "list.contains": lambda a, item: a.list.contains(item),
+    "list.join": lambda a, separator: a.list.join(separator, ignore_nulls=True),
+    "list.sum": _sql_list_sum,
+    "list.mean": lambda a: a.list.mean(),
+    "list.min": lambda a: a.list.min(),
+    "list.max": lambda a: a.list.max(),
+    # structs
+    "struct.field": lambda a, name: a.struct.field(name),
+}
