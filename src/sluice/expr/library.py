@@ -93,8 +93,9 @@ class ExprFunctions:
         return self.call_function("sign")
 
     def clip(self, lower_bound=None, upper_bound=None):
-        """Limit values to [lower_bound, upper_bound]; either bound may be left out. NaN stays NaN (Polars;
-        DuckDB's least/greatest order NaN above every number)."""
+        """Limit values to [lower_bound, upper_bound]; either bound may be left out, and a bound that is an
+        expression and null in a row leaves that side open there. Null stays null, NaN stays NaN (Polars;
+        DuckDB's least/greatest skip a null value and order NaN above every number)."""
         if lower_bound is None and upper_bound is None:
             raise ExpressionTypeError("clip(): give a lower_bound, an upper_bound, or both.")
         bounds = tuple(b for b in (lower_bound, upper_bound) if b is not None)
@@ -217,9 +218,9 @@ class StringLibrary:
         return self._call("str.tail", params=(_integer(n, "str.tail()"),))
 
     def to_date(self, format: str | None = None, strict: bool = True):
-        """Parse dates with a strftime `format` such as '%Y-%m-%d' (inferred when None). A string that does not
-        parse stops the run with an error naming it, as DuckDB's strptime; strict=False gives null instead,
-        as DuckDB's try_strptime."""
+        """Parse dates with a strftime `format` such as '%Y-%m-%d' (inferred when None). A row whose text does not
+        parse is a bad record, quarantined with its error as DuckDB's strptime would stop on it (the error budget,
+        max_bad_records, says whether the run goes on); strict=False gives null instead, as DuckDB's try_strptime."""
         return self.strptime("date32", format, strict)
 
     def to_datetime(self, format: str | None = None, time_zone: str | None = None, strict: bool = True):
@@ -353,7 +354,8 @@ class ListFunctions:
         return self._call("list.contains", (item,))
 
     def join(self, separator: str):
-        """The string elements joined with `separator`, nulls skipped (DuckDB array_to_string)."""
+        """The string elements joined with `separator`, nulls skipped (DuckDB array_to_string); a list of only
+        nulls gives '' (as PostgreSQL; DuckDB gives null)."""
         return self._call("list.join", params=(_text(separator, "list.join()"),))
 
     def sum(self): return self._call("list.sum")

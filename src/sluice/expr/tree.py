@@ -77,7 +77,10 @@ class Expr(ExprFunctions):
     def abs(self) -> Expr: return Call("abs", (self,))
 
     def round(self, decimals: int = 0) -> Expr:
-        """Round half away from zero to `decimals` places, as SQL's ROUND does."""
+        """Round half away from zero to `decimals` places, as SQL's ROUND does. A float is scaled by 10**decimals,
+        rounded and scaled back (Polars), so one whose binary value lies just below a half can go either way:
+        14.95 gives 15.0, where DuckDB, rounding the exact binary value 14.9499..., gives 14.9. Cast to a
+        decimal first for exact decimal rounding."""
         if isinstance(decimals, bool) or not isinstance(decimals, int):
             raise ExpressionTypeError(f"round({decimals!r}): the number of decimals must be an integer.")
         return Call("round", (self,), (decimals,))
