@@ -74,12 +74,15 @@ def test_rounding_roots_logs_and_powers(runner, duck, mixed):
         col("x").abs().alias("ab"), col("y").round(1).alias("r1"), col("x").sign().alias("sx"),
         col("y").sign().alias("sy"), col("x").clip(-10, 10).alias("c"), col("y").clip(lower_bound=0).alias("c0"),
         col("x").clip(upper_bound=col("z")).alias("cz"),
-    ], ["floor(y) AS fl", "ceil(y) AS ce", "CAST(floor(x) AS BIGINT) AS xfl", "sqrt(y) AS sq", "cbrt(x) AS cb", "exp(y / 100) AS ex",
+    ], ["floor(y) AS fl", "ceil(y) AS ce", "CAST(floor(x) AS BIGINT) AS xfl", "sqrt(y) AS sq", "cbrt(x) AS cb",
+        "exp(y / 100) AS ex",
         "ln(y) AS ln", "log2(y) AS l2", "log10(x) AS l10", "ln(1 + y) AS l1p", "pow(x, 2) AS p2", "pow(y, z) AS pz",
-        "abs(x) AS ab", "CAST(round(CAST(y AS DECIMAL(18, 3)), 1) AS DOUBLE) AS r1", "sign(x) AS sx", "CAST(sign(y) AS DOUBLE) AS sy",
+        "abs(x) AS ab", "CAST(round(CAST(y AS DECIMAL(18, 3)), 1) AS DOUBLE) AS r1", "sign(x) AS sx",
+        "CAST(sign(y) AS DOUBLE) AS sy",
         # a null value stays null under clip; DuckDB's least/greatest skip nulls, a null bound included
         "CASE WHEN x IS NOT NULL THEN greatest(least(x, 10), -10) END AS c",
-        "CASE WHEN y IS NOT NULL THEN greatest(y, 0) END AS c0", "CASE WHEN x IS NOT NULL THEN least(x, z) END AS cz"], rel=1e-9, abs_=1e-9)
+        "CASE WHEN y IS NOT NULL THEN greatest(y, 0) END AS c0", "CASE WHEN x IS NOT NULL THEN least(x, z) END AS cz"],
+        rel=1e-9, abs_=1e-9)
 
 
 def test_trigonometry(runner, duck, mixed):
@@ -105,7 +108,8 @@ def test_math_on_nan_infinity_zero_and_null(runner, duck, special):
         "abs(v) AS ab", "round(v, 0) AS r0",
         # sign and clip keep NaN; DuckDB's sign(NaN) is 0 and its least/greatest put NaN above every number
         "CASE WHEN isnan(v) THEN v ELSE CAST(sign(v) AS DOUBLE) END AS sg",
-        "CASE WHEN v IS NULL OR isnan(v) THEN v ELSE greatest(least(v, 1), -1) END AS c", "pow(v, 2) AS p", "asin(v) AS asi",
+        "CASE WHEN v IS NULL OR isnan(v) THEN v ELSE greatest(least(v, 1), -1) END AS c", "pow(v, 2) AS p",
+        "asin(v) AS asi",
         "sqrt(i) AS isq", "ln(i) AS iln", "sign(i) AS isg"])
 
 
@@ -137,8 +141,8 @@ def test_coalesce_over_columns_of_the_file(runner, duck, mixed):
 
 @pytest.fixture(scope="module")
 def texts():
-    values = ["  a b  ", "\tx\n", "xx--", None, "", "ÉCLAIR  ", "-7", "12", "apple pie", "crème brûlée", "ab-1 cd-22",
-              "--", " "]
+    values = ["  a b  ", "\tx\n", "xx--", None, "", "ÉCLAIR  ", "-7", "12", "apple pie", "crème brûlée",
+              "ab-1 cd-22", "--", " "]
     return pa.table({"id": range(len(values)), "s": pa.array(values, pa.string())})
 
 
@@ -222,7 +226,8 @@ def test_date_and_time_parts(runner, duck, mixed):
         "millisecond(ts) % 1000 AS ms",  # DuckDB's millisecond() counts the seconds' milliseconds too
         "(year(ts) % 4 = 0 AND year(ts) % 100 <> 0) OR year(ts) % 400 = 0 AS leap", "CAST(ts AS DATE) AS date",
         "ts - to_days(CAST(day(ts) - 1 AS INTEGER)) AS m0", "last_day(d) AS m1",
-        "CAST(floor(epoch(ts)) AS BIGINT) AS ep", "epoch_ms(ts) AS epms", "CAST(floor(epoch(d) / 86400) AS BIGINT) AS epd"])
+        "CAST(floor(epoch(ts)) AS BIGINT) AS ep", "epoch_ms(ts) AS epms",
+        "CAST(floor(epoch(d) / 86400) AS BIGINT) AS epd"])
 
 
 def test_epoch_before_1970_rounds_down(runner, duck):
@@ -295,8 +300,10 @@ def test_list_functions_with_nulls_and_empty_lists(runner, duck, lists):
         col("l").list.mean().alias("me"), col("l").list.min().alias("mn"), col("w").list.max().alias("mx"),
         col("w").list.len().alias("wn"),
     ], ["len(l) AS n", "l[1] AS g0", "l[-1] AS gl", "l[3] AS g2", "l[1] AS fi", "l[-1] AS la",
-        "list_contains(l, 0) AS has0", "list_contains(w, 'x') AS hasx", "coalesce(array_to_string(w, '-'), CASE WHEN w IS NOT NULL THEN '' END) AS j",
-        "CAST(list_sum(l) AS BIGINT) AS su", "list_sum(f) AS fsu", "list_avg(l) AS me", "list_min(l) AS mn", "list_max(w) AS mx",
+        "list_contains(l, 0) AS has0", "list_contains(w, 'x') AS hasx",
+        "coalesce(array_to_string(w, '-'), CASE WHEN w IS NOT NULL THEN '' END) AS j",
+        "CAST(list_sum(l) AS BIGINT) AS su", "list_sum(f) AS fsu", "list_avg(l) AS me", "list_min(l) AS mn",
+        "list_max(w) AS mx",
         "len(w) AS wn"])
 
 
@@ -306,3 +313,43 @@ def test_struct_field(runner, duck):
     _compare_table(duck, table, [col("addr").struct.field("city"), col("addr").struct.field("zip").alias("z"),
                                  col("addr").struct.field("city").str.upper().alias("up")],
                    ["addr.city AS city", "addr.zip AS z", "upper(addr.city) AS up"])
+
+
+def test_more_list_functions_follow_sql_on_nulls_and_empty_lists(runner, duck, lists):
+    flags = pa.array([[True, None], [], None, [None], [False, True], [True], [False, False]], pa.list_(pa.bool_()))
+    table = lists.append_column("b", flags)
+    _compare_table(duck, table, [
+        col("l").list.median().alias("med"), col("f").list.std().alias("sd"), col("l").list.var().alias("va"),
+        col("b").list.any().alias("an"), col("b").list.all().alias("al"), col("l").list.sort().alias("so"),
+        col("l").list.sort(descending=True).alias("sd_"), col("w").list.sort().alias("ws"),
+        col("l").list.reverse().alias("re"), col("l").list.drop_nulls().alias("dn"), col("l").list.head(2).alias("hd"),
+        col("l").list.tail(2).alias("tl"), col("l").list.slice(1, 2).alias("sl"),
+        col("l").list.sort().list.first().alias("least"),
+    ], ["list_median(l) AS med", "list_stddev_samp(f) AS sd", "list_var_samp(l) AS va", "list_bool_or(b) AS an",
+        "list_bool_and(b) AS al", "list_sort(l) AS so", "list_reverse_sort(l) AS sd_", "list_sort(w) AS ws",
+        "list_reverse(l) AS re", "list_filter(l, lambda x: x IS NOT NULL) AS dn", "l[1:2] AS hd",
+        "l[greatest(len(l) - 1, 1):] AS tl", "l[2:3] AS sl", "list_sort(l)[1] AS least"])
+
+
+def test_null_safe_equality_and_xor(runner, duck, mixed):
+    _, path = mixed
+    _compare(duck, path, [
+        col("x").eq_missing(col("z")).alias("eq"), col("s").ne_missing(lit("fig")).alias("ne"),
+        col("x").eq_missing(None).alias("isnull"), col("flag").xor(col("x") > 0).alias("xo"),
+    ], ["x IS NOT DISTINCT FROM z AS eq", "s IS DISTINCT FROM 'fig' AS ne", "x IS NOT DISTINCT FROM NULL AS isnull",
+        "(flag AND NOT (x > 0)) OR (NOT flag AND (x > 0)) AS xo"])
+
+
+def test_calendar_facts_and_time_of_day(runner, duck, mixed):
+    _, path = mixed
+    start = datetime.datetime(2024, 6, 1, 12)
+    _compare(duck, path, [
+        col("ts").dt.days_in_month().alias("dim"), col("d").dt.century().alias("c"),
+        col("d").dt.millennium().alias("mil"), col("ts").dt.nanosecond().alias("ns"),
+        (col("ts") - lit(start)).dt.total_microseconds().alias("us"),
+        (col("ts") - lit(start)).dt.total_nanoseconds().alias("nsd"),
+    ], ["day(last_day(ts)) AS dim", "century(d) AS c", "millennium(d) AS mil",
+        "nanosecond(ts) % 1000000000 AS ns", "epoch_us(ts) - epoch_us(TIMESTAMP '2024-06-01 12:00:00') AS us",
+        "(epoch_us(ts) - epoch_us(TIMESTAMP '2024-06-01 12:00:00')) * 1000 AS nsd"])
+    # a time of day is time64[ns] in sluice (Polars' one time type), time64[us] in DuckDB: values compared
+    _compare(duck, path, [col("ts").dt.time().alias("tod")], ["CAST(ts AS TIME) AS tod"], check_types=False)

@@ -130,6 +130,19 @@ class ExprFunctions:
         """Replace NaN (not null: see fill_null) with `value`."""
         return self.call_function("fill_nan", (value,))
 
+    # ---------------------------------------------------------------- null-safe comparison, exclusive or
+    def eq_missing(self, other):
+        """Equality that treats null as a value: null equals null, and never gives null (SQL IS NOT DISTINCT FROM)."""
+        return self.call_function("eq_missing", (other,))
+
+    def ne_missing(self, other):
+        """The negation of eq_missing (SQL IS DISTINCT FROM)."""
+        return self.call_function("ne_missing", (other,))
+
+    def xor(self, other):
+        """Boolean exclusive or; null when either side is null (SQL's three-valued logic)."""
+        return self.call_function("xor", (other,))
+
     # ---------------------------------------------------------------- namespaces
     @property
     def list(self) -> ListFunctions: return ListFunctions(self)
@@ -281,7 +294,19 @@ class TemporalLibrary:
 
     def millisecond(self): return self._call("dt.millisecond")
     def microsecond(self): return self._call("dt.microsecond")
+    def nanosecond(self): return self._call("dt.nanosecond")
     def is_leap_year(self): return self._call("dt.is_leap_year")
+    def days_in_month(self): return self._call("dt.days_in_month")
+
+    def century(self):
+        """The century: 2000 is in the 20th, 2001 in the 21st (DuckDB century)."""
+        return self._call("dt.century")
+
+    def millennium(self): return self._call("dt.millennium")
+
+    def time(self):
+        """The time of day (of a zoned timestamp: in its zone)."""
+        return self._call("dt.time")
 
     def epoch(self, time_unit: str = "s"):
         """Time since 1970-01-01 00:00 UTC as an integer count of `time_unit` ('s', 'ms', 'us', 'ns' or 'd'),
@@ -320,6 +345,8 @@ class TemporalLibrary:
     def total_minutes(self): return self._call("dt.total_minutes")
     def total_seconds(self): return self._call("dt.total_seconds")
     def total_milliseconds(self): return self._call("dt.total_milliseconds")
+    def total_microseconds(self): return self._call("dt.total_microseconds")
+    def total_nanoseconds(self): return self._call("dt.total_nanoseconds")
 
 
 class ListFunctions:
@@ -362,6 +389,47 @@ class ListFunctions:
     def mean(self): return self._call("list.mean")
     def min(self): return self._call("list.min")
     def max(self): return self._call("list.max")
+    def median(self): return self._call("list.median")
+
+    def std(self):
+        """Sample standard deviation of the elements (DuckDB list_stddev_samp): null for fewer than two."""
+        return self._call("list.std")
+
+    def var(self):
+        """Sample variance of the elements (DuckDB list_var_samp): null for fewer than two."""
+        return self._call("list.var")
+
+    def any(self):
+        """Whether any element is true; null for a list with no non-null elements (SQL bool_or; Polars: false)."""
+        return self._call("list.any")
+
+    def all(self):
+        """Whether every non-null element is true; null for a list with no non-null elements (SQL bool_and;
+        Polars: true)."""
+        return self._call("list.all")
+
+    def sort(self, descending: bool = False):
+        """The elements sorted, nulls last (DuckDB list_sort; Polars puts them first)."""
+        return self._call("list.sort", params=(bool(descending),))
+
+    def reverse(self): return self._call("list.reverse")
+
+    def drop_nulls(self):
+        """The list without its null elements (DuckDB list_filter(l, x -> x IS NOT NULL))."""
+        return self._call("list.drop_nulls")
+
+    def head(self, n: int):
+        """The first n elements (DuckDB l[1:n])."""
+        return self._call("list.head", params=(_integer(n, "list.head()", 0),))
+
+    def tail(self, n: int):
+        """The last n elements."""
+        return self._call("list.tail", params=(_integer(n, "list.tail()", 0),))
+
+    def slice(self, offset: int, length: int | None = None):
+        """`length` elements (all the rest when None) from `offset`, counted from 0 (negative: from the end)."""
+        length = None if length is None else _integer(length, "list.slice(length)", 0)
+        return self._call("list.slice", params=(_integer(offset, "list.slice(offset)"), length))
 
 
 class StructFunctions:

@@ -57,12 +57,14 @@ def _temporal(result=NUMERIC, duration=False) -> Signature:
 
 _TEMPORAL = {fn: _temporal() for fn in (
     "dt.weekday", "dt.week", "dt.iso_year", "dt.quarter", "dt.ordinal_day", "dt.minute", "dt.second",
-    "dt.millisecond", "dt.microsecond", "dt.epoch")}
+    "dt.millisecond", "dt.microsecond", "dt.epoch", "dt.nanosecond", "dt.days_in_month", "dt.century",
+    "dt.millennium")}
 _TEMPORAL.update({fn: _temporal(TEMPORAL) for fn in (
-    "dt.date", "dt.month_start", "dt.month_end", "dt.convert_time_zone", "dt.replace_time_zone")})
+    "dt.date", "dt.time", "dt.month_start", "dt.month_end", "dt.convert_time_zone", "dt.replace_time_zone")})
 _TEMPORAL.update({"dt.is_leap_year": _temporal(BOOL), "dt.strftime": _temporal(STRING)})
 _TEMPORAL.update({fn: _temporal(NUMERIC, duration=True) for fn in (
-    "dt.total_days", "dt.total_hours", "dt.total_minutes", "dt.total_seconds", "dt.total_milliseconds")})
+    "dt.total_days", "dt.total_hours", "dt.total_minutes", "dt.total_seconds", "dt.total_milliseconds",
+    "dt.total_microseconds", "dt.total_nanoseconds")})
 
 
 def _list(result, elements=None) -> Signature:
@@ -72,6 +74,16 @@ def _list(result, elements=None) -> Signature:
 _LISTS = {"list.len": _list(NUMERIC), "list.get": _list(ELEMENT), "list.contains": _list(BOOL),
           "list.join": _list(STRING, frozenset({STRING})), "list.sum": _list(NUMERIC, _NUMBER),
           "list.mean": _list(NUMERIC, _NUMBER), "list.min": _list(ELEMENT), "list.max": _list(ELEMENT),
+          "list.median": _list(NUMERIC, _NUMBER), "list.std": _list(NUMERIC, _NUMBER),
+          "list.var": _list(NUMERIC, _NUMBER), "list.any": _list(BOOL, frozenset({BOOL})),
+          "list.all": _list(BOOL, frozenset({BOOL})), "list.sort": _list(LIST), "list.reverse": _list(LIST),
+          "list.drop_nulls": _list(LIST), "list.head": _list(LIST), "list.tail": _list(LIST),
+          "list.slice": _list(LIST),
           "struct.field": Signature(frozenset({STRUCT}), "a struct", FIELD)}
 
-LIBRARY_SIGNATURES: dict[str, Signature] = {**_MATH, **_STRINGS, **_TEMPORAL, **_LISTS}
+# list functions whose result has the elements of their argument
+LIST_PRESERVING = frozenset({"list.sort", "list.reverse", "list.drop_nulls", "list.head", "list.tail", "list.slice"})
+
+_COMPARISONS = {"xor": Signature(frozenset({BOOL}), "booleans", BOOL, frozenset({BOOL}))}
+
+LIBRARY_SIGNATURES: dict[str, Signature] = {**_MATH, **_STRINGS, **_TEMPORAL, **_LISTS, **_COMPARISONS}

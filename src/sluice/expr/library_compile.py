@@ -13,9 +13,9 @@ import polars as pl
 from .types import to_polars_type
 
 
-def _sql_list_sum(a: pl.Expr) -> pl.Expr:
-    """Null for a list with no non-null elements (SQL list_sum); Polars gives 0."""
-    return pl.when(a.list.drop_nulls().list.len() > 0).then(a.list.sum())
+def _when_any_value(a: pl.Expr, result: pl.Expr) -> pl.Expr:
+    """`result` for a list with a non-null element, else null (SQL aggregates over no values)."""
+    return pl.when(a.list.drop_nulls().list.len() > 0).then(result)
 
 
 def _clip(a: pl.Expr, *bounds_then_flags) -> pl.Expr:
@@ -64,6 +64,9 @@ LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "is_infinite": lambda a: a.is_infinite(),
     "fill_nan": lambda a, value: a.fill_nan(value),
     "coalesce": lambda *values: pl.coalesce(list(values)),
+    "eq_missing": lambda a, b: a.eq_missing(b),
+    "ne_missing": lambda a, b: a.ne_missing(b),
+    "xor": lambda a, b: a.xor(b),
     # strings
     "str.strip_chars": lambda a, chars: a.str.strip_chars(chars),
     "str.strip_chars_start": lambda a, chars: a.str.strip_chars_start(chars),
@@ -92,7 +95,12 @@ LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "dt.second": lambda a: a.dt.second().cast(pl.Int64),
     "dt.millisecond": lambda a: a.dt.millisecond().cast(pl.Int64),
     "dt.microsecond": lambda a: a.dt.microsecond().cast(pl.Int64),
+    "dt.nanosecond": lambda a: a.dt.nanosecond().cast(pl.Int64),
     "dt.is_leap_year": lambda a: a.dt.is_leap_year(),
+    "dt.days_in_month": lambda a: a.dt.days_in_month().cast(pl.Int64),
+    "dt.century": lambda a: a.dt.century().cast(pl.Int64),
+    "dt.millennium": lambda a: a.dt.millennium().cast(pl.Int64),
+    "dt.time": lambda a: a.dt.time(),
     "dt.epoch": lambda a, unit: a.dt.epoch(unit).cast(pl.Int64),
     "dt.date": lambda a: a.dt.date(),
     "dt.month_start": lambda a: a.dt.month_start(),
@@ -105,15 +113,28 @@ LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "dt.total_minutes": lambda a: a.dt.total_minutes().cast(pl.Int64),
     "dt.total_seconds": lambda a: a.dt.total_seconds().cast(pl.Int64),
     "dt.total_milliseconds": lambda a: a.dt.total_milliseconds().cast(pl.Int64),
+    "dt.total_microseconds": lambda a: a.dt.total_microseconds().cast(pl.Int64),
+    "dt.total_nanoseconds": lambda a: a.dt.total_nanoseconds().cast(pl.Int64),
     # lists
     "list.len": lambda a: a.list.len().cast(pl.Int64),
     "list.get": lambda a, index: a.list.get(index, null_on_oob=True),
     "list.contains": lambda a, item: a.list.contains(item),
     "list.join": lambda a, separator: a.list.join(separator, ignore_nulls=True),
-    "list.sum": _sql_list_sum,
+    "list.sum": lambda a: _when_any_value(a, a.list.sum()),  # Polars gives 0
     "list.mean": lambda a: a.list.mean(),
     "list.min": lambda a: a.list.min(),
     "list.max": lambda a: a.list.max(),
+    "list.median": lambda a: a.list.median(),
+    "list.std": lambda a: a.list.std(ddof=1),
+    "list.var": lambda a: a.list.var(ddof=1),
+    "list.any": lambda a: _when_any_value(a, a.list.any()),
+    "list.all": lambda a: _when_any_value(a, a.list.all()),
+    "list.sort": lambda a, descending: a.list.sort(descending=descending, nulls_last=True),
+    "list.reverse": lambda a: a.list.reverse(),
+    "list.drop_nulls": lambda a: a.list.drop_nulls(),
+    "list.head": lambda a, n: a.list.head(n),
+    "list.tail": lambda a, n: a.list.tail(n),
+    "list.slice": lambda a, offset, length: a.list.slice(offset, length),
     # structs
     "struct.field": lambda a, name: a.struct.field(name),
 }

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..errors import ExpressionTypeError, column_not_found, format_schema
 from .kinds import BOOL, LIST, NULL, NUMERIC, OTHER, STRING, STRUCT, TEMPORAL
-from .library_check import ELEMENT, FIELD, LIBRARY_SIGNATURES, SAME
+from .library_check import ELEMENT, FIELD, LIBRARY_SIGNATURES, LIST_PRESERVING, SAME
 from .tree import (
     COMPARISON_OPS, Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, columns_of, transform, walk,
 )
@@ -149,7 +149,7 @@ class _Checker:
     def _call(self, expr: Call) -> str:
         kinds = [self.kind(a) for a in expr.args]
         first = kinds[0]
-        if expr.fn in LIBRARY_SIGNATURES or expr.fn == "coalesce":
+        if expr.fn in LIBRARY_SIGNATURES or expr.fn in ("coalesce", "eq_missing", "ne_missing"):
             return self._library_call(expr, kinds)
         if expr.fn in _STRING_RESULT:
             self.require(expr, expr.args[0], first, {STRING}, f"{expr.fn}() needs a string")
@@ -183,12 +183,20 @@ class _Checker:
                 raise self.fail(expr, f"coalesce() needs values of one type, but gets {parts}",
                                 "Cast them to one type first, e.g. .cast('string').")
             return known.pop() if known else kinds[0]
+        if expr.fn in ("eq_missing", "ne_missing"):
+            comparable = set(kinds) - {NULL, OTHER}
+            if len(comparable) > 1 and comparable != {TEMPORAL, STRING}:
+                raise self.fail(expr, f"cannot compare {self.label(expr.args[0], kinds[0])} with "
+                                      f"{self.label(expr.args[1], kinds[1])}",
+                                "Cast one side so both have the same type.")
+            return BOOL
         sig = LIBRARY_SIGNATURES[expr.fn]
         first = kinds[0]
         self.require(expr, expr.args[0], first, set(sig.needs), f"{expr.fn}() needs {sig.what}")
         if sig.others is not None:
             for arg, kind in zip(expr.args[1:], kinds[1:]):
-                self.require(expr, arg, kind, set(sig.others), f"the arguments of {expr.fn}() must be numbers")
+                self.require(expr, arg, kind, set(sig.others),
+                             f"the other arguments of {expr.fn}() must be {_plural(sig.others)}")
         dtype = self.arrow_type(expr.args[0])
         if sig.duration is not None and dtype is not None and pa.types.is_duration(dtype) != sig.duration:
             fix = ("Subtract two timestamps to get one, e.g. (col('end') - col('start')).dt.total_days()."
@@ -201,8 +209,8 @@ class _Checker:
                             ".dt.convert_time_zone('Europe/Paris').")
         element = self.element_kind(expr.args[0])
         if sig.elements is not None and element not in sig.elements and element not in (NULL, OTHER):
-            raise self.fail(expr, f"{expr.fn}() needs a list of {'strings' if STRING in sig.elements else 'numbers'}"
-                                  f", but {self.describe(expr.args[0], first)}",
+            raise self.fail(expr, f"{expr.fn}() needs a list of {_plural(sig.elements)}, but "
+                                  f"{self.describe(expr.args[0], first)}",
                             "Turn the elements into the right type first, e.g. .cast(pa.list_(pa.string())).")
         if sig.result == SAME:
             return first
@@ -231,6 +239,8 @@ class _Checker:
             return kind_of_type(dtype.value_type)
         if isinstance(expr, Call) and expr.fn in ("str.split", "str.extract_all"):
             return STRING
+        if isinstance(expr, Call) and expr.fn in LIST_PRESERVING:
+            return self.element_kind(expr.args[0])
         return OTHER
 
     def struct_field_kind(self, expr: Call) -> str:
@@ -243,6 +253,10 @@ class _Checker:
             raise self.fail(expr, f"struct.field({name!r}): {self.describe(expr.args[0], STRUCT)}, which has no "
                                   f"field {name!r}", f"Its fields are: {', '.join(map(repr, names))}.")
         return kind_of_type(dtype.field(name).type)
+
+
+def _plural(kinds: frozenset[str]) -> str:
+    return "strings" if STRING in kinds else "booleans" if BOOL in kinds else "numbers"
 
 
 def check_expression(expr: Expr, schema: pa.Schema, context: str = "") -> str:
