@@ -353,3 +353,32 @@ def test_calendar_facts_and_time_of_day(runner, duck, mixed):
         "(epoch_us(ts) - epoch_us(TIMESTAMP '2024-06-01 12:00:00')) * 1000 AS nsd"])
     # a time of day is time64[ns] in sluice (Polars' one time type), time64[us] in DuckDB: values compared
     _compare(duck, path, [col("ts").dt.time().alias("tod")], ["CAST(ts AS TIME) AS tod"], check_types=False)
+
+
+def test_find_contains_any_and_replace(runner, duck, mixed):
+    """str.find counts characters from 0 and gives null when absent (DuckDB strpos counts from 1, 0 when absent)."""
+    _, path = mixed
+    _compare(duck, path, [
+        col("s").str.find("e", literal=True).alias("fe"), col("s").str.find("[bB]").alias("fb"),
+        col("s").str.find("û", literal=True).alias("fu"), col("s").str.contains_any(["an", "pie"]).alias("ca"),
+        col("grp").replace({"a": "A", "b": "B"}).alias("rg"), col("x").replace([1, 2, 3], [-1, -2, -3]).alias("rx"),
+        col("x").replace(0, 100).alias("r0"),
+    ], ["CASE WHEN strpos(s, 'e') > 0 THEN strpos(s, 'e') - 1 END AS fe",
+        "CASE WHEN regexp_matches(s, '[bB]') THEN length(regexp_extract(s, '^(.*?)[bB]', 1)) END AS fb",
+        "CASE WHEN strpos(s, 'û') > 0 THEN strpos(s, 'û') - 1 END AS fu",
+        "contains(s, 'an') OR contains(s, 'pie') AS ca",
+        "CASE grp WHEN 'a' THEN 'A' WHEN 'b' THEN 'B' ELSE grp END AS rg",
+        "CASE x WHEN 1 THEN -1 WHEN 2 THEN -2 WHEN 3 THEN -3 ELSE x END AS rx",
+        "CASE x WHEN 0 THEN 100 ELSE x END AS r0"])
+
+
+def test_unique_n_unique_and_count_matches_of_lists(runner, duck, lists):
+    _compare_table(duck, lists, [
+        col("l").list.unique().list.sort().alias("u"), col("l").list.n_unique().alias("nu"),
+        col("w").list.n_unique().alias("wnu"), col("l").list.count_matches(0).alias("c0"),
+        col("w").list.count_matches("").alias("ce"),
+    ], [  # a null element is kept once (DuckDB's list_distinct drops it)
+        "CASE WHEN l IS NOT NULL THEN list_sort(list_concat(list_distinct(l), "
+        "CASE WHEN list_position(l, NULL) IS NOT NULL THEN [NULL] ELSE [] END)) END AS u",
+        "list_unique(l) AS nu", "list_unique(w) AS wnu", "len(list_filter(l, lambda v: v = 0)) AS c0",
+        "len(list_filter(w, lambda v: v = '')) AS ce"])

@@ -41,6 +41,9 @@ SCHEMA = pa.schema([
     (col("nums").list.any(), "nums", "list of booleans"),
     (col("s").eq_missing(col("n")), "s", "cannot compare"),
     (col("s").dt.days_in_month(), "s", "needs a date or timestamp"),
+    (col("n").replace({1: "one"}), "n", "replace\\(\\) maps"),
+    (col("n").str.find("a"), "n", "needs a string"),
+    (col("tags").list.n_unique().str.len(), None, "needs a string"),
 ])
 def test_a_function_given_the_wrong_kind_of_column_names_the_column_at_plan_time(expr, column, needed):
     with pytest.raises(sl.ExpressionTypeError, match=needed) as info:
@@ -90,6 +93,10 @@ def test_result_kinds_let_functions_chain(expr, kind):
     (lambda: col("tags").list.get(1.5), "integer"),
     (lambda: col("tags").list.contains(None), "non-null item"),
     (lambda: coalesce(), "at least one expression"),
+    (lambda: col("n").replace([1, 2], [3]), "2 old values but 1 new"),
+    (lambda: col("n").replace(None, 0), "fill_null"),
+    (lambda: col("s").str.contains_any("ab"), "list of strings"),
+    (lambda: col("s").str.find("(", literal=False), "not a valid regular expression"),
 ])
 def test_bad_parameters_fail_when_the_expression_is_built(build, problem):
     with pytest.raises(sl.ExpressionTypeError, match=problem):

@@ -143,6 +143,26 @@ class ExprFunctions:
         """Boolean exclusive or; null when either side is null (SQL's three-valued logic)."""
         return self.call_function("xor", (other,))
 
+    def replace(self, old, new=None):
+        """Map values: `replace({1: 10, 2: 20})`, `replace([1, 2], [10, 20])` or `replace(1, 10)`; other values
+        are kept (SQL `CASE x WHEN 1 THEN 10 ... ELSE x END`). The new values must have the column's kind."""
+        if isinstance(old, dict):
+            if new is not None:
+                raise ExpressionTypeError("replace(mapping): give the mapping alone, without new values.")
+            pairs = tuple(old.items())
+        elif isinstance(old, (list, tuple)):
+            news = list(new) if isinstance(new, (list, tuple)) else [new] * len(old)
+            if len(news) != len(old):
+                raise ExpressionTypeError(f"replace(): {len(old)} old values but {len(news)} new ones.")
+            pairs = tuple(zip(old, news))
+        else:
+            pairs = ((old, new),)
+        if not pairs:
+            raise ExpressionTypeError("replace(): give at least one value to replace.")
+        if any(key is None for key, _ in pairs):
+            raise ExpressionTypeError("replace(None, ...): replace nulls with fill_null(value).")
+        return self.call_function("replace", params=(pairs,))
+
     # ---------------------------------------------------------------- namespaces
     @property
     def list(self) -> ListFunctions: return ListFunctions(self)
@@ -218,6 +238,19 @@ class StringLibrary:
         if not literal:
             _regex(pattern, "str.replace_all()")
         return self._call("str.replace", params=(pattern, value, literal))
+
+    def find(self, pattern: str, literal: bool = False):
+        """The character index, from 0, where the first match of `pattern` (a regex unless literal) starts; null
+        when it does not occur (DuckDB: strpos(s, p) - 1, which gives -1 instead; Polars counts bytes)."""
+        if not literal:
+            _regex(pattern, "str.find()")
+        return self._call("str.find", params=(_text(pattern, "str.find()"), bool(literal)))
+
+    def contains_any(self, patterns, ascii_case_insensitive: bool = False):
+        """Whether any of the literal strings `patterns` occurs (DuckDB: contains(s, p1) OR contains(s, p2) ...)."""
+        if isinstance(patterns, str) or not patterns or not all(isinstance(p, str) for p in patterns):
+            raise ExpressionTypeError(f"str.contains_any(): give a list of strings, got {patterns!r}.")
+        return self._call("str.contains_any", params=(tuple(patterns), bool(ascii_case_insensitive)))
 
     def reverse(self): return self._call("str.reverse")
     def len_bytes(self): return self._call("str.len_bytes")
@@ -413,6 +446,22 @@ class ListFunctions:
         return self._call("list.sort", params=(bool(descending),))
 
     def reverse(self): return self._call("list.reverse")
+
+    def unique(self):
+        """The distinct elements in order of first occurrence; a null element is kept once, as SELECT DISTINCT
+        keeps it (DuckDB's list_distinct drops it)."""
+        return self._call("list.unique")
+
+    def n_unique(self):
+        """The number of distinct non-null elements, as SQL's COUNT(DISTINCT) and sluice's count_distinct
+        (DuckDB list_unique; Polars counts null as a value)."""
+        return self._call("list.n_unique")
+
+    def count_matches(self, item):
+        """How many elements equal `item`."""
+        if item is None:
+            raise ExpressionTypeError("list.count_matches(None): give a non-null item (a null equals nothing).")
+        return self._call("list.count_matches", (item,))
 
     def drop_nulls(self):
         """The list without its null elements (DuckDB list_filter(l, x -> x IS NOT NULL))."""

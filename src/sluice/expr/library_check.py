@@ -47,7 +47,8 @@ _STRINGS = {fn: _string() for fn in (
     "str.strip_chars", "str.strip_chars_start", "str.strip_chars_end", "str.strip_prefix", "str.strip_suffix",
     "str.pad_start", "str.pad_end", "str.zfill", "str.extract", "str.reverse", "str.head", "str.tail")}
 _STRINGS.update({"str.split": _string(LIST), "str.extract_all": _string(LIST), "str.count_matches": _string(NUMERIC),
-                 "str.len_bytes": _string(NUMERIC), "str.strptime": _string(TEMPORAL)})
+                 "str.len_bytes": _string(NUMERIC), "str.strptime": _string(TEMPORAL),
+                 "str.find": _string(NUMERIC), "str.contains_any": _string(BOOL)})
 
 
 def _temporal(result=NUMERIC, duration=False) -> Signature:
@@ -78,11 +79,13 @@ _LISTS = {"list.len": _list(NUMERIC), "list.get": _list(ELEMENT), "list.contains
           "list.var": _list(NUMERIC, _NUMBER), "list.any": _list(BOOL, frozenset({BOOL})),
           "list.all": _list(BOOL, frozenset({BOOL})), "list.sort": _list(LIST), "list.reverse": _list(LIST),
           "list.drop_nulls": _list(LIST), "list.head": _list(LIST), "list.tail": _list(LIST),
-          "list.slice": _list(LIST),
+          "list.slice": _list(LIST), "list.unique": _list(LIST), "list.n_unique": _list(NUMERIC),
+          "list.count_matches": _list(NUMERIC),
           "struct.field": Signature(frozenset({STRUCT}), "a struct", FIELD)}
 
 # list functions whose result has the elements of their argument
-LIST_PRESERVING = frozenset({"list.sort", "list.reverse", "list.drop_nulls", "list.head", "list.tail", "list.slice"})
+LIST_PRESERVING = frozenset({"list.sort", "list.reverse", "list.drop_nulls", "list.head", "list.tail", "list.slice",
+                             "list.unique"})
 
 _COMPARISONS = {"xor": Signature(frozenset({BOOL}), "booleans", BOOL, frozenset({BOOL}))}
 

@@ -6,6 +6,7 @@ own function differs from the SQL semantics `library` promises, the lowering add
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import polars as pl
@@ -39,6 +40,16 @@ def _strptime(a: pl.Expr, dtype, format: str | None, strict: bool) -> pl.Expr:
     return a.str.strptime(target, format, strict=strict)
 
 
+def _find(a: pl.Expr, pattern: str, literal: bool) -> pl.Expr:
+    """A character index: the length of the shortest prefix that a match follows (Polars' str.find counts bytes)."""
+    body = re.escape(pattern) if literal else pattern
+    return a.str.extract(f"(?s)^(.*?)(?:{body})", 1).str.len_chars().cast(pl.Int64)
+
+
+def _replace(a: pl.Expr, pairs: tuple) -> pl.Expr:
+    return a.replace([old for old, _ in pairs], [new for _, new in pairs])
+
+
 LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     # math
     "floor": lambda a: a.floor(),
@@ -67,6 +78,7 @@ LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "eq_missing": lambda a, b: a.eq_missing(b),
     "ne_missing": lambda a, b: a.ne_missing(b),
     "xor": lambda a, b: a.xor(b),
+    "replace": _replace,
     # strings
     "str.strip_chars": lambda a, chars: a.str.strip_chars(chars),
     "str.strip_chars_start": lambda a, chars: a.str.strip_chars_start(chars),
@@ -80,6 +92,8 @@ LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "str.extract": lambda a, pattern, group: a.str.extract(pattern, group),
     "str.extract_all": lambda a, pattern: a.str.extract_all(pattern),
     "str.count_matches": lambda a, pattern, literal: a.str.count_matches(pattern, literal=literal).cast(pl.Int64),
+    "str.find": _find,
+    "str.contains_any": lambda a, patterns, nocase: a.str.contains_any(list(patterns), ascii_case_insensitive=nocase),
     "str.reverse": lambda a: a.str.reverse(),
     "str.len_bytes": lambda a: a.str.len_bytes().cast(pl.Int64),
     "str.head": lambda a, n: a.str.head(n),
@@ -131,6 +145,9 @@ LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "list.all": lambda a: _when_any_value(a, a.list.all()),
     "list.sort": lambda a, descending: a.list.sort(descending=descending, nulls_last=True),
     "list.reverse": lambda a: a.list.reverse(),
+    "list.unique": lambda a: a.list.unique(maintain_order=True),
+    "list.n_unique": lambda a: a.list.drop_nulls().list.n_unique().cast(pl.Int64),
+    "list.count_matches": lambda a, item: a.list.count_matches(item).cast(pl.Int64),
     "list.drop_nulls": lambda a: a.list.drop_nulls(),
     "list.head": lambda a, n: a.list.head(n),
     "list.tail": lambda a, n: a.list.tail(n),

@@ -149,7 +149,7 @@ class _Checker:
     def _call(self, expr: Call) -> str:
         kinds = [self.kind(a) for a in expr.args]
         first = kinds[0]
-        if expr.fn in LIBRARY_SIGNATURES or expr.fn in ("coalesce", "eq_missing", "ne_missing"):
+        if expr.fn in LIBRARY_SIGNATURES or expr.fn in ("coalesce", "eq_missing", "ne_missing", "replace"):
             return self._library_call(expr, kinds)
         if expr.fn in _STRING_RESULT:
             self.require(expr, expr.args[0], first, {STRING}, f"{expr.fn}() needs a string")
@@ -190,6 +190,15 @@ class _Checker:
                                       f"{self.label(expr.args[1], kinds[1])}",
                                 "Cast one side so both have the same type.")
             return BOOL
+        if expr.fn == "replace":
+            for old, new in expr.params[0]:
+                for value in (old, new):
+                    kind = _kind_of_value(value)
+                    if kind not in (kinds[0], NULL, OTHER) and kinds[0] not in (NULL, OTHER):
+                        raise self.fail(expr, f"replace() maps {self.describe(expr.args[0], kinds[0])} but is given "
+                                              f"{value!r} ({kind})",
+                                        "Give values of the column's kind, or cast the column first.")
+            return kinds[0]
         sig = LIBRARY_SIGNATURES[expr.fn]
         first = kinds[0]
         self.require(expr, expr.args[0], first, set(sig.needs), f"{expr.fn}() needs {sig.what}")
