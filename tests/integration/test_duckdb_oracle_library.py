@@ -362,14 +362,15 @@ def test_find_contains_any_and_replace(runner, duck, mixed):
         col("s").str.find("e", literal=True).alias("fe"), col("s").str.find("[bB]").alias("fb"),
         col("s").str.find("û", literal=True).alias("fu"), col("s").str.contains_any(["an", "pie"]).alias("ca"),
         col("grp").replace({"a": "A", "b": "B"}).alias("rg"), col("x").replace([1, 2, 3], [-1, -2, -3]).alias("rx"),
-        col("x").replace(0, 100).alias("r0"),
+        col("x").replace(0, 100).alias("r0"), col("x").replace(1, 0.5).alias("rf"),
     ], ["CASE WHEN strpos(s, 'e') > 0 THEN strpos(s, 'e') - 1 END AS fe",
         "CASE WHEN regexp_matches(s, '[bB]') THEN length(regexp_extract(s, '^(.*?)[bB]', 1)) END AS fb",
         "CASE WHEN strpos(s, 'û') > 0 THEN strpos(s, 'û') - 1 END AS fu",
         "contains(s, 'an') OR contains(s, 'pie') AS ca",
         "CASE grp WHEN 'a' THEN 'A' WHEN 'b' THEN 'B' ELSE grp END AS rg",
         "CASE x WHEN 1 THEN -1 WHEN 2 THEN -2 WHEN 3 THEN -3 ELSE x END AS rx",
-        "CASE x WHEN 0 THEN 100 ELSE x END AS r0"])
+        "CASE x WHEN 0 THEN 100 ELSE x END AS r0",
+        "CASE x WHEN 1 THEN 0.5::DOUBLE ELSE x END AS rf"])  # the common type, as CASE: not 0.5 cast into an int
 
 
 def test_unique_n_unique_and_count_matches_of_lists(runner, duck, lists):

@@ -145,7 +145,8 @@ class ExprFunctions:
 
     def replace(self, old, new=None):
         """Map values: `replace({1: 10, 2: 20})`, `replace([1, 2], [10, 20])` or `replace(1, 10)`; other values
-        are kept (SQL `CASE x WHEN 1 THEN 10 ... ELSE x END`). The new values must have the column's kind."""
+        are kept (SQL `CASE x WHEN 1 THEN 10 ... ELSE x END`), and the result has the common type of the column and
+        the new values (replace(1, 0.5) on an integer column gives floats). The values must have the column's kind."""
         if isinstance(old, dict):
             if new is not None:
                 raise ExpressionTypeError("replace(mapping): give the mapping alone, without new values.")

@@ -47,7 +47,9 @@ def _find(a: pl.Expr, pattern: str, literal: bool) -> pl.Expr:
 
 
 def _replace(a: pl.Expr, pairs: tuple) -> pl.Expr:
-    return a.replace([old for old, _ in pairs], [new for _, new in pairs])
+    """The result has the common type of the column and the new values, as SQL CASE (Polars' replace would cast
+    1.5 into an integer column as 1)."""
+    return a.replace_strict([old for old, _ in pairs], [new for _, new in pairs], default=a)
 
 
 LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
