@@ -24,6 +24,7 @@ which engine sluice follows):
 from __future__ import annotations
 
 import datetime
+import decimal
 import math
 
 import pyarrow as pa
@@ -57,8 +58,10 @@ SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, None, 2.5, -2.
 @pytest.fixture(scope="module")
 def special():
     n = len(SPECIAL_FLOATS)
+    cents = [None if i % 4 == 1 else decimal.Decimal(f"{(i - 6) * 37}.{i % 10}5") for i in range(n)]
     return pa.table({"id": range(n), "v": pa.array(SPECIAL_FLOATS, pa.float64()),
-                     "i": pa.array([3, -3, 0, None, 7, -1, 2, None, 5, -9, 1, 4, 0], pa.int64())})
+                     "i": pa.array([3, -3, 0, None, 7, -1, 2, None, 5, -9, 1, 4, 0], pa.int64()),
+                     "dec": pa.array(cents, pa.decimal128(12, 2))})
 
 
 # ---------------------------------------------------------------- math
@@ -104,13 +107,19 @@ def test_math_on_nan_infinity_zero_and_null(runner, duck, special):
         col("v").abs().alias("ab"), col("v").round(0).alias("r0"), col("v").sign().alias("sg"),
         col("v").clip(-1, 1).alias("c"), col("v").pow(2).alias("p"), col("v").arcsin().alias("asi"),
         col("i").sqrt().alias("isq"), col("i").log().alias("iln"), col("i").sign().alias("isg"),
+        col("i").clip(0.5, 2.5).alias("ic"), col("dec").clip(-1, 1).alias("dc"), col("dec").is_nan().alias("dn"),
+        col("dec").fill_nan(0).alias("df"),
     ], ["floor(v) AS fl", "ceil(v) AS ce", "sqrt(v) AS sq", "ln(v) AS ln", "log10(v) AS l10", "exp(v) AS ex",
         "abs(v) AS ab", "round(v, 0) AS r0",
         # sign and clip keep NaN; DuckDB's sign(NaN) is 0 and its least/greatest put NaN above every number
         "CASE WHEN isnan(v) THEN v ELSE CAST(sign(v) AS DOUBLE) END AS sg",
         "CASE WHEN v IS NULL OR isnan(v) THEN v ELSE greatest(least(v, 1), -1) END AS c", "pow(v, 2) AS p",
         "asin(v) AS asi",
-        "sqrt(i) AS isq", "ln(i) AS iln", "sign(i) AS isg"])
+        "sqrt(i) AS isq", "ln(i) AS iln", "sign(i) AS isg",
+        # the common type of value and bounds, as SQL: 0.5 is not cast into the integer column
+        "CASE WHEN i IS NOT NULL THEN greatest(least(i, 2.5::DOUBLE), 0.5::DOUBLE) END AS ic",
+        "CASE WHEN dec IS NOT NULL THEN greatest(least(dec, 1), -1) END AS dc", "isnan(CAST(dec AS DOUBLE)) AS dn",
+        "dec AS df"])
 
 
 # ---------------------------------------------------------------- NaN and null handling

@@ -94,8 +94,9 @@ class ExprFunctions:
 
     def clip(self, lower_bound=None, upper_bound=None):
         """Limit values to [lower_bound, upper_bound]; either bound may be left out, and a bound that is an
-        expression and null in a row leaves that side open there. Null stays null, NaN stays NaN (Polars;
-        DuckDB's least/greatest skip a null value and order NaN above every number)."""
+        expression and null in a row leaves that side open there. The result has the common type of the value
+        and the bounds, as SQL's least/greatest (clip(0.5, 1.5) of integers gives floats). Null stays null, NaN
+        stays NaN (Polars; DuckDB's least/greatest skip a null value and order NaN above every number)."""
         if lower_bound is None and upper_bound is None:
             raise ExpressionTypeError("clip(): give a lower_bound, an upper_bound, or both.")
         bounds = tuple(b for b in (lower_bound, upper_bound) if b is not None)
@@ -119,7 +120,7 @@ class ExprFunctions:
 
     # ---------------------------------------------------------------- NaN handling
     def is_nan(self):
-        """True for NaN, false for other numbers (integers included), null for null."""
+        """True for NaN, false for other numbers (integers and decimals included), null for null."""
         return self.call_function("is_nan")
 
     def is_not_nan(self): return self.call_function("is_not_nan")

@@ -19,12 +19,24 @@ def _when_any_value(a: pl.Expr, result: pl.Expr) -> pl.Expr:
     return pl.when(a.list.drop_nulls().list.len() > 0).then(result)
 
 
+def _nan(a: pl.Expr) -> pl.Expr:
+    """NaN tests for any number: Polars has none for decimals, and integers are never NaN."""
+    return a.cast(pl.Float64).is_nan()
+
+
 def _clip(a: pl.Expr, *bounds_then_flags) -> pl.Expr:
+    """As SQL's greatest/least, the result has the common type of the value and the bounds (Polars' clip casts
+    0.5 into an integer column as 0); NaN is kept, and a null bound leaves that side open."""
     *bounds, has_lower, has_upper = bounds_then_flags
     given = iter(bounds)
-    lower = next(given) if has_lower else None
-    upper = next(given) if has_upper else None
-    return a.clip(lower, upper)
+    chain = pl.when(_nan(a)).then(a)
+    if has_lower:
+        lower = next(given)
+        chain = chain.when(a < lower).then(lower)
+    if has_upper:
+        upper = next(given)
+        chain = chain.when(a > upper).then(upper)
+    return chain.otherwise(a)
 
 
 def _strptime(a: pl.Expr, dtype, format: str | None, strict: bool) -> pl.Expr:
@@ -71,11 +83,11 @@ LIBRARY_POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "arcsinh": lambda a: a.arcsinh(), "arccosh": lambda a: a.arccosh(), "arctanh": lambda a: a.arctanh(),
     "degrees": lambda a: a.degrees(), "radians": lambda a: a.radians(),
     # NaN and null handling
-    "is_nan": lambda a: a.is_nan(),
-    "is_not_nan": lambda a: a.is_not_nan(),
-    "is_finite": lambda a: a.is_finite(),
-    "is_infinite": lambda a: a.is_infinite(),
-    "fill_nan": lambda a, value: a.fill_nan(value),
+    "is_nan": _nan,
+    "is_not_nan": lambda a: ~_nan(a),
+    "is_finite": lambda a: a.cast(pl.Float64).is_finite(),
+    "is_infinite": lambda a: a.cast(pl.Float64).is_infinite(),
+    "fill_nan": lambda a, value: pl.when(_nan(a)).then(value).otherwise(a),
     "coalesce": lambda *values: pl.coalesce(list(values)),
     "eq_missing": lambda a, b: a.eq_missing(b),
     "ne_missing": lambda a, b: a.ne_missing(b),
