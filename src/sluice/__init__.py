@@ -34,7 +34,7 @@ from .errors import (
     RunnerError, SchemaMismatchError, SinkError, SluiceError, SourceError, SourceNotFoundError, SqlError,
     TooManyBadRecordsError, TransientError, UdfOutputError, UserCodeError,
 )
-from .expr.tree import Expr, col, count, dense_rank, lit, rank, row_number, when
+from .expr.tree import Expr, coalesce, col, count, dense_rank, lit, rank, row_number, when
 from .io.memory import ArrowSource, RangeSource
 from .io.parquet import ParquetSource
 from .io.sinks import WriteResult
@@ -111,7 +111,7 @@ def range(start: int, end: int | None = None, step: int = 1) -> Dataset:  # noqa
 
 
 __all__ = [
-    "Dataset", "Expr", "col", "lit", "when", "count", "row_number", "rank", "dense_rank", "configure", "read_parquet", "read_csv", "read_json", "from_arrow",
+    "Dataset", "Expr", "col", "lit", "when", "coalesce", "count", "row_number", "rank", "dense_rank", "configure", "read_parquet", "read_csv", "read_json", "from_arrow",
     "from_pandas", "from_polars", "from_items", "range", "WriteResult",
     "SluiceError", "PlanError", "ColumnNotFoundError", "ExpressionTypeError", "SourceError", "SourceNotFoundError",
     "CorruptFileError", "SchemaMismatchError", "UserCodeError", "UdfOutputError", "SinkError", "RunnerError",

@@ -2,6 +2,6 @@
 types (`types`, `typecheck`) and their compilation to Polars and to pyarrow filters (`compile`).
 """
 
-from .tree import Expr, col, count, dense_rank, lit, rank, row_number, when
+from .tree import Expr, coalesce, col, count, dense_rank, lit, rank, row_number, when
 
-__all__ = ["Expr", "col", "count", "dense_rank", "lit", "rank", "row_number", "when"]
+__all__ = ["Expr", "coalesce", "col", "count", "dense_rank", "lit", "rank", "row_number", "when"]

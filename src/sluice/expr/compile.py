@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ExpressionTypeError
+from .library_compile import LIBRARY_POLARS_CALLS
 from .tree import Aggregation, Alias, BinaryOp, Call, Column, Expr, Literal, Over, UnaryOp, When, WindowFunction
 from .types import to_polars_type
 
@@ -61,6 +62,7 @@ _POLARS_CALLS: dict[str, Callable[..., pl.Expr]] = {
     "dt.hour": lambda a: a.dt.hour().cast(pl.Int64),
     "dt.truncate": lambda a, every: a.dt.truncate(every),
     "dt.offset_by": lambda a, by: a.dt.offset_by(by),
+    **LIBRARY_POLARS_CALLS,
 }
 
 

@@ -16,12 +16,15 @@ from typing import Any, Callable, Iterable
 import pyarrow as pa
 
 from ..errors import ExpressionTypeError
+from .library import ExprFunctions, StringLibrary, TemporalLibrary
 from .types import to_arrow_type
 
 COMPARISON_OPS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
-class Expr:
-    """Base of every expression node. Nodes are frozen dataclasses; operators build new ones."""
+class Expr(ExprFunctions):
+    """Base of every expression node. Nodes are frozen dataclasses; operators build new ones.
+
+    The function library (math, NaN handling, `.list`, `.struct`) comes from `library.ExprFunctions`."""
 
     # Arithmetic
     def __add__(self, other): return BinaryOp("+", self, to_expr(other))
@@ -74,7 +77,10 @@ class Expr:
     def abs(self) -> Expr: return Call("abs", (self,))
 
     def round(self, decimals: int = 0) -> Expr:
-        """Round half away from zero to `decimals` places, as SQL's ROUND does."""
+        """Round half away from zero to `decimals` places, as SQL's ROUND does. A float is scaled by 10**decimals,
+        rounded and scaled back (Polars), so one whose binary value lies just below a half can go either way:
+        14.95 gives 15.0, where DuckDB, rounding the exact binary value 14.9499..., gives 14.9. Cast to a
+        decimal first for exact decimal rounding."""
         if isinstance(decimals, bool) or not isinstance(decimals, int):
             raise ExpressionTypeError(f"round({decimals!r}): the number of decimals must be an integer.")
         return Call("round", (self,), (decimals,))
@@ -144,6 +150,10 @@ class Expr:
 
     def _own_key(self) -> tuple: return ()
 
+    def call_function(self, fn: str, args: tuple = (), params: tuple = ()) -> Expr:
+        """The `Call` node of a library function of this expression; plain values in `args` become literals."""
+        return Call(fn, (self,) + tuple(to_expr(a) for a in args), tuple(params))
+
 
 @dataclass(frozen=True, eq=False)
 class Column(Expr):
@@ -207,6 +217,8 @@ class Call(Expr):
     def _own_key(self): return (self.fn, repr(self.params))
 
     def __repr__(self):
+        if self.fn == "coalesce":
+            return f"coalesce({', '.join(map(repr, self.args))})"
         inner = [repr(a) for a in self.args[1:]] + [
             repr(str(p)) if isinstance(p, pa.DataType) else repr(p) for p in self.params]
         return f"{self.args[0]!r}.{self.fn}({', '.join(inner)})"
@@ -379,7 +391,7 @@ class WhenThen:
         return When(self._branches, to_expr(value))
 
 
-class StringFunctions:
+class StringFunctions(StringLibrary):
     def __init__(self, expr: Expr):
         self._expr = expr
 
@@ -412,7 +424,7 @@ TRUNCATE_UNITS = {"s", "m", "h", "d", "w", "mo", "q", "y"}
 OFFSET_SPAN = re.compile(r"^-?(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 
 
-class TemporalFunctions:
+class TemporalFunctions(TemporalLibrary):
     def __init__(self, expr: Expr):
         self._expr = expr
 
@@ -456,6 +468,15 @@ def lit(value) -> Literal:
 def when(condition: Expr) -> WhenBuilder:
     """Start a conditional: `when(cond).then(value).otherwise(default)`."""
     return WhenBuilder((to_expr(condition),))
+
+
+# ---------------------------------------------------------------- library functions that start from no expression
+
+def coalesce(*values) -> Expr:
+    """The first non-null of `values` per row (SQL COALESCE); plain values become literals."""
+    if not values:
+        raise ExpressionTypeError("coalesce() needs at least one expression, e.g. coalesce(col('a'), col('b'), 0).")
+    return to_expr(values[0]).call_function("coalesce", values[1:])
 
 
 def to_expr(value) -> Expr:

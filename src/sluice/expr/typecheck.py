@@ -14,11 +14,11 @@ import decimal
 import pyarrow as pa
 
 from ..errors import ExpressionTypeError, column_not_found, format_schema
+from .kinds import BOOL, LIST, NULL, NUMERIC, OTHER, STRING, STRUCT, TEMPORAL
+from .library_check import ELEMENT, FIELD, LIBRARY_SIGNATURES, LIST_PRESERVING, SAME
 from .tree import (
     COMPARISON_OPS, Alias, BinaryOp, Call, Column, Expr, Literal, UnaryOp, When, columns_of, transform, walk,
 )
-
-NUMERIC, STRING, BOOL, TEMPORAL, NULL, OTHER = "numeric", "string", "boolean", "temporal", "null", "other"
 
 
 def kind_of_type(dtype: pa.DataType) -> str:
@@ -34,6 +34,11 @@ def kind_of_type(dtype: pa.DataType) -> str:
         return TEMPORAL
     if pa.types.is_null(dtype):
         return NULL
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_list_view(dtype) \
+            or pa.types.is_large_list_view(dtype) or pa.types.is_fixed_size_list(dtype):
+        return LIST
+    if pa.types.is_struct(dtype):
+        return STRUCT
     return OTHER
 
 
@@ -115,7 +120,8 @@ class _Checker:
         if kind not in allowed and kind not in (NULL, OTHER):
             fix = {STRING: "Cast it first, e.g. .cast('string').", NUMERIC: "Cast it first, e.g. .cast('float64').",
                    BOOL: "Compare it to something to get a boolean, e.g. col('x') > 0.",
-                   TEMPORAL: "Cast it to a date or timestamp first, e.g. .cast('timestamp[us]')."}
+                   TEMPORAL: "Cast it to a date or timestamp first, e.g. .cast('timestamp[us]').",
+                   LIST: "Make a list first, e.g. col('s').str.split(',')."}
             needed = sorted(allowed)[0]
             raise self.fail(whole, f"{problem}, but {self.describe(part, kind)}", fix.get(needed, ""))
 
@@ -143,6 +149,8 @@ class _Checker:
     def _call(self, expr: Call) -> str:
         kinds = [self.kind(a) for a in expr.args]
         first = kinds[0]
+        if expr.fn in LIBRARY_SIGNATURES or expr.fn in ("coalesce", "eq_missing", "ne_missing", "replace"):
+            return self._library_call(expr, kinds)
         if expr.fn in _STRING_RESULT:
             self.require(expr, expr.args[0], first, {STRING}, f"{expr.fn}() needs a string")
             return _STRING_RESULT[expr.fn]
@@ -163,6 +171,101 @@ class _Checker:
         if expr.fn == "cast":
             return kind_of_type(expr.params[0])
         return first
+
+
+    # ---------------------------------------------------------------- the function library (library.py)
+
+    def _library_call(self, expr: Call, kinds: list[str]) -> str:
+        if expr.fn == "coalesce":
+            known = {k for k in kinds if k not in (NULL, OTHER)}
+            if len(known) > 1:
+                parts = ", ".join(self.label(a, k) for a, k in zip(expr.args, kinds))
+                raise self.fail(expr, f"coalesce() needs values of one type, but gets {parts}",
+                                "Cast them to one type first, e.g. .cast('string').")
+            return known.pop() if known else kinds[0]
+        if expr.fn in ("eq_missing", "ne_missing"):
+            comparable = set(kinds) - {NULL, OTHER}
+            if len(comparable) > 1 and comparable != {TEMPORAL, STRING}:
+                raise self.fail(expr, f"cannot compare {self.label(expr.args[0], kinds[0])} with "
+                                      f"{self.label(expr.args[1], kinds[1])}",
+                                "Cast one side so both have the same type.")
+            return BOOL
+        if expr.fn == "replace":
+            for old, new in expr.params[0]:
+                for value in (old, new):
+                    kind = _kind_of_value(value)
+                    if kind not in (kinds[0], NULL, OTHER) and kinds[0] not in (NULL, OTHER):
+                        raise self.fail(expr, f"replace() maps {self.describe(expr.args[0], kinds[0])} but is given "
+                                              f"{value!r} ({kind})",
+                                        "Give values of the column's kind, or cast the column first.")
+            return kinds[0]
+        sig = LIBRARY_SIGNATURES[expr.fn]
+        first = kinds[0]
+        self.require(expr, expr.args[0], first, set(sig.needs), f"{expr.fn}() needs {sig.what}")
+        if sig.others is not None:
+            for arg, kind in zip(expr.args[1:], kinds[1:]):
+                self.require(expr, arg, kind, set(sig.others),
+                             f"the other arguments of {expr.fn}() must be {_plural(sig.others)}")
+        dtype = self.arrow_type(expr.args[0])
+        if sig.duration is not None and dtype is not None and pa.types.is_duration(dtype) != sig.duration:
+            fix = ("Subtract two timestamps to get one, e.g. (col('end') - col('start')).dt.total_days()."
+                   if sig.duration else "Add it to a date or timestamp first.")
+            raise self.fail(expr, f"{expr.fn}() needs {sig.what}, but {self.describe(expr.args[0], first)}", fix)
+        if expr.fn == "dt.convert_time_zone" and dtype is not None and getattr(dtype, "tz", "") is None:
+            raise self.fail(expr, f"dt.convert_time_zone() needs a timestamp with a time zone, but "
+                                  f"{self.describe(expr.args[0], first)}",
+                            "Say which zone its times are in first, e.g. .dt.replace_time_zone('UTC')"
+                            ".dt.convert_time_zone('Europe/Paris').")
+        element = self.element_kind(expr.args[0])
+        if sig.elements is not None and element not in sig.elements and element not in (NULL, OTHER):
+            raise self.fail(expr, f"{expr.fn}() needs a list of {_plural(sig.elements)}, but "
+                                  f"{self.describe(expr.args[0], first)}",
+                            "Turn the elements into the right type first, e.g. .cast(pa.list_(pa.string())).")
+        if sig.result == SAME:
+            return first
+        if sig.result == ELEMENT:
+            return element
+        if sig.result == FIELD:
+            return self.struct_field_kind(expr)
+        return sig.result
+
+    def arrow_type(self, expr: Expr) -> pa.DataType | None:
+        """The Arrow type of a column, or of the duration two columns' difference is; None when not known."""
+        if isinstance(expr, Alias):
+            return self.arrow_type(expr.expr)
+        if isinstance(expr, Column) and expr.name in self.schema.names:
+            return self.schema.field(expr.name).type
+        if isinstance(expr, BinaryOp) and expr.op == "-":
+            left, right = self.arrow_type(expr.left), self.arrow_type(expr.right)
+            if left is not None and right is not None and pa.types.is_temporal(left) and pa.types.is_temporal(right) \
+                    and not pa.types.is_duration(left):
+                return pa.duration("us")
+        return None
+
+    def element_kind(self, expr: Expr) -> str:
+        dtype = self.arrow_type(expr)
+        if dtype is not None and kind_of_type(dtype) == LIST:
+            return kind_of_type(dtype.value_type)
+        if isinstance(expr, Call) and expr.fn in ("str.split", "str.extract_all"):
+            return STRING
+        if isinstance(expr, Call) and expr.fn in LIST_PRESERVING:
+            return self.element_kind(expr.args[0])
+        return OTHER
+
+    def struct_field_kind(self, expr: Call) -> str:
+        dtype = self.arrow_type(expr.args[0])
+        if dtype is None or not pa.types.is_struct(dtype):
+            return OTHER
+        name = expr.params[0]
+        names = [dtype.field(i).name for i in range(dtype.num_fields)]
+        if name not in names:
+            raise self.fail(expr, f"struct.field({name!r}): {self.describe(expr.args[0], STRUCT)}, which has no "
+                                  f"field {name!r}", f"Its fields are: {', '.join(map(repr, names))}.")
+        return kind_of_type(dtype.field(name).type)
+
+
+def _plural(kinds: frozenset[str]) -> str:
+    return "strings" if STRING in kinds else "booleans" if BOOL in kinds else "numbers"
 
 
 def check_expression(expr: Expr, schema: pa.Schema, context: str = "") -> str:
