@@ -11,13 +11,12 @@ import pytest
 SCRIPT = "import sluice as sl; from sluice import col; sl.range(3_000_000).filter(col('id') % 3 == 0).count()"
 
 
-def run_in_terminal(env_extra, script=SCRIPT):
+def on_terminal(args: list[str], env: dict, on_output) -> int:
+    """Run `python args...` on a pseudo-terminal, handing each chunk of its output to `on_output`; its exit code."""
     leader, follower = pty.openpty()
-    env = {**os.environ, **env_extra, "COLUMNS": "160", "TERM": "xterm"}
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=follower, stdout=follower, stderr=follower,
+    process = subprocess.Popen([sys.executable, *args], stdin=follower, stdout=follower, stderr=follower,
                                env=env, close_fds=True)
     os.close(follower)
-    output = b""
     while True:
         try:
             chunk = os.read(leader, 65536)
@@ -25,10 +24,16 @@ def run_in_terminal(env_extra, script=SCRIPT):
             break
         if not chunk:
             break
-        output += chunk
+        on_output(chunk)
     process.wait(timeout=120)
     os.close(leader)
-    return process.returncode, output.decode(errors="replace")
+    return process.returncode
+
+
+def run_in_terminal(env_extra, script=SCRIPT):
+    chunks = []
+    code = on_terminal(["-c", script], {**os.environ, **env_extra, "COLUMNS": "160", "TERM": "xterm"}, chunks.append)
+    return code, b"".join(chunks).decode(errors="replace")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
@@ -110,24 +115,15 @@ def screens_of(script: str, args: list[str], columns: int = 200, rows: int = 50)
     import pyte
     screen = pyte.Screen(columns, rows)
     stream = pyte.ByteStream(screen)
-    leader, follower = pty.openpty()
     env = {**os.environ, "SLUICE_PROGRESS": "1", "COLUMNS": str(columns), "LINES": str(rows), "TERM": "xterm"}
-    process = subprocess.Popen([sys.executable, "-c", script, *args], stdin=follower, stdout=follower,
-                               stderr=follower, env=env, close_fds=True)
-    os.close(follower)
     screens = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
+
+    def show(chunk: bytes) -> None:
         stream.feed(chunk)
         screens.append("\n".join(line.rstrip() for line in screen.display))
-    process.wait(timeout=120)
-    os.close(leader)
-    assert process.returncode == 0, screens[-1] if screens else ""
+
+    code = on_terminal(["-c", script, *args], env, show)
+    assert code == 0, screens[-1] if screens else ""
     return screens
 
 

@@ -60,24 +60,29 @@ def no_aws_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
 
 
+def crashed_run_with_secrets(tmp_path, source, endpoint: str, runs: str, out_key: str) -> str:
+    """Run JOB (credentials given in code) in a child killed before its commit; the run's id."""
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    env = dict(os.environ, SLUICE_RUNS_DIR=runs, SLUICE_PROGRESS="0", SLUICE_RUNNER=sl_config.current().runner,
+               SLUICE_TEST_CRASH_AT="before-commit")
+    child = subprocess.run([sys.executable, str(script), str(source), endpoint, SECRETS["access_key"],
+                            SECRETS["secret_key"], SECRETS["session_token"], out_key], env=env, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    (run_id,) = [n for n in os.listdir(runs) if not n.startswith("_")]
+    return run_id
+
+
 def test_credentials_never_reach_the_run_store_and_a_resume_asks_for_them(tmp_path, runner, no_aws_credentials,
                                                                            monkeypatch):
     source = tmp_path / "in"
     source.mkdir()
     for i in range(3):
         pq.write_table(pa.table({"x": np.arange(i * 100, (i + 1) * 100)}), source / f"p{i}.parquet")
-    script = tmp_path / "job.py"
-    script.write_text(JOB)
-    runs = str(tmp_path / "runs")
-    out_key = f"secrets/{tmp_path.name}"  # moto's state outlives its server: a path of this test's own
+    runs, out_key = str(tmp_path / "runs"), f"secrets/{tmp_path.name}"  # moto's state outlives its server
     with moto_s3("secrets") as (_, endpoint):
-        env = dict(os.environ, SLUICE_RUNS_DIR=runs, SLUICE_PROGRESS="0", SLUICE_RUNNER=sl_config.current().runner,
-                   SLUICE_TEST_CRASH_AT="before-commit")
-        child = subprocess.run([sys.executable, str(script), str(source), endpoint, SECRETS["access_key"],
-                                SECRETS["secret_key"], SECRETS["session_token"], out_key], env=env, capture_output=True,
-                               text=True, timeout=120, check=False)
-        assert child.returncode == -signal.SIGKILL, child.stderr
-        (run_id,) = [n for n in os.listdir(runs) if not n.startswith("_")]
+        run_id = crashed_run_with_secrets(tmp_path, source, endpoint, runs, out_key)
         run_dir = os.path.join(runs, run_id)
         assert os.path.exists(os.path.join(run_dir, "plan.pkl"))
 
@@ -107,18 +112,9 @@ def test_a_resume_takes_the_credentials_from_the_environment(tmp_path, runner, n
     source = tmp_path / "in"
     source.mkdir()
     pq.write_table(pa.table({"x": np.arange(50)}), source / "p.parquet")
-    script = tmp_path / "job.py"
-    script.write_text(JOB)
-    runs = str(tmp_path / "runs")
-    out_key = f"secrets/{tmp_path.name}"  # moto's state outlives its server: a path of this test's own
+    runs, out_key = str(tmp_path / "runs"), f"secrets/{tmp_path.name}"  # moto's state outlives its server
     with moto_s3("secrets") as (_, endpoint):
-        env = dict(os.environ, SLUICE_RUNS_DIR=runs, SLUICE_PROGRESS="0", SLUICE_RUNNER=sl_config.current().runner,
-                   SLUICE_TEST_CRASH_AT="before-commit")
-        child = subprocess.run([sys.executable, str(script), str(source), endpoint, SECRETS["access_key"],
-                                SECRETS["secret_key"], SECRETS["session_token"], out_key], env=env, capture_output=True,
-                               text=True, timeout=120, check=False)
-        assert child.returncode == -signal.SIGKILL, child.stderr
-        (run_id,) = [n for n in os.listdir(runs) if not n.startswith("_")]
+        run_id = crashed_run_with_secrets(tmp_path, source, endpoint, runs, out_key)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-environment")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-the-environment")
         assert sl.resume(run_id, runs_dir=runs).rows == 50
