@@ -75,8 +75,11 @@ def test_sigterm_stops_after_the_running_tasks_and_resume_finishes_the_rest(lake
     assert not os.path.exists(os.path.join(out, "_SUCCESS"))  # nothing committed
     events = _events(runs)
     (preempted,) = [e for e in events if e["event"] == "preempted"]
-    # no task started after the notice, and every task running then finished (grace), none was cut off
-    assert not [e for e in events if e["event"] == "task_start" and e["ts"] > preempted["ts"] + 0.05]
+    # no task started after the notice, and every task running then finished (grace), none was cut off. On Ray
+    # a task handed to Ray before the notice may still start after it (Ray cannot withdraw a queued task without
+    # the risk of interrupting one that started): at most the window of tasks in flight, 2 x 2 threads
+    late = [e for e in events if e["event"] == "task_start" and e["ts"] > preempted["ts"] + 0.05]
+    assert len(late) <= (4 if runner == "ray" else 0), late
     starts = {e["block"] for e in events if e["event"] == "task_start"}
     ends = {e["block"]: e["status"] for e in events if e["event"] == "task_end"}
     assert starts and all(ends.get(block) == "ok" for block in starts)
