@@ -146,26 +146,25 @@ def parse_fraction(key: str, value) -> float:
     return fraction
 
 
-def parse_price(key: str, value) -> float:
+def _at_least_zero(value, problem: str) -> float:
+    """`value` as a number >= 0, else a SluiceError saying `problem`."""
     try:
-        price = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        price = -1.0
-    if not price >= 0:
-        raise SluiceError(f"{key}={value!r}: give a price in USD as a number >= 0, such as 0.04 "
-                          f"(env SLUICE_{key.upper()}).")
-    return price
+        number = -1.0
+    if not number >= 0:
+        raise SluiceError(problem)
+    return number
+
+
+def parse_price(key: str, value) -> float:
+    return _at_least_zero(value, f"{key}={value!r}: give a price in USD as a number >= 0, such as 0.04 "
+                                 f"(env SLUICE_{key.upper()}).")
 
 
 def parse_retention(value) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds >= 0:
-        raise SluiceError(f"snapshot_retention_s={value!r}: give the seconds replaced files stay for readers, as a "
-                          f"number >= 0, such as 3600 (env SLUICE_SNAPSHOT_RETENTION_S).")
-    return seconds
+    return _at_least_zero(value, f"snapshot_retention_s={value!r}: give the seconds replaced files stay for "
+                                 f"readers, as a number >= 0, such as 3600 (env SLUICE_SNAPSHOT_RETENTION_S).")
 
 
 def check_on_error(value: str) -> str:
